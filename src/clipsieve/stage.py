@@ -1,0 +1,135 @@
+"""The stage protocol.
+
+A stage is a small dataclass: its fields are its parameters (recorded for provenance), it declares
+name, version, input/output columns and resources, loads heavy things once in :meth:`Stage.setup`,
+and transforms a batch of rows in :meth:`Stage.process`. It knows nothing about which executor
+runs it: the local runner, Ray Data's ``map_batches`` or a unit test on three rows all call the
+same two methods.
+
+Batches are ``pyarrow.Table`` objects, the format Ray Data hands to ``map_batches`` with
+``batch_format="pyarrow"``. Most stages think in rows, so :class:`RowStage` converts and turns
+any exception raised for one row into ``status='error'`` plus a one-line ``error`` on that row:
+a bad video never stops the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from clipsieve.table import (
+    CLIP_SCHEMA,
+    STATUS_ERROR,
+    VIDEO_SCHEMA,
+    error_text,
+    rows_to_table,
+    table_to_rows,
+)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs; executors use it for placement (e.g. Ray ``num_gpus``)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: int | None = None
+
+
+class StageError(Exception):
+    """A per-row failure with a message meant for the user (recorded in the row's ``error``)."""
+
+
+@dataclass
+class Stage(ABC):
+    """Base of every pipeline stage. Subclasses are dataclasses; their fields are parameters."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    table: ClassVar[str] = "clips"  # which table the stage reads: "videos" or "clips"
+    output_table: ClassVar[str | None] = None  # defaults to ``table``
+    inputs: ClassVar[tuple[str, ...]] = ()
+    outputs: ClassVar[tuple[str, ...]] = ()
+    resources: ClassVar[Resources] = Resources()
+
+    def params(self) -> dict[str, Any]:
+        """Parameters for provenance (``run.json``, Parquet metadata)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "table": self.table,
+            "output_table": self.output_table or self.table,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "resources": dataclasses.asdict(self.resources),
+            "params": self.params(),
+        }
+
+    def setup(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Load models or open handles once per worker. Default: nothing to load."""
+
+    @abstractmethod
+    def process(self, batch: pa.Table) -> pa.Table:
+        """Transform one batch. Must not raise for a bad row: record it on the row."""
+
+
+def _output_schema(stage: Stage) -> pa.Schema:
+    return VIDEO_SCHEMA if (stage.output_table or stage.table) == "videos" else CLIP_SCHEMA
+
+
+@dataclass
+class RowStage(Stage):
+    """A stage that maps each row to one row (dict) or to several rows (list of dicts).
+
+    Rows whose ``status`` is already ``error`` pass through untouched (they are kept so the run
+    can explain every input, but there is nothing to do on them). An exception in
+    :meth:`process_row` marks the row ``status='error'`` with ``error='<stage>: <reason>'``.
+    """
+
+    skip_errored: ClassVar[bool] = True
+
+    @abstractmethod
+    def process_row(self, row: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+        """Return the updated row, or a list of output rows (a 1→N stage)."""
+
+    def on_error(self, row: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
+        """Rows to emit when :meth:`process_row` failed. Default: the input row, marked."""
+        failed = dict(row)
+        failed["status"] = STATUS_ERROR
+        failed["error"] = error_text(self.name, exc)
+        return [failed]
+
+    def passthrough(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows to emit for an input row that had already failed upstream."""
+        return [row]
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        out: list[dict[str, Any]] = []
+        for row in table_to_rows(batch):
+            if self.skip_errored and row.get("status") == STATUS_ERROR:
+                out.extend(self.passthrough(row))
+                continue
+            try:
+                result = self.process_row(row)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # a bad row must not stop the run
+                out.extend(self.on_error(row, exc))
+                continue
+            out.extend(result if isinstance(result, list) else [result])
+        return rows_to_table(out, _output_schema(self))
+
+
+def merge_row(row: Mapping[str, Any], **updates: Any) -> dict[str, Any]:
+    """A copy of ``row`` with ``updates`` applied (stages never mutate their input)."""
+    merged = dict(row)
+    merged.update(updates)
+    return merged

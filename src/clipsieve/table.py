@@ -1,0 +1,227 @@
+"""The clip table: Arrow schemas, row conversion and atomic file I/O.
+
+Everything the pipeline knows lives in two tables, ``videos`` (one row per source file) and
+``clips`` (one row per clip). Stages add columns; rows are never silently dropped (a failed or
+filtered row keeps ``status``/``error`` or ``keep``/``drop_reason``). Unknown values are null,
+never 0 or -1, so an allow-list filter can tell "unscored" from "scored zero".
+
+Files are written atomically (temp file in the same folder, fsync, rename) so an interrupted run
+never leaves a half-written table that a resume would trust.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+VIDEO_FIELDS: list[pa.Field] = [
+    pa.field("video_id", pa.string(), nullable=False),
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("status", pa.string()),  # "ok" | "error"
+    pa.field("error", pa.string()),  # "<stage>: <one-line reason>" when status == "error"
+    pa.field("size_bytes", pa.int64()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("fps", pa.float64()),  # average frame rate (frames / duration)
+    pa.field("num_frames", pa.int64()),
+    pa.field("width", pa.int32()),  # coded width, before rotation
+    pa.field("height", pa.int32()),
+    pa.field("sar", pa.string()),  # sample aspect ratio "num:den"
+    pa.field("rotation", pa.int32()),  # display rotation in degrees (0/90/180/270)
+    pa.field("codec", pa.string()),
+    pa.field("pix_fmt", pa.string()),
+    pa.field("bit_depth", pa.int32()),
+    pa.field("has_audio", pa.bool_()),
+    pa.field("bitrate", pa.int64()),  # bits per second
+]
+
+CLIP_FIELDS: list[pa.Field] = [
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("video_id", pa.string(), nullable=False),
+    pa.field("path", pa.string()),  # the cut clip file (null until cut, or when not cut)
+    pa.field("source_path", pa.string()),
+    pa.field("shot_index", pa.int32()),
+    pa.field("start_frame", pa.int64()),  # inclusive, 0-based decode order in the source
+    pa.field("end_frame", pa.int64()),  # exclusive
+    pa.field("start_s", pa.float64()),
+    pa.field("end_s", pa.float64()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("fps", pa.float64()),
+    pa.field("num_frames", pa.int64()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("aspect_ratio", pa.float64()),  # height / width, as Open-Sora
+    pa.field("resolution", pa.int64()),  # height * width
+    pa.field("status", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("keep", pa.bool_()),
+    pa.field("drop_reason", pa.string()),
+]
+
+VIDEO_SCHEMA = pa.schema(VIDEO_FIELDS)
+CLIP_SCHEMA = pa.schema(CLIP_FIELDS)
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+
+def error_text(stage: str, message: object) -> str:
+    """One-line ``"<stage>: <message>"`` for the ``error`` column (newlines folded, capped)."""
+    text = " ".join(str(message).split()) or type(message).__name__
+    return f"{stage}: {text[:500]}"
+
+
+def _schema_for(rows: Sequence[Mapping[str, Any]], base: pa.Schema) -> pa.Schema:
+    """The base schema plus any extra columns the rows carry, in first-seen order."""
+    fields = list(base)
+    known = set(base.names)
+    extra: dict[str, list[Any]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key not in known:
+                extra.setdefault(key, []).append(value)
+    for key, values in extra.items():
+        fields.append(pa.field(key, pa.array(values).type if values else pa.null()))
+    return pa.schema(fields, metadata=base.metadata)
+
+
+def rows_to_table(rows: Sequence[Mapping[str, Any]], base: pa.Schema) -> pa.Table:
+    """Build a table with ``base``'s columns first; missing values become null.
+
+    Extra keys become extra columns with an inferred type, so stages can add columns without
+    registering them here first.
+    """
+    schema = _schema_for(rows, base)
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    arrays = []
+    for field in schema:
+        values = columns[field.name]
+        if pa.types.is_null(field.type) and any(v is not None for v in values):
+            arrays.append(pa.array(values))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    fields = [pa.field(f.name, a.type) for f, a in zip(schema, arrays, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=base.metadata))
+
+
+def table_to_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as plain dicts (the form row-wise stages work in)."""
+    return table.to_pylist()
+
+
+def concat_tables(tables: Iterable[pa.Table], base: pa.Schema) -> pa.Table:
+    """Concatenate tables whose extra columns may differ; missing columns become null."""
+    tables = [t for t in tables if t is not None]
+    if not tables:
+        return base.empty_table()
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+# ---------------------------------------------------------------------------- atomic writes
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync and rename it into place."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet(
+    table: pa.Table, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write Parquet atomically; ``metadata`` is stored JSON-encoded as key-value metadata."""
+    if metadata:
+        existing = dict(table.schema.metadata or {})
+        existing.update({k.encode(): json.dumps(v).encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(existing)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)
+
+
+def read_parquet(path: str | os.PathLike[str]) -> pa.Table:
+    return pq.read_table(path)
+
+
+def parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON-decoded key-value metadata written by :func:`write_parquet`."""
+    raw = pq.read_schema(path).metadata or {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.decode()
+        if name == "ARROW:schema":
+            continue
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value.decode(errors="replace")
+    return out
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def write_csv(
+    table: pa.Table, path: str | os.PathLike[str], columns: Sequence[str] | None = None
+) -> Path:
+    """Write CSV atomically (nulls as empty cells, lists/dicts JSON-encoded)."""
+    names = list(columns) if columns is not None else table.column_names
+    rows = table.select(names).to_pylist() if names else []
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_csv_cell(row[n]) for n in names])
+    return Path(path)
+
+
+def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Rows of a CSV file as string dicts (types are the caller's business)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_jsonl(table: pa.Table, path: str | os.PathLike[str]) -> Path:
+    """Write one JSON object per row, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in table.to_pylist():
+            fh.write(json.dumps(row, ensure_ascii=False, default=str))
+            fh.write("\n")
+    return Path(path)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a JSON document atomically (used for ``run.json``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    return Path(path)
