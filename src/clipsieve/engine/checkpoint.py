@@ -47,6 +47,15 @@ class ShardStore:
         suffix = ".videos.parquet"
         return {p.name[: -len(suffix)] for p in self.dir.glob(f"*{suffix}")}
 
+    def remove_partial(self) -> int:
+        """Delete temp files a killed run left behind (they never count as finished work)."""
+        removed = 0
+        if self.dir.exists():
+            for tmp in self.dir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def write(self, video_id: str, videos: pa.Table, clips: pa.Table) -> None:
         """Commit one video: clips shard first, then the videos shard that marks it done."""
         write_parquet(clips, self._path(video_id, "clips"))

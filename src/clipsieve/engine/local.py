@@ -106,6 +106,7 @@ class LocalRunner:
         for stage in self.pipeline.stages:
             stage.setup()
         stats: dict[str, StageStats] = {}
+        self.store.remove_partial()
         done = self.store.done_ids()
         processed = skipped = 0
         for index, row in enumerate(rows):
