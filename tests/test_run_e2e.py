@@ -46,7 +46,7 @@ def finished_run(samples, tmp_path_factory):
 
 
 def _files(expected: dict) -> dict[str, dict]:
-    return expected["files"]
+    return expected["videos"]
 
 
 def _decoded_frames(path: str) -> int:
@@ -73,12 +73,12 @@ def test_detected_cuts_match_known_cuts(finished_run, expected):
         if info.get("expected_error"):
             continue
         found = list(videos[name]["cuts"])
-        for cut in info.get("cuts", []):
+        for cut in info["hard_cuts"]:
             assert any(abs(cut - f) <= TOLERANCE_FRAMES for f in found), (name, cut, found)
-        boundaries = list(info.get("cuts", [])) + [g[0] for g in info.get("gradual", [])]
+        boundaries = list(info["hard_cuts"]) + [g[0] for g in info["gradual_transitions"]]
         for f in found:
-            near_cut = any(abs(f - c) <= TOLERANCE_FRAMES for c in info.get("cuts", []))
-            in_gradual = any(a - 1 <= f <= b + 1 for a, b in info.get("gradual", []))
+            near_cut = any(abs(f - c) <= TOLERANCE_FRAMES for c in info["hard_cuts"])
+            in_gradual = any(a - 1 <= f <= b + 1 for a, b in info["gradual_transitions"])
             assert near_cut or in_gradual, (name, "false cut", f, boundaries)
 
 

@@ -120,8 +120,10 @@ def run_pipeline(
         "videos.parquet": write_parquet(result.videos, run_dir / "videos.parquet", provenance),
         "clips.parquet": write_parquet(result.clips, run_dir / "clips.parquet", provenance),
     }
+    # The run folder always holds both Parquet tables; csv/jsonl are the optional exports.
     other_formats = tuple(f for f in config.export.formats if f != "parquet")
-    files.update(export_run(run_dir, result.clips, formats=other_formats))
+    exported = export_run(run_dir, result.clips, formats=other_formats)
+    files.update({path.name: path for path in exported.values()})
 
     invocations[-1].update(
         {"finished": _now(), "processed": result.processed, "skipped": result.skipped}

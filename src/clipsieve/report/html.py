@@ -1,0 +1,188 @@
+"""The run report: one self-contained HTML page that explains a run.
+
+It answers "what happened to my videos?": the funnel of counts per stage, every error, why clips
+were dropped, and a thumbnail of each kept clip. Thumbnails are embedded as base64 JPEG data
+URIs and the CSS is inline, so the file can be mailed or opened offline (no CDN, no side files).
+For big runs the thumbnails and error rows are capped and the page says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pyarrow as pa
+
+from clipsieve.report.thumbs import thumbnail_jpeg
+from clipsieve.table import STATUS_ERROR, STATUS_OK, atomic_path
+
+MAX_THUMBS = 500
+MAX_ERRORS = 1000
+THUMB_SIDE = 256
+
+
+def _rows(table: pa.Table | None) -> list[dict[str, Any]]:
+    return table.to_pylist() if table is not None else []
+
+
+def _is_kept(row: Mapping[str, Any]) -> bool:
+    return row.get("keep") is True and row.get("status") == STATUS_OK
+
+
+def _counts(videos: list[dict], clips: list[dict]) -> list[tuple[str, int]]:
+    shots = {
+        (c.get("video_id"), c.get("shot_index")) for c in clips if c.get("shot_index") is not None
+    }
+    kept = [c for c in clips if _is_kept(c)]
+    return [
+        ("videos ingested", len(videos)),
+        ("videos probed ok", sum(v.get("status") == STATUS_OK for v in videos)),
+        ("videos with errors", sum(v.get("status") == STATUS_ERROR for v in videos)),
+        ("shots detected", len(shots)),
+        ("clips planned", len(clips)),
+        ("clips kept", len(kept)),
+        ("clips dropped", sum(not _is_kept(c) and c.get("status") != STATUS_ERROR for c in clips)),
+        ("clips with errors", sum(c.get("status") == STATUS_ERROR for c in clips)),
+        ("clips cut", sum(bool(c.get("path")) and c.get("status") == STATUS_OK for c in clips)),
+    ]
+
+
+def _errors(videos: list[dict], clips: list[dict]) -> list[dict[str, str]]:
+    out = [
+        {"what": "video", "item": v.get("path") or v.get("video_id"), "error": v.get("error") or ""}
+        for v in videos
+        if v.get("status") == STATUS_ERROR
+    ]
+    out += [
+        {
+            "what": "clip",
+            "item": f"{c.get('clip_id')} ({c.get('source_path') or c.get('video_id')})",
+            "error": c.get("error") or "",
+        }
+        for c in clips
+        if c.get("status") == STATUS_ERROR
+    ]
+    return out
+
+
+def _drop_reasons(clips: list[dict]) -> list[tuple[str, int]]:
+    """Dropped (not kept, not failed) clips counted by ``drop_reason``, most common first."""
+    counter = Counter(
+        c.get("drop_reason") or ("not selected" if c.get("keep") is False else "not decided")
+        for c in clips
+        if not _is_kept(c) and c.get("status") != STATUS_ERROR
+    )
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _thumb_uri(clip: Mapping[str, Any], run_dir: Path) -> str | None:
+    """Middle frame of the cut clip file, else the same frame in the source video."""
+    data = None
+    path = clip.get("path")
+    if path:
+        clip_file = Path(path) if Path(path).is_absolute() else run_dir / path
+        frames = clip.get("num_frames")
+        data = thumbnail_jpeg(clip_file, frames // 2 if frames else None, max_side=THUMB_SIDE)
+    start, end = clip.get("start_frame"), clip.get("end_frame")
+    if data is None and clip.get("source_path") and start is not None and end is not None:
+        data = thumbnail_jpeg(clip["source_path"], (start + end - 1) // 2, max_side=THUMB_SIDE)
+    if data is None:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _card(clip: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    duration = clip.get("duration_s")
+    if duration is None and clip.get("num_frames") and clip.get("fps"):
+        duration = clip["num_frames"] / clip["fps"]
+    width, height = clip.get("width"), clip.get("height")
+    return {
+        "clip_id": clip.get("clip_id"),
+        "thumb": _thumb_uri(clip, run_dir),
+        "duration": f"{duration:.2f} s" if duration is not None else "?",
+        "frames": clip.get("num_frames") if clip.get("num_frames") is not None else "?",
+        "resolution": f"{width}\u00d7{height}" if width and height else "?",
+        "source": os.path.basename(clip.get("source_path") or ""),
+        "span": f"{clip.get('start_frame')}\u2013{clip.get('end_frame')}",
+    }
+
+
+def _summary(run_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of ``run.json`` worth a glance; everything else goes in a details table."""
+    inputs = run_info.get("inputs") or run_info.get("input") or []
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    when = next(
+        (
+            run_info[k]
+            for k in ("finished_at", "started_at", "created_at", "when")
+            if run_info.get(k)
+        ),
+        None,
+    )
+    versions = run_info.get("versions") or {}
+    if not isinstance(versions, Mapping):
+        versions = {"version": versions}
+    shown = {"inputs", "input", "versions"}
+    details = {
+        k: v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v, default=str)
+        for k, v in run_info.items()
+        if k not in shown
+    }
+    return {
+        "inputs": [str(i) for i in inputs],
+        "when": str(when) if when else None,
+        "versions": {str(k): str(v) for k, v in versions.items()},
+        "details": details,
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("clipsieve", "report/templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def write_report(
+    run_dir: Path,
+    videos: pa.Table | None,
+    clips: pa.Table | None,
+    run_info: Mapping[str, Any] | None = None,
+    out: Path | None = None,
+    *,
+    max_thumbs: int = MAX_THUMBS,
+) -> Path:
+    """Render the report for a run into ``out`` (default ``run_dir/report.html``)."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report.html"
+    video_rows, clip_rows = _rows(videos), _rows(clips)
+    kept = [c for c in clip_rows if _is_kept(c)]
+    errors = _errors(video_rows, clip_rows)
+    html = (
+        _environment()
+        .get_template("report.html")
+        .render(
+            run_dir=str(run_dir),
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            summary=_summary(run_info or {}),
+            counts=_counts(video_rows, clip_rows),
+            errors=errors[:MAX_ERRORS],
+            errors_total=len(errors),
+            drop_reasons=_drop_reasons(clip_rows),
+            cards=[_card(c, run_dir) for c in kept[:max_thumbs]],
+            kept_total=len(kept),
+        )
+    )
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return out
