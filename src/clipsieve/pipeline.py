@@ -54,7 +54,9 @@ def build_pipeline(config: RunConfig, run_dir: Path) -> Pipeline:
     return Pipeline(
         video_stages=[
             ProbeStage(),
-            ShotDetectStage(detector=config.shots.detector, params=dict(config.shots.params)),
+            ShotDetectStage(
+                detector=config.shots.detector, detector_params=dict(config.shots.params)
+            ),
         ],
         plan_stage=ClipPlanStage(
             min_s=config.policy.min_s,
