@@ -101,11 +101,12 @@ def _print_summary(outputs: object) -> None:
 
 
 def _run(inputs: list[Path], out: Path, config_file: Path | None, restart: bool) -> None:
-    from clipsieve.run import run_pipeline
+    from clipsieve.run import execute_run, prepare_run
 
     config = load_config(config_file)
+    prepared = prepare_run(inputs, out, config, restart=restart)  # fails fast, before any bar
     with _progress("videos") as progress:
-        task = progress.add_task("videos", total=None, rate="", current="")
+        task = progress.add_task("videos", total=len(prepared.rows), rate="", current="")
 
         def on_progress(path: str, done: int, total: int) -> None:
             elapsed = progress.tasks[0].elapsed or 0.0
@@ -114,7 +115,7 @@ def _run(inputs: list[Path], out: Path, config_file: Path | None, restart: bool)
                 task, completed=done, total=total, rate=rate, current=Path(path).name[:40]
             )
 
-        outputs = run_pipeline(inputs, out, config, restart=restart, progress=on_progress)
+        outputs = execute_run(prepared, progress=on_progress)
     _print_summary(outputs)
     report = outputs.files.get("report.html")
     if report:
@@ -174,8 +175,8 @@ def demo(
 
     with _user_errors():
         samples = out / "samples"
-        console.print(f"building sample videos in {samples} …")
-        make_sample_set(samples, scale="demo")
+        with console.status(f"building sample videos in {samples} …"):
+            make_sample_set(samples, scale="demo")
         _run([samples], out / "run", None, restart=True)
 
 

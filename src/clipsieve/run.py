@@ -84,23 +84,32 @@ def prepare_run_dir(run_dir: Path, restart: bool) -> None:
         ) from None
 
 
-def run_pipeline(
+@dataclass
+class PreparedRun:
+    """A validated run: folder ready, inputs found, stages built, ``run.json`` written."""
+
+    run_dir: Path
+    config: RunConfig
+    pipeline: Pipeline
+    rows: list[dict[str, Any]]
+    run_info: dict[str, Any]
+
+
+def prepare_run(
     inputs: Sequence[str | Path],
     run_dir: str | Path,
     config: RunConfig,
     *,
     restart: bool = False,
-    progress: ProgressCallback | None = None,
     pipeline: Pipeline | None = None,
-) -> RunOutputs:
-    """Run (or resume) the whole pipeline on ``inputs`` into ``run_dir``."""
+) -> PreparedRun:
+    """Everything that can fail because of the user, done before any video is touched."""
     run_dir = Path(run_dir)
+    rows = ingest_rows([str(p) for p in inputs])
     prepare_run_dir(run_dir, restart)
     pipeline = pipeline or build_pipeline(config, run_dir)
     stages = pipeline.describe()
     previous = _check_resumable(run_dir, stages)
-    rows = ingest_rows([str(p) for p in inputs])
-
     invocations = list((previous or {}).get("invocations", []))
     invocations.append({"started": _now()})
     run_info: dict[str, Any] = {
@@ -112,10 +121,18 @@ def run_pipeline(
         "num_videos": len(rows),
     }
     write_json(run_info, run_dir / RUN_JSON)
+    return PreparedRun(run_dir, config, pipeline, rows, run_info)
 
-    result = LocalRunner(pipeline, run_dir).run(rows, progress=progress)
 
-    provenance = {"clipsieve_stages": stages, "clipsieve_versions": run_info["versions"]}
+def execute_run(prepared: PreparedRun, progress: ProgressCallback | None = None) -> RunOutputs:
+    """Process (or resume) every video, then write the tables, exports and report."""
+    run_dir, config, run_info = prepared.run_dir, prepared.config, prepared.run_info
+    result = LocalRunner(prepared.pipeline, run_dir).run(prepared.rows, progress=progress)
+
+    provenance = {
+        "clipsieve_stages": run_info["stages"],
+        "clipsieve_versions": run_info["versions"],
+    }
     files = {
         "videos.parquet": write_parquet(result.videos, run_dir / "videos.parquet", provenance),
         "clips.parquet": write_parquet(result.clips, run_dir / "clips.parquet", provenance),
@@ -125,10 +142,9 @@ def run_pipeline(
     exported = export_run(run_dir, result.clips, formats=other_formats)
     files.update({path.name: path for path in exported.values()})
 
-    invocations[-1].update(
+    run_info["invocations"][-1].update(
         {"finished": _now(), "processed": result.processed, "skipped": result.skipped}
     )
-    run_info["invocations"] = invocations
     run_info["stage_stats"] = {
         name: {
             "seconds": round(s.seconds, 3),
@@ -144,3 +160,17 @@ def run_pipeline(
 
         files["report.html"] = write_report(run_dir, result.videos, result.clips, run_info)
     return RunOutputs(result, run_dir, files)
+
+
+def run_pipeline(
+    inputs: Sequence[str | Path],
+    run_dir: str | Path,
+    config: RunConfig,
+    *,
+    restart: bool = False,
+    progress: ProgressCallback | None = None,
+    pipeline: Pipeline | None = None,
+) -> RunOutputs:
+    """Run (or resume) the whole pipeline on ``inputs`` into ``run_dir``."""
+    prepared = prepare_run(inputs, run_dir, config, restart=restart, pipeline=pipeline)
+    return execute_run(prepared, progress=progress)
