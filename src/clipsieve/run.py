@@ -145,15 +145,18 @@ def execute_run(prepared: PreparedRun, progress: ProgressCallback | None = None)
     run_info["invocations"][-1].update(
         {"finished": _now(), "processed": result.processed, "skipped": result.skipped}
     )
-    run_info["stage_stats"] = {
-        name: {
+    # A list in pipeline order (run.json is written with sorted keys, a dict would lose it).
+    run_info["stage_stats"] = [
+        {
+            "stage": stage.name,
             "seconds": round(s.seconds, 3),
             "rows_in": s.rows_in,
             "rows_out": s.rows_out,
             "errors": dict(s.errors),
         }
-        for name, s in result.stats.items()
-    }
+        for stage in prepared.pipeline.stages
+        if (s := result.stats.get(stage.name)) is not None
+    ]
     write_json(run_info, run_dir / RUN_JSON)
     if config.report.enabled:
         from clipsieve.report.html import write_report

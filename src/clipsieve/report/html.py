@@ -130,9 +130,26 @@ def _summary(run_info: Mapping[str, Any]) -> dict[str, Any]:
     versions = run_info.get("versions") or {}
     if not isinstance(versions, Mapping):
         versions = {"version": versions}
-    shown = {"inputs", "input", "versions"}
+    invocations = run_info.get("invocations") or []
+    if not when and invocations and isinstance(invocations[-1], Mapping):
+        when = invocations[-1].get("finished") or invocations[-1].get("started")
+    stages = [
+        {
+            "name": s.get("stage"),
+            "seconds": f"{s.get('seconds', 0):.1f}",
+            "rows_in": s.get("rows_in"),
+            "rows_out": s.get("rows_out"),
+            "errors": ", ".join(f"{reason} ×{n}" for reason, n in (s.get("errors") or {}).items()),
+        }
+        for s in run_info.get("stage_stats") or []
+        if isinstance(s, Mapping)
+    ]
+    shown = {"inputs", "input", "versions", "stage_stats"}
+    # Nested values (config, stage parameters) are long: shown folded, as indented JSON.
     details = {
-        k: v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v, default=str)
+        k: v
+        if isinstance(v, (str, int, float, bool)) or v is None
+        else json.dumps(v, indent=2, default=str)
         for k, v in run_info.items()
         if k not in shown
     }
@@ -140,6 +157,7 @@ def _summary(run_info: Mapping[str, Any]) -> dict[str, Any]:
         "inputs": [str(i) for i in inputs],
         "when": str(when) if when else None,
         "versions": {str(k): str(v) for k, v in versions.items()},
+        "stages": stages,
         "details": details,
     }
 
