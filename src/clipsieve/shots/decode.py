@@ -1,0 +1,173 @@
+"""Fast, small-frame video decoding for shot detection.
+
+Shot detectors look at tiny frames (TransNetV2 at 48x27, colour differences at ~64 px wide), so
+the cost of a detector is the cost of decoding. This reader is built to make that cheap:
+
+* PyAV with ``thread_type="AUTO"`` (frame + slice threads; PyAV's default is far slower),
+* optionally ``skip_loop_filter=all``: H.264/HEVC deblocking is a large part of decode time and
+  only smooths block edges, which a 64-px analysis frame never sees,
+* one swscale call straight from the decoder's YUV to a small RGB frame (``FAST_BILINEAR`` to
+  twice the target size, then an OpenCV area average), instead of converting full-size RGB,
+  through a single reused swscale context.
+
+Frames are numbered 0, 1, 2, ... in the order the decoder outputs them, which is presentation
+order: the same numbering as ``ffmpeg -fps_mode passthrough`` and the clip table's
+``start_frame``/``end_frame``. Variable frame rate, a non-zero start time and display rotation
+change nothing in that numbering (rotation is ignored: detection does not care which way is up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+
+class DecodeError(RuntimeError):
+    """The video cannot be opened or decoded; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the video stream (before decoding it)."""
+
+    width: int
+    height: int
+    fps: float  # average frame rate; 0.0 when the container does not know
+    frames_hint: int  # frame count from the container header; 0 when unknown
+
+
+def _fps_of(stream: av.video.stream.VideoStream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return float(Fraction(rate))
+    return 0.0
+
+
+def analysis_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """(w, h) with ``w == target_width`` (or smaller for tiny videos), keeping the aspect ratio."""
+    w = min(target_width, width) if width > 0 else target_width
+    h = max(2, round(height * w / width)) if width > 0 else max(2, target_width * 9 // 16)
+    return max(2, w), h
+
+
+class FrameReader:
+    """Decode a video once, yielding ``(index, frame)`` with small ``uint8`` frames.
+
+    Frames are ``rgb24`` (or ``pix_fmt``, e.g. ``bgr24`` for OpenCV-minded code), shape (h, w, 3).
+
+    ``size`` is the output (width, height), or a function of the coded (width, height) that
+    returns it; ``None`` keeps the aspect ratio at ``width`` pixels.
+    ``fast=True`` skips the in-loop deblocking filter (see module docs). The reader is a
+    one-shot iterator; ``num_frames`` holds the decoded count once it is exhausted.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        width: int = 64,
+        size: tuple[int, int] | Callable[[int, int], tuple[int, int]] | None = None,
+        fast: bool = True,
+        threads: int = 0,
+        pix_fmt: str = "rgb24",
+    ) -> None:
+        self.path = str(path)
+        self._pix_fmt = pix_fmt
+        self._width = width
+        self._size = size
+        self._fast = fast
+        self._threads = threads
+        self.num_frames = 0
+        self.info = self._probe()
+
+    def _open(self) -> av.container.InputContainer:
+        try:
+            container = av.open(self.path)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DecodeError(f"cannot open {self.path}: {_reason(exc)}") from None
+        if not container.streams.video:
+            container.close()
+            raise DecodeError(f"no video stream in {self.path}")
+        return container
+
+    def _probe(self) -> VideoInfo:
+        with self._open() as container:
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            return VideoInfo(
+                width=int(ctx.width or 0),
+                height=int(ctx.height or 0),
+                fps=_fps_of(stream),
+                frames_hint=int(stream.frames or 0),
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The (width, height) of the yielded frames."""
+        if callable(self._size):
+            return self._size(self.info.width, self.info.height)
+        if self._size is not None:
+            return self._size
+        return analysis_size(self.info.width, self.info.height, self._width)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        width, height = self.size
+        # swscale's FAST_BILINEAR is nearly free but aliases on big reductions; going to twice
+        # the target and area-averaging the rest in OpenCV keeps it cheap and smooth.
+        mid_w, mid_h = width * 2, height * 2
+        # One reformatter for the whole video: ``frame.reformat`` builds a fresh swscale
+        # context per frame, which cost more than decoding itself (15.1 s vs 9.3 s for 3,678
+        # frames of 1080p).
+        scaler = VideoReformatter()
+        container = self._open()
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if self._threads:
+                stream.codec_context.thread_count = self._threads
+            if self._fast:
+                stream.codec_context.options = {"skip_loop_filter": "all"}
+            index = 0
+            try:
+                for frame in container.decode(stream):
+                    if frame.width >= mid_w and frame.height >= mid_h:
+                        mid = scaler.reformat(
+                            frame, mid_w, mid_h, self._pix_fmt, interpolation="FAST_BILINEAR"
+                        ).to_ndarray()
+                        image = cv2.resize(mid, (width, height), interpolation=cv2.INTER_AREA)
+                    else:
+                        image = scaler.reformat(
+                            frame, width, height, self._pix_fmt, interpolation="BILINEAR"
+                        ).to_ndarray()
+                    yield index, image
+                    index += 1
+                    self.num_frames = index
+            except av.error.FFmpegError as exc:
+                if index == 0:
+                    raise DecodeError(f"cannot decode {self.path}: {_reason(exc)}") from None
+                # A truncated tail still leaves every frame before it usable.
+        finally:
+            container.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())
+
+
+def read_frames(
+    path: str | Path, *, width: int = 64, size: tuple[int, int] | None = None, fast: bool = True
+) -> tuple[np.ndarray, VideoInfo]:
+    """All frames of ``path`` as one ``(n, h, w, 3)`` uint8 array, plus the stream info."""
+    reader = FrameReader(path, width=width, size=size, fast=fast)
+    frames = [image for _, image in reader]
+    w, h = reader.size
+    stack = np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8)
+    return stack, reader.info

@@ -1,0 +1,383 @@
+"""The default shot detector: a cheap pass over tiny frames, TransNetV2 only where it is unsure.
+
+Why this shape. Decoding is most of the cost of shot detection, and TransNetV2 is the most
+accurate detector we have but runs at tens of frames per second on a CPU. So:
+
+1. **One decode** at 48x27 RGB (TransNetV2's input size), deblocking skipped, threaded.
+2. **Cheap signals** per frame: mean absolute pixel change to the previous frame (``d1``), a
+   colour-histogram distance to the previous frame (``h1``), mean brightness (``y``), and the
+   change over a longer span (``dk``, frame ``i`` against ``i - k``) that reveals dissolves.
+3. **Hard cuts**: ``d1`` peaks that stand out from their neighbourhood (an adaptive ratio, as in
+   PySceneDetect's AdaptiveDetector). A peak that is large on every signal is accepted as is;
+   one that is small on either is dropped; the rest are *unsure*. A *flash* (the picture returns
+   to the pre-peak frame within a few frames: photo flashes, welding sparks) is never a cut.
+4. **Fades** through black are found from brightness ramps: a fade-out is a steady darkening to
+   black, a fade-in a steady brightening from black. A dip to black without a held black frame
+   is one transition; with a black hold, fade-out and fade-in are two boundaries (the black is a
+   shot of its own). A transition still running at the end of the video has no shot after it and
+   is not reported.
+5. **Dissolves**: long-span change with no hard cut inside (``dk`` high while ``d1`` is low and
+   steady) marks a candidate region.
+6. **TransNetV2 arbitrates**: unsure hard cuts and dissolve candidates are checked by running the
+   model on one 100-frame window around each (all windows in one batch). For a static video
+   (slides, screen captures) nothing is unsure and the model never runs.
+
+Each reported cut is the first frame of the new shot; a gradual transition's is its first frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from clipsieve.shots.decode import FrameReader
+from clipsieve.shots.detectors import ShotResult
+from clipsieve.shots.transnet import CONTEXT, INPUT_H, INPUT_W, STEP, WINDOW
+
+
+@dataclass
+class Signals:
+    """Per-frame cheap signals; index ``i`` compares frame ``i`` with frame ``i - 1``."""
+
+    y: np.ndarray  # mean brightness 0..255
+    d1: np.ndarray  # mean |frame_i - frame_i-1|, 0..255
+    h1: np.ndarray  # histogram distance to previous frame, 0..1
+    dk: np.ndarray  # mean |frame_i - frame_i-k|
+    flat: np.ndarray  # spatial std of the frame (a black frame has ~0)
+
+
+def _hist(frames: np.ndarray, bins: int = 4) -> np.ndarray:
+    """Joint RGB histogram per frame, ``bins**3`` cells, normalised to sum 1."""
+    q = (frames >> (8 - int(np.log2(bins)))).astype(np.int32)
+    codes = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    codes = codes.reshape(len(frames), -1)
+    n_cells = bins**3
+    offsets = (np.arange(len(frames)) * n_cells)[:, None]
+    counts = np.bincount((codes + offsets).ravel(), minlength=len(frames) * n_cells)
+    return counts.reshape(len(frames), n_cells) / codes.shape[1]
+
+
+def compute_signals(frames: np.ndarray, k: int = 8) -> Signals:
+    """Cheap signals for ``frames`` (n, h, w, 3) uint8."""
+    n = len(frames)
+    f = frames.reshape(n, -1).astype(np.int16)
+    y = f.mean(axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
+    flat = f.std(axis=1).astype(np.float32) if n else np.zeros(0, np.float32)
+    d1 = np.zeros(n, np.float32)
+    dk = np.zeros(n, np.float32)
+    h1 = np.zeros(n, np.float32)
+    if n > 1:
+        d1[1:] = np.abs(f[1:] - f[:-1]).mean(axis=1)
+        hist = _hist(frames)
+        h1[1:] = 0.5 * np.abs(hist[1:] - hist[:-1]).sum(axis=1)
+        for i in range(1, n):
+            j = max(0, i - k)
+            dk[i] = np.abs(f[i] - f[j]).mean()
+    return Signals(y=y, d1=d1, h1=h1, dk=dk, flat=flat)
+
+
+def _local_level(x: np.ndarray, i: int, half: int) -> float:
+    """Typical value of ``x`` around ``i``, ignoring ``i - 1 .. i + 1`` (the peak itself)."""
+    lo, hi = max(1, i - half), min(len(x), i + half + 1)
+    around = np.concatenate([x[lo : max(lo, i - 1)], x[min(hi, i + 2) : hi]])
+    if around.size == 0:
+        return 0.0
+    return float(np.percentile(around, 75))
+
+
+@dataclass
+class HybridDetector:
+    """Cheap signals + fade logic + TransNetV2 on unsure windows (see module docs)."""
+
+    name: ClassVar[str] = "hybrid"
+    threshold: float = 0.5  # TransNetV2 probability that confirms an unsure candidate
+    weak_threshold: float = 0.1  # ... or this probability for a peak that stands out by ...
+    weak_ratio: float = 5.5  # ... this factor above its neighbourhood
+    cut_min: float = 6.0  # d1 below this is never a hard cut (0..255 scale)
+    cut_sure: float = 30.0  # d1 at or above this, with a clear ratio and histogram change: sure
+    hist_sure: float = 0.35  # histogram distance for a sure cut
+    ratio: float = 2.5  # a peak must exceed its neighbourhood level by this factor
+    spike_min: float = 20.0  # an isolated spike this big ...
+    spike_ratio: float = 12.0  # ... and this many times its neighbourhood is a sure cut
+    still_level: float = 0.3  # neighbourhood d1 at or below this: the pictures around are still
+    still_step: float = 2.0  # smallest d1 step between still pictures that is a cut
+    black: float = 12.0  # mean brightness at or below which a frame counts as black
+    fade_min_len: int = 5  # frames of steady ramp for a fade
+    black_hold: int = 4  # black frames that make fade-out/fade-in two boundaries
+    dissolve_min: float = 12.0  # dk level that makes a dissolve candidate
+    use_model: bool = True  # False: cheap pass only (unsure candidates are decided by ratio)
+    threads: int = 0
+    _model: Any = field(default=None, init=False, repr=False)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "threshold",
+                "weak_threshold",
+                "weak_ratio",
+                "cut_min",
+                "cut_sure",
+                "hist_sure",
+                "ratio",
+                "spike_min",
+                "spike_ratio",
+                "still_level",
+                "still_step",
+                "black",
+                "fade_min_len",
+                "black_hold",
+                "dissolve_min",
+                "use_model",
+            )
+        }
+
+    # ------------------------------------------------------------------------------ public
+
+    def detect(self, path: str | Path) -> ShotResult:
+        reader = FrameReader(path, size=(INPUT_W, INPUT_H))
+        frames_list = [image for _, image in reader]
+        frames = (
+            np.stack(frames_list) if frames_list else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8)
+        )
+        cuts, _ = self.detect_frames(frames)
+        return ShotResult(fps=reader.info.fps or 0.0, num_frames=len(frames), cuts=cuts)
+
+    def detect_frames(
+        self, frames: np.ndarray, probs: np.ndarray | None = None
+    ) -> tuple[list[int], dict[str, Any]]:
+        """Cuts for an (n, 27, 48, 3) uint8 RGB array; ``probs`` skips the model (testing)."""
+        n = len(frames)
+        if n < 2:
+            return [], {}
+        sig = compute_signals(frames)
+        sure, unsure = self._hard_cut_candidates(frames, sig)
+        fades = self._fades(sig)
+        dissolves = self._dissolve_candidates(sig, sure + unsure, fades)
+        checks = sorted(
+            set(unsure) | {c for a, b in dissolves for c in range(a + 10, b + 11, STEP)}
+        )
+        model_probs: dict[int, float] = {}
+        if checks and self.use_model and probs is None:
+            probs = self._predict_windows(frames, checks)
+        accepted: list[int] = list(sure)
+        for c in unsure:
+            if probs is not None and self.use_model:
+                window = probs[max(0, c - 2) : min(n, c + 2)]
+                p = float(window.max()) if window.size else 0.0
+                model_probs[c] = p
+                # Strong cheap evidence needs only weak support from the model.
+                lvl = max(_local_level(sig.d1, c, 8), 1.0)
+                if p >= self.threshold or (
+                    p >= self.weak_threshold and sig.d1[c] >= self.weak_ratio * lvl
+                ):
+                    accepted.append(c)
+            elif sig.d1[c] >= 2 * self.cut_min:
+                accepted.append(c)
+        for a, b in dissolves:
+            if probs is None or not self.use_model or b >= n - 2:
+                continue  # (a change still running at the end has no shot after it)
+            seg = probs[a : b + 1]
+            above = np.nonzero(seg >= self.threshold)[0]
+            if above.size:
+                accepted.append(a + int(above[0]))
+        events = sorted(set(accepted) | {f for f in fades})
+        cuts = self._merge(events, n)
+        debug = {
+            "sure": sure,
+            "unsure": unsure,
+            "fades": fades,
+            "dissolves": dissolves,
+            "model": model_probs,
+        }
+        return cuts, debug
+
+    # ---------------------------------------------------------------------------- stages
+
+    def _hard_cut_candidates(self, frames: np.ndarray, sig: Signals) -> tuple[list[int], list[int]]:
+        n = len(frames)
+        sure: list[int] = []
+        unsure: list[int] = []
+        d1 = sig.d1
+        for i in range(1, n):
+            v = d1[i]
+            if v < self.still_step:
+                continue
+            if v < d1[i - 1] or (i + 1 < n and v <= d1[i + 1]):
+                continue  # not a local peak
+            level = _local_level(d1, i, 8)
+            # A step between two still pictures (slides, screen captures, stills): the frames
+            # around it do not change at all, so even a small step is a new picture.
+            still = level <= self.still_level
+            if not still and (v < self.cut_min or v < self.ratio * max(level, 1.0)):
+                continue
+            if self._is_flash(frames, i, v):
+                continue
+            both_dark = sig.y[i] <= self.black and sig.y[i - 1] <= self.black
+            if both_dark:
+                continue
+            floor = max(level, 1.0)
+            strong = v >= self.cut_sure and sig.h1[i] >= self.hist_sure and v >= 4 * floor
+            isolated = v >= self.spike_min and v >= self.spike_ratio * floor
+            if still or strong or isolated:
+                sure.append(i)
+            else:
+                unsure.append(i)
+        return sure, unsure
+
+    @staticmethod
+    def _is_flash(frames: np.ndarray, i: int, jump: float) -> bool:
+        """The picture at ``i - 1`` comes back within 3 frames: a flash, not a cut."""
+        before = frames[i - 1].astype(np.int16)
+        for k in range(1, 4):
+            if i + k >= len(frames):
+                break
+            back = float(np.abs(frames[i + k].astype(np.int16) - before).mean())
+            if back < 0.35 * jump:
+                return True
+        return False
+
+    def _fades(self, sig: Signals) -> list[int]:
+        """First frames of fades to/from black (see module docs)."""
+        y = sig.y
+        n = len(y)
+        dark = (y <= self.black) & (sig.flat <= 2 * self.black)
+        events: list[int] = []
+        i = 0
+        while i < n:
+            if not dark[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and dark[j + 1]:
+                j += 1
+            # black run [i, j]; look for a darkening ramp before it and a brightening after it
+            out_start = self._ramp_start(y, i, direction=-1)
+            in_end = self._ramp_start(y, j, direction=+1)
+            has_out = out_start is not None and i - out_start >= self.fade_min_len
+            has_in = in_end is not None and in_end - j >= self.fade_min_len and in_end < n - 1
+            hold = j - i + 1
+            if has_out and has_in and hold < self.black_hold:
+                events.append(int(out_start))  # one dip to black
+            else:
+                if has_out:
+                    events.append(int(out_start))
+                if has_in and j + 1 < n:
+                    events.append(j + 1)
+            i = j + 1
+        return events
+
+    def _ramp_start(self, y: np.ndarray, edge: int, direction: int) -> int | None:
+        """Walk away from a black run while brightness keeps rising; where the ramp ends.
+
+        ``direction=-1`` walks back in time from the run's first frame (a fade-out's start),
+        ``+1`` forward from its last frame (a fade-in's end). ``None`` when there is no ramp.
+        """
+        n = len(y)
+        k = edge
+        steps = 0
+        while 0 <= k + direction < n:
+            nxt = k + direction
+            if y[nxt] > y[k] + 0.3 or (y[nxt] > y[k] - 0.3 and y[nxt] <= self.black):
+                k = nxt
+                steps += 1
+                continue
+            break
+        amplitude = y[k] - y[edge]
+        if steps == 0 or amplitude < 3 * self.black:
+            return None
+        if direction > 0:
+            return n - 1 if k >= n - 1 else k  # n - 1: still brightening at the end
+        # The first few percent of a fade-out change too slowly to see; start where it shows.
+        while k < edge and y[k] > y[edge] + 0.97 * amplitude:
+            k += 1
+        return k
+
+    def _dissolve_candidates(
+        self, sig: Signals, cuts: list[int], fades: list[int]
+    ) -> list[tuple[int, int]]:
+        """Regions with long-span change, steady small frame differences and no cut/fade."""
+        n = len(sig.dk)
+        hot = sig.dk >= self.dissolve_min
+        taken = np.zeros(n, bool)
+        for c in [*cuts, *fades]:
+            taken[max(0, c - 10) : min(n, c + 30)] = True
+        regions: list[tuple[int, int]] = []
+        i = 0
+        while i < n:
+            if not hot[i] or taken[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and hot[j + 1] and not taken[j + 1]:
+                j += 1
+            if j - i + 1 >= 4:
+                regions.append((max(0, i - 8), min(n - 1, j)))
+            i = j + 1
+        return regions
+
+    # ---------------------------------------------------------------------------- model
+
+    def load(self) -> None:
+        """Load TransNetV2 now rather than at the first unsure candidate (e.g. before timing)."""
+        if self.use_model:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from clipsieve.shots.transnet import load_transnet
+
+            self._model = load_transnet()
+        return self._model
+
+    def _predict_windows(self, frames: np.ndarray, centres: list[int]) -> np.ndarray:
+        """TransNetV2 probabilities on windows around ``centres`` (zero elsewhere).
+
+        Each window is 100 frames whose middle 50 get predictions, exactly as the package
+        windows a whole video; overlapping windows are merged.
+        """
+        import torch
+
+        from clipsieve.shots.detectors import _torch_threads
+
+        n = len(frames)
+        probs = np.zeros(n, np.float32)
+        starts: list[int] = []
+        for c in centres:
+            s = c - CONTEXT - STEP // 2  # prediction span [s + 25, s + 75) centred on c
+            if starts and s < starts[-1] + STEP // 2:
+                continue
+            starts.append(s)
+        model = self._load()
+        windows = []
+        for s in starts:
+            idx = np.clip(np.arange(s, s + WINDOW), 0, n - 1)
+            windows.append(frames[idx])
+        with _torch_threads(self.threads), torch.inference_mode():
+            for b in range(0, len(windows), 4):
+                batch = torch.from_numpy(np.stack(windows[b : b + 4]))
+                single, _ = model.predict_raw(batch)
+                out = single[:, CONTEXT : CONTEXT + STEP, 0].numpy()
+                for w, s in enumerate(starts[b : b + 4]):
+                    for t in range(STEP):
+                        f = s + CONTEXT + t
+                        if 0 <= f < n:
+                            probs[f] = max(probs[f], out[w, t])
+        return probs
+
+    # ---------------------------------------------------------------------------- merge
+
+    @staticmethod
+    def _merge(events: list[int], n: int) -> list[int]:
+        """One cut per boundary: events closer than 3 frames collapse to the earliest."""
+        out: list[int] = []
+        for e in sorted(events):
+            if not 0 < e < n:
+                continue
+            if out and e - out[-1] < 3:
+                continue
+            out.append(e)
+        return out
