@@ -35,7 +35,7 @@ import numpy as np
 
 from clipsieve.shots.decode import FrameReader
 from clipsieve.shots.detectors import ShotResult
-from clipsieve.shots.transnet import CONTEXT, INPUT_H, INPUT_W, STEP, WINDOW
+from clipsieve.shots.transnet import INPUT_H, INPUT_W, STEP
 
 
 @dataclass
@@ -222,11 +222,28 @@ class HybridDetector:
             floor = max(level, 1.0)
             strong = v >= self.cut_sure and sig.h1[i] >= self.hist_sure and v >= 4 * floor
             isolated = v >= self.spike_min and v >= self.spike_ratio * floor
+            if not strong and self._is_overlay(frames, i):
+                continue  # a caption or logo popping on or off is not a cut
             if still or strong or isolated:
                 sure.append(i)
             else:
                 unsure.append(i)
         return sure, unsure
+
+    @staticmethod
+    def _is_overlay(frames: np.ndarray, i: int, level: int = 25) -> bool:
+        """The change from ``i - 1`` to ``i`` is confined to the top or bottom third.
+
+        Burned-in captions, lower thirds and logos appear in those bands; a new slide or still
+        changes the middle of the picture too (measured on the shared set: captions change rows
+        21-24 of 27, every slide change spans rows 4-21).
+        """
+        diff = np.abs(frames[i].astype(np.int16) - frames[i - 1].astype(np.int16)).max(axis=2)
+        rows = np.nonzero((diff > level).any(axis=1))[0]
+        if rows.size == 0:
+            return False
+        third = frames.shape[1] / 3
+        return bool(rows.max() < third or rows.min() >= 2 * third)
 
     @staticmethod
     def _is_flash(frames: np.ndarray, i: int, jump: float) -> bool:
@@ -337,35 +354,24 @@ class HybridDetector:
         """TransNetV2 probabilities on windows around ``centres`` (zero elsewhere).
 
         Each window is 100 frames whose middle 50 get predictions, exactly as the package
-        windows a whole video; overlapping windows are merged.
+        windows a whole video. The frames that need a prediction (50 around each centre) are
+        merged into spans, and each span is tiled with windows whose predicted middles do not
+        overlap, so no frame goes through the model twice.
         """
-        import torch
-
         from clipsieve.shots.detectors import _torch_threads
+        from clipsieve.shots.transnet import predict_at
 
         n = len(frames)
-        probs = np.zeros(n, np.float32)
-        starts: list[int] = []
-        for c in centres:
-            s = c - CONTEXT - STEP // 2  # prediction span [s + 25, s + 75) centred on c
-            if starts and s < starts[-1] + STEP // 2:
-                continue
-            starts.append(s)
-        model = self._load()
-        windows = []
-        for s in starts:
-            idx = np.clip(np.arange(s, s + WINDOW), 0, n - 1)
-            windows.append(frames[idx])
-        with _torch_threads(self.threads), torch.inference_mode():
-            for b in range(0, len(windows), 4):
-                batch = torch.from_numpy(np.stack(windows[b : b + 4]))
-                single, _ = model.predict_raw(batch)
-                out = single[:, CONTEXT : CONTEXT + STEP, 0].numpy()
-                for w, s in enumerate(starts[b : b + 4]):
-                    for t in range(STEP):
-                        f = s + CONTEXT + t
-                        if 0 <= f < n:
-                            probs[f] = max(probs[f], out[w, t])
+        spans: list[list[int]] = []  # frames [a, b) that need a prediction
+        for c in sorted(centres):
+            a, b = max(0, c - STEP // 2), min(n, c + STEP // 2)
+            if spans and a <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], b)
+            else:
+                spans.append([a, b])
+        firsts = [f for a, b in spans for f in range(a, b, STEP)]
+        with _torch_threads(self.threads):
+            probs = predict_at(self._load(), frames, firsts)
         return probs
 
     # ---------------------------------------------------------------------------- merge

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,32 +58,39 @@ def load_transnet() -> Any:
     return model
 
 
-def predict(model: Any, frames: np.ndarray, batch_windows: int = 4) -> np.ndarray:
-    """Per-frame transition probability for ``frames`` (n, 27, 48, 3) uint8 RGB.
+def predict_at(model: Any, frames: np.ndarray, first_frames: Iterable[int]) -> np.ndarray:
+    """Probabilities for the 50 frames starting at each of ``first_frames`` (zero elsewhere).
 
-    Same windowing as the package's ``predict_frames`` (pad 25 copies of the first frame in
-    front and of the last frame behind, windows of 100 frames every 50, keep the middle 50), but
-    several windows go through the network in one batch, which is faster on CPU.
+    Each prediction uses the package's window: 100 frames, of which the middle 50 are kept, with
+    the first/last frame repeated where the window runs past the video (as the package pads).
+    Windows go through the network one at a time: on this CPU a batch of 4 costs 0.79 s per
+    window against 0.65 s alone.
     """
     import torch
 
+    n = len(frames)
+    probs = np.zeros(n, np.float32)
+    with torch.inference_mode():
+        for first in first_frames:
+            idx = np.clip(np.arange(first - CONTEXT, first - CONTEXT + WINDOW), 0, n - 1)
+            single, _ = model.predict_raw(torch.from_numpy(frames[idx][None]))
+            count = min(STEP, n - first)
+            probs[first : first + count] = single[0, CONTEXT : CONTEXT + count, 0].numpy()
+    return probs
+
+
+def predict(model: Any, frames: np.ndarray) -> np.ndarray:
+    """Per-frame transition probability for ``frames`` (n, 27, 48, 3) uint8 RGB.
+
+    Same windowing as the package's ``predict_frames``: windows of 100 frames every 50, the
+    middle 50 kept.
+    """
     n = len(frames)
     if n == 0:
         return np.zeros(0, np.float32)
     if frames.shape[1:] != (INPUT_H, INPUT_W, 3):
         raise ValueError(f"TransNetV2 needs (n, 27, 48, 3) frames, got {frames.shape}")
-    pad_end = CONTEXT + STEP - (n % STEP or STEP)
-    padded = np.concatenate(
-        [np.repeat(frames[:1], CONTEXT, 0), frames, np.repeat(frames[-1:], pad_end, 0)]
-    )
-    starts = list(range(0, len(padded) - WINDOW + 1, STEP))
-    out: list[np.ndarray] = []
-    with torch.inference_mode():
-        for i in range(0, len(starts), batch_windows):
-            batch = np.stack([padded[s : s + WINDOW] for s in starts[i : i + batch_windows]])
-            single, _ = model.predict_raw(torch.from_numpy(batch))
-            out.append(single[:, CONTEXT : CONTEXT + STEP, 0].reshape(-1).numpy())
-    return np.concatenate(out)[:n].astype(np.float32)
+    return predict_at(model, frames, range(0, n, STEP))
 
 
 def predictions_to_cuts(probs: np.ndarray, threshold: float = 0.5) -> list[int]:
