@@ -227,6 +227,21 @@ def _keyframe_at_or_before(src: SourceIndex, frame: int) -> int:
     return int(keys[-1]) if len(keys) else 0
 
 
+def _copy_result(out: Path, key: int, info: dict[str, Any]) -> CutResult:
+    """What a stream-copied clip holds: frames from keyframe ``key`` on, as probed."""
+    return CutResult(
+        path=str(out),
+        mode="copy",
+        start_frame=key,
+        end_frame=key + info["num_frames"],
+        num_frames=info["num_frames"],
+        width=info["display_width"],
+        height=info["display_height"],
+        fps=info["fps"],
+        keyframe_aligned=True,
+    )
+
+
 def cut_clip(
     source: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -263,17 +278,7 @@ def cut_clip(
         with atomic_path(out) as tmp:
             _run(_copy_args(src, tmp, key, end_frame), timeout_s)
             info = _probe_output(tmp)
-        return CutResult(
-            path=str(out),
-            mode=mode,
-            start_frame=key,
-            end_frame=key + info["num_frames"],
-            num_frames=info["num_frames"],
-            width=info["display_width"],
-            height=info["display_height"],
-            fps=info["fps"],
-            keyframe_aligned=True,
-        )
+        return _copy_result(out, key, info)
 
     expected = end_frame - start_frame
     with atomic_path(out) as tmp:
@@ -446,18 +451,7 @@ class CutStage(RowStage):
         except ProbeError:
             return None
         if self.mode == "copy":
-            key = _keyframe_at_or_before(idx, start)
-            return CutResult(
-                path=str(out),
-                mode="copy",
-                start_frame=key,
-                end_frame=key + info["num_frames"],
-                num_frames=info["num_frames"],
-                width=info["display_width"],
-                height=info["display_height"],
-                fps=info["fps"],
-                keyframe_aligned=True,
-            )
+            return _copy_result(out, _keyframe_at_or_before(idx, start), info)
         if not self.out_fps and info["num_frames"] != end - start:
             return None
         return CutResult(

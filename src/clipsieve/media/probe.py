@@ -32,7 +32,7 @@ import av
 import numpy as np
 
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
-from clipsieve.table import STATUS_OK
+from clipsieve.table import STATUS_OK, VIDEO_SCHEMA
 
 DEFAULT_PROBE_TIMEOUT_S = 120.0
 
@@ -434,22 +434,9 @@ class ProbeStage(RowStage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "videos"
     inputs: ClassVar[tuple[str, ...]] = ("path",)
+    # Every video column after video_id/path, plus the extra facts probe_video() reports.
     outputs: ClassVar[tuple[str, ...]] = (
-        "status",
-        "error",
-        "size_bytes",
-        "duration_s",
-        "fps",
-        "num_frames",
-        "width",
-        "height",
-        "sar",
-        "rotation",
-        "codec",
-        "pix_fmt",
-        "bit_depth",
-        "has_audio",
-        "bitrate",
+        *VIDEO_SCHEMA.names[2:],
         "fps_nominal",
         "start_time_s",
         "frame_count_source",
