@@ -16,9 +16,17 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from clipsieve.shots.detectors import DEFAULT_DETECTOR, DETECTORS
+from clipsieve.shots.detectors import DEFAULT_DETECTOR, DETECTORS, ShotDetector
 
 
 def _one_line(exc: BaseException) -> str:
@@ -67,31 +75,55 @@ def detect_shots(
     table = Table(title=f"shots ({detector})")
     for column in ("video", "fps", "frames", "cuts"):
         table.add_column(column, justify="left" if column in ("video", "cuts") else "right")
-    for video in videos:
-        try:
-            if not video.is_file():
-                raise FileNotFoundError(f"no such file: {video}")
-            result = shot_detector.detect(video)
-            if result.num_frames == 0:
-                raise ValueError(f"no frames decoded from {video}")
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # one bad video must not stop the others
-            failed += 1
-            if as_json:
-                typer.echo(json.dumps({"video": str(video), "error": _one_line(exc)}))
-            else:
-                err.print(f"[red]{video}[/]: {_one_line(exc)}", highlight=False)
-            continue
-        if as_json:
-            typer.echo(json.dumps(result.to_json(str(video))))
-        else:
-            cuts = ", ".join(str(c) for c in result.cuts) or "-"
-            table.add_row(str(video), f"{result.fps:.3f}", str(result.num_frames), cuts)
+    # Progress goes to stderr and only on a terminal: stdout stays pure JSON lines for tools.
+    progress = Progress(
+        TextColumn("[bold]shots"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}", style="dim"),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("shots", total=len(videos), current="")
+        for video in videos:
+            progress.update(task, current=video.name[:40])
+            failed += _detect_one(shot_detector, video, as_json, table, err)
+            progress.advance(task)
     if not as_json and table.row_count:
         Console().print(table)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _detect_one(
+    shot_detector: ShotDetector, video: Path, as_json: bool, table: Table, err: Console
+) -> int:
+    """Detect one video and print or tabulate the result; 1 if it failed, else 0."""
+    try:
+        if not video.is_file():
+            raise FileNotFoundError(f"no such file: {video}")
+        result = shot_detector.detect(video)
+        if result.num_frames == 0:
+            raise ValueError(f"no frames decoded from {video}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # one bad video must not stop the others
+        if as_json:
+            typer.echo(json.dumps({"video": str(video), "error": _one_line(exc)}))
+        else:
+            err.print(f"[red]{video}[/]: {_one_line(exc)}", highlight=False)
+        return 1
+    if as_json:
+        typer.echo(json.dumps(result.to_json(str(video))))
+    else:
+        cuts = ", ".join(str(c) for c in result.cuts) or "-"
+        table.add_row(str(video), f"{result.fps:.3f}", str(result.num_frames), cuts)
+    return 0
 
 
 def register(app: typer.Typer) -> None:
