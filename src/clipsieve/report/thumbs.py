@@ -1,9 +1,9 @@
 """Small JPEG thumbnails of one frame, for the HTML report.
 
 A report must always be written, so a thumbnail that cannot be made (missing file, broken video,
-frame past the end) is ``None`` and the page shows a placeholder instead. Decoding seeks to the
-keyframe at or before the target and decodes forward, which is exact for constant-frame-rate
-files (all clips we cut are) and costs one GOP at most.
+frame past the end) is ``None`` and the page shows a grey "no preview" box instead. Decoding
+seeks to the keyframe at or before the target and decodes forward, which is exact for
+constant-frame-rate files (all clips we cut are) and costs one GOP at most.
 """
 
 from __future__ import annotations
