@@ -177,3 +177,53 @@ def test_rerun_with_other_settings_is_refused(finished_run, samples):
     config.policy.min_s = 3.0
     with pytest.raises(RunDirError, match="different 'policy' settings"):
         run_pipeline([samples], finished_run.run_dir, config)
+
+
+SCORE_COLUMNS = ("rgb_diff_mean", "flow_mean", "camera_motion", "sharpness", "phash")
+
+
+def test_kept_clips_are_scored_and_static_scores_low(finished_run, expected):
+    kept = [c for c in finished_run.result.clips.to_pylist() if c["keep"]]
+    for clip in kept:
+        assert clip["score_errors"] is None, clip["score_errors"]
+        for column in SCORE_COLUMNS:
+            assert clip[column] is not None, (clip["clip_id"], column)
+    by_file: dict[str, list[dict]] = {}
+    for clip in kept:
+        by_file.setdefault(Path(clip["source_path"]).name, []).append(clip)
+    static_ranges = expected["videos"]["static.mp4"]["static_ranges"]
+
+    def still_fraction(clip: dict) -> float:
+        inside = sum(
+            max(0, min(clip["end_frame"], b + 1) - max(clip["start_frame"], a))
+            for a, b in static_ranges
+        )
+        return inside / (clip["end_frame"] - clip["start_frame"])
+
+    # The hold starts after a short moving lead-in, so the clip is mostly (not wholly) still.
+    held = [c for c in by_file["static.mp4"] if still_fraction(c) >= 0.75]
+    assert held, "no kept clip lies mostly inside the static hold"
+    moving = by_file["long_take.mp4"]
+    assert max(c["flow_mean"] for c in held) * 5 < min(c["flow_mean"] for c in moving)
+    assert all(c["camera_motion"] == "static" for c in held)
+
+
+def test_score_command_rescores_a_run_folder(finished_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from clipsieve.cli import app
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run.run_dir, copy)
+    result = CliRunner().invoke(app, ["score", str(copy), "--scorers", "static"])
+    assert result.exit_code == 0, result.output
+    clips = read_parquet(copy / "clips.parquet").to_pylist()
+    before = {c["clip_id"]: c for c in finished_run.result.clips.to_pylist()}
+    for clip in clips:
+        assert clip["rgb_diff_mean"] == before[clip["clip_id"]]["rgb_diff_mean"]
+    csv_header = list(read_csv(copy / "clips.csv")[0])
+    assert "rgb_diff_mean" in csv_header
+    bad = CliRunner().invoke(app, ["score", str(tmp_path / "nothing"), "--scorers", "static"])
+    assert bad.exit_code == 2 and "has no clips.parquet" in bad.output

@@ -148,3 +148,24 @@ def test_score_stage_keeps_other_scores_when_one_scorer_fails(tmp_path, monkeypa
     assert out["b"]["mean_level"] is None and out["b"]["status"] is None
     assert out["c"]["status"] == "error" and out["c"]["error"].startswith("score: ")
     assert stage.describe()["params"]["scorers"][0]["name"] == "meanlevel"
+
+
+def test_motion_and_camera_share_one_flow_computation(tmp_path, monkeypatch):
+    from clipsieve.score import motion
+
+    calls = []
+    real = motion.flow_fields
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(motion, "flow_fields", counting)
+    video = _grey_ramp_video(tmp_path / "ramp.mp4", frames=50)
+    stage = ScoreStage(scorers=["motion", "camera"])
+    stage.setup()
+    row = {"clip_id": "a", "video_id": "v", "path": str(video), "fps": 25.0, "keep": True}
+    out = stage.process(rows_to_table([row], CLIP_SCHEMA)).to_pylist()[0]
+    assert len(calls) == 1
+    assert out["flow_mean"] is not None and out["camera_motion"] is not None
+    assert out["score_errors"] is None

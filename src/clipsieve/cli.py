@@ -167,6 +167,34 @@ def ingest(
 
 
 @app.command()
+def score(
+    run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+    scorers: str = typer.Option(
+        "static,motion,camera,quality,phash", "--scorers", "-s", help="Comma-separated scorers."
+    ),
+) -> None:
+    """Add score columns to a run's clips (each clip decoded once for all scorers)."""
+    from clipsieve.score.rescore import RunFolderError, score_run
+
+    names = [s.strip() for s in scorers.split(",") if s.strip()]
+    with _user_errors():
+        try:
+            with _progress("score") as progress:
+                task = progress.add_task("score", total=None, rate="", current="")
+
+                def on_progress(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                scored = score_run(run_dir, names, progress=on_progress)
+        except (RunFolderError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        errors = [e for e in scored.column("score_errors").to_pylist() if e]
+        console.print(f"scored {scored.num_rows} clips with {', '.join(names)} → {run_dir}")
+        for message in errors[:10]:
+            console.print(f"  [yellow]{message}[/]", highlight=False)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for samples and run."),
 ) -> None:

@@ -47,6 +47,15 @@ class CutConfig:
 
 
 @dataclass
+class ScoreConfig:
+    # Scorers run on every kept clip after cutting (decoding each clip once for all of them).
+    scorers: list[str] = field(
+        default_factory=lambda: ["static", "motion", "camera", "quality", "phash"]
+    )
+    params: dict[str, Any] = field(default_factory=dict)  # {scorer: {param: value}}
+
+
+@dataclass
 class ExportConfig:
     formats: list[str] = field(default_factory=lambda: ["parquet", "csv", "jsonl"])
 
@@ -61,6 +70,7 @@ class RunConfig:
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     cut: CutConfig = field(default_factory=CutConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
@@ -160,6 +170,14 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: cut.crf must be between 0 and 51")
     if config.cut.short_side is not None and config.cut.short_side < 2:
         raise ConfigError("config: cut.short_side must be >= 2 (or null)")
+    from clipsieve.score.stage import SCORERS
+
+    unknown_scorers = [s for s in config.score.scorers if s not in SCORERS]
+    if unknown_scorers:
+        raise ConfigError(
+            f"config: score.scorers has unknown scorer(s) {unknown_scorers} "
+            f"(known: {', '.join(SCORERS)})"
+        )
     unknown = set(config.export.formats) - {"parquet", "csv", "jsonl"}
     if unknown:
         raise ConfigError(
@@ -209,6 +227,12 @@ cut:
   short_side: null      # e.g. 720 to resize the shorter side (never upscales)
   fps: null             # output frame rate; null keeps the source rate
   timeout_s: 600
+
+score:
+  # static (rgb_diff), motion (optical flow), camera (pan/tilt/zoom/static), quality
+  # (sharpness, exposure, borders, frozen frames), phash (perceptual hashes for dedup)
+  scorers: [static, motion, camera, quality, phash]
+  params: {}            # per scorer, e.g. {motion: {method: farneback}}
 
 export:
   formats: [parquet, csv, jsonl]   # csv is Open-Sora's layout

@@ -52,6 +52,12 @@ def build_pipeline(config: RunConfig, run_dir: Path) -> Pipeline:
                 timeout_s=config.cut.timeout_s,
             )
         )
+    if config.score.scorers:
+        from clipsieve.score.stage import ScoreStage
+
+        clip_stages.append(
+            ScoreStage(scorers=list(config.score.scorers), scorer_params=dict(config.score.params))
+        )
     return Pipeline(
         video_stages=[
             ProbeStage(),

@@ -7,8 +7,9 @@ view as numpy arrays. Models load in :meth:`Scorer.setup`, once per worker.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -54,6 +55,9 @@ class Frames:
     times_s: np.ndarray
     fps: float
     source_size: tuple[int, int]
+    # Per-clip results that several scorers derive from the same frames (e.g. optical flow for
+    # motion and camera), computed by the first scorer that needs them.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 class Scorer(ABC):
@@ -76,5 +80,6 @@ class Scorer(ABC):
 
     def params(self) -> dict[str, Any]:
         """Parameters for provenance; dataclass scorers get their fields automatically."""
-        fields = getattr(self, "__dataclass_fields__", {})
-        return {name: getattr(self, name) for name in fields if not name.startswith("_")}
+        if not dataclasses.is_dataclass(self):
+            return {}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}

@@ -182,7 +182,11 @@ class FrameSampler:
         available = sorted(decoded)
         source_size = decoded[available[0]][1]
         result: dict[str, Frames] = {}
+        by_spec: dict[FrameSpec, Frames] = {}  # equal specs share one Frames (and its cache)
         for name, spec in self.specs.items():
+            if spec in by_spec:
+                result[name] = by_spec[spec]
+                continue
             w, h = _target_size(spec, *source_size)
             # A container may hold fewer frames than it claims: keep the indices that decoded.
             idx = np.array([i for i in wanted[name] if i in decoded], np.int64)
@@ -195,6 +199,7 @@ class FrameSampler:
                 fps=rate,
                 source_size=source_size,
             )
+            by_spec[spec] = result[name]
         return result
 
 
