@@ -26,6 +26,8 @@ SCORERS: dict[str, str] = {
     "camera": "clipsieve.score.camera:CameraMotionScorer",
     "quality": "clipsieve.score.quality:QualityScorer",
     "phash": "clipsieve.score.phash:PHashScorer",
+    "ocr": "clipsieve.score.ocr:TextScorer",
+    "nsfw": "clipsieve.score.nsfw:NsfwScorer",
 }
 DEFAULT_SCORERS: tuple[str, ...] = ("static", "motion", "camera", "quality", "phash")
 
