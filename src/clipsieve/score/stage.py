@@ -28,6 +28,8 @@ SCORERS: dict[str, str] = {
     "phash": "clipsieve.score.phash:PHashScorer",
     "ocr": "clipsieve.score.ocr:TextScorer",
     "nsfw": "clipsieve.score.nsfw:NsfwScorer",
+    "transition": "clipsieve.score.embed:TransitionScorer",
+    "embed": "clipsieve.score.embed:EmbeddingScorer",
 }
 DEFAULT_SCORERS: tuple[str, ...] = ("static", "motion", "camera", "quality", "phash")
 
