@@ -227,6 +227,21 @@ def _keyframe_at_or_before(src: SourceIndex, frame: int) -> int:
     return int(keys[-1]) if len(keys) else 0
 
 
+def _reencode_result(out: Path, start: int, end: int, info: dict[str, Any]) -> CutResult:
+    """What a re-encoded clip holds: exactly source frames ``[start, end)``, as probed."""
+    return CutResult(
+        path=str(out),
+        mode="reencode",
+        start_frame=start,
+        end_frame=end,
+        num_frames=info["num_frames"],
+        width=info["width"],
+        height=info["height"],
+        fps=info["fps"],
+        keyframe_aligned=False,
+    )
+
+
 def _copy_result(out: Path, key: int, info: dict[str, Any]) -> CutResult:
     """What a stream-copied clip holds: frames from keyframe ``key`` on, as probed."""
     return CutResult(
@@ -301,17 +316,7 @@ def cut_clip(
                 break
         else:
             raise CutError(f"clip has {info['num_frames']} frames, expected {expected}")
-    return CutResult(
-        path=str(out),
-        mode=mode,
-        start_frame=start_frame,
-        end_frame=end_frame,
-        num_frames=info["num_frames"],
-        width=info["width"],
-        height=info["height"],
-        fps=info["fps"],
-        keyframe_aligned=False,
-    )
+    return _reencode_result(out, start_frame, end_frame, info)
 
 
 def _run(args: list[str], timeout_s: float) -> None:
@@ -454,14 +459,4 @@ class CutStage(RowStage):
             return _copy_result(out, _keyframe_at_or_before(idx, start), info)
         if not self.out_fps and info["num_frames"] != end - start:
             return None
-        return CutResult(
-            path=str(out),
-            mode="reencode",
-            start_frame=start,
-            end_frame=end,
-            num_frames=info["num_frames"],
-            width=info["width"],
-            height=info["height"],
-            fps=info["fps"],
-            keyframe_aligned=False,
-        )
+        return _reencode_result(out, start, end, info)

@@ -35,7 +35,7 @@ import numpy as np
 
 from clipsieve.shots.decode import FrameReader
 from clipsieve.shots.detectors import ShotResult
-from clipsieve.shots.transnet import INPUT_H, INPUT_W, STEP
+from clipsieve.shots.transnet import INPUT_H, INPUT_W, STEP, true_runs
 
 
 @dataclass
@@ -263,14 +263,7 @@ class HybridDetector:
         n = len(y)
         dark = (y <= self.black) & (sig.flat <= 2 * self.black)
         events: list[int] = []
-        i = 0
-        while i < n:
-            if not dark[i]:
-                i += 1
-                continue
-            j = i
-            while j + 1 < n and dark[j + 1]:
-                j += 1
+        for i, j in true_runs(dark):
             # black run [i, j]; look for a darkening ramp before it and a brightening after it
             out_start = self._ramp_start(y, i, direction=-1)
             in_end = self._ramp_start(y, j, direction=+1)
@@ -284,7 +277,6 @@ class HybridDetector:
                     events.append(int(out_start))
                 if has_in and j + 1 < n:
                     events.append(j + 1)
-            i = j + 1
         return events
 
     def _ramp_start(self, y: np.ndarray, edge: int, direction: int) -> int | None:

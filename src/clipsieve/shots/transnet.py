@@ -93,6 +93,13 @@ def predict(model: Any, frames: np.ndarray) -> np.ndarray:
     return predict_at(model, frames, range(0, n, STEP))
 
 
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` of every run of consecutive True values, inclusive."""
+    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def predictions_to_cuts(probs: np.ndarray, threshold: float = 0.5) -> list[int]:
     """First frame of each new shot: the frame after each run of frames above ``threshold``.
 
@@ -102,20 +109,12 @@ def predictions_to_cuts(probs: np.ndarray, threshold: float = 0.5) -> list[int]:
     new shot; for a fade or dissolve we report where the transition starts instead (the run's
     first frame), so a transition is one boundary at its first frame.
     """
-    above = probs > threshold
     cuts: list[int] = []
-    i, n = 0, len(probs)
-    while i < n:
-        if not above[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and above[j + 1]:
-            j += 1
+    n = len(probs)
+    for i, j in true_runs(probs > threshold):
         peak = i + int(np.argmax(probs[i : j + 1]))
         run = j - i + 1
         cut = i if run > 3 else peak + 1
         if 0 < cut < n:
             cuts.append(cut)
-        i = j + 1
     return cuts
