@@ -6,24 +6,17 @@ thing and the fix, and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from clipsieve.config import DEFAULT_CONFIG_YAML, ConfigError, load_config
+from clipsieve.cliutil import console
+from clipsieve.cliutil import fail as _fail
+from clipsieve.cliutil import progress_bar as _progress_bar
+from clipsieve.cliutil import user_errors as _user_errors
+from clipsieve.config import DEFAULT_CONFIG_YAML, load_config
 from clipsieve.shots.command import register as register_detect_shots
 
 app = typer.Typer(
@@ -34,47 +27,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the errors a user can cause into one line and exit code 2."""
-    from clipsieve.ingest.folder import IngestError
-    from clipsieve.run import RunDirError
-
-    try:
-        yield
-    except (ConfigError, IngestError, RunDirError) as exc:
-        raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted.[/] Finished videos are saved; "
-            "run the same command again to resume."
-        )
-        raise typer.Exit(code=130) from None
-
-
-@contextlib.contextmanager
-def _progress(description: str) -> Iterator[Progress]:
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}", style="dim"),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        yield progress
 
 
 def _print_summary(outputs: object) -> None:
@@ -105,7 +57,7 @@ def _run(inputs: list[Path], out: Path, config_file: Path | None, restart: bool)
 
     config = load_config(config_file)
     prepared = prepare_run(inputs, out, config, restart=restart)  # fails fast, before any bar
-    with _progress("videos") as progress:
+    with _progress_bar() as progress:
         task = progress.add_task("videos", total=len(prepared.rows), rate="", current="")
 
         def on_progress(path: str, done: int, total: int) -> None:
@@ -151,7 +103,7 @@ def ingest(
         stage = ProbeStage()
         stage.setup()
         parts = []
-        with _progress("probe") as progress:
+        with _progress_bar() as progress:
             task = progress.add_task("probe", total=len(rows), rate="", current="")
             for row in rows:
                 parts.append(stage.process(rows_to_table([row], VIDEO_SCHEMA)))
@@ -174,20 +126,17 @@ def score(
     ),
 ) -> None:
     """Add score columns to a run's clips (each clip decoded once for all scorers)."""
-    from clipsieve.score.rescore import RunFolderError, score_run
+    from clipsieve.score.rescore import score_run
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
-        try:
-            with _progress("score") as progress:
-                task = progress.add_task("score", total=None, rate="", current="")
+        with _progress_bar() as progress:
+            task = progress.add_task("score", total=None, rate="", current="")
 
-                def on_progress(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
 
-                scored = score_run(run_dir, names, progress=on_progress)
-        except (RunFolderError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            scored = score_run(run_dir, names, progress=on_progress)
         errors = [e for e in scored.column("score_errors").to_pylist() if e]
         console.print(f"scored {scored.num_rows} clips with {', '.join(names)} → {run_dir}")
         for message in errors[:10]:

@@ -16,8 +16,10 @@ from typing import Any, Literal
 
 import yaml
 
+from clipsieve.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A user-caused configuration problem; the message is one line naming the field."""
 
 

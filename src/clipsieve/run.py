@@ -17,6 +17,7 @@ from typing import Any
 
 from clipsieve.config import RunConfig
 from clipsieve.engine.local import LocalRunner, ProgressCallback, RunResult
+from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
 from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
@@ -25,7 +26,7 @@ from clipsieve.table import write_json, write_parquet
 RUN_JSON = "run.json"
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError):
     """The output folder cannot be used for this run (one line saying why and what to do)."""
 
 

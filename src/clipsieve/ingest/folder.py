@@ -17,13 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clipsieve.errors import UserError
+
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".m2ts"}
 )
 _SAMPLE = 64 * 1024
 
 
-class IngestError(ValueError):
+class IngestError(UserError):
     """A user-caused ingest problem (missing path, nothing to ingest)."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from clipsieve.errors import UserError
 from clipsieve.score.base import Scorer
 from clipsieve.score.frames import FrameSampler, SampleError
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
@@ -35,15 +36,15 @@ DEFAULT_SCORERS: tuple[str, ...] = ("static", "motion", "camera", "quality", "ph
 
 
 def make_scorer(name: str, **params: Any) -> Scorer:
-    """Build a registered scorer; unknown names and parameters are one-line ValueErrors."""
+    """Build a registered scorer; unknown names and parameters are one-line UserErrors."""
     if name not in SCORERS:
-        raise ValueError(f"unknown scorer '{name}' (known: {', '.join(SCORERS)})")
+        raise UserError(f"unknown scorer '{name}' (known: {', '.join(SCORERS)})")
     module_name, class_name = SCORERS[name].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     try:
         return cls(**params)
     except TypeError as exc:
-        raise ValueError(f"scorer '{name}': {exc}") from None
+        raise UserError(f"scorer '{name}': {exc}") from None
 
 
 @dataclass
