@@ -370,13 +370,20 @@ def check_phash(videos: list[Video], rows: dict[str, dict[str, Any]]) -> dict[st
 
     structured, prose = near_duplicate_pairs(videos)
     have = [v.name for v in videos if rows[v.name].get("phash")]
-    dist = {
+    every = {
         frozenset((a, b)): phash_distance(rows[a]["phash"], rows[b]["phash"])
         for a, b in itertools.combinations(have, 2)
     }
-    result: dict[str, Any] = {}
+    # None: no frame position is textured in both clips (e.g. two fades to black): not compared
+    dist = {p: d for p, d in every.items() if d is not None}
+    result: dict[str, Any] = {
+        "not_comparable": sorted(" | ".join(sorted(p)) for p, d in every.items() if d is None)
+    }
     for label, dup in (("near_duplicate_of", structured), ("plus_kind_text", structured | prose)):
-        dups = {" | ".join(sorted(p)): dist[p] for p in dup if p in dist}
+        dups = {" | ".join(sorted(p)): every.get(p) for p in dup if p in every}
+        if any(d is None for d in dups.values()):
+            result[label] = {"near_duplicates": dups, "pass": False}
+            continue
         others = sorted((d, " | ".join(sorted(p))) for p, d in dist.items() if p not in dup)
         if not dups or not others:
             result[label] = {"skipped": "no pairs"}

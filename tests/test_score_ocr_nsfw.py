@@ -10,7 +10,7 @@ import rapidocr_onnxruntime
 
 from clipsieve.score.base import Frames
 from clipsieve.score.nsfw import NsfwScorer, summarize
-from clipsieve.score.ocr import TextScorer, union_area_ratio
+from clipsieve.score.ocr import TextScorer, box_aspect, union_area_ratio
 
 W, H = 640, 360
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -83,6 +83,31 @@ def test_text_max_over_frames(text_scorer: TextScorer) -> None:
     mixed = text_scorer.score(_frames([_background(1), text, _background(2)]))
     assert mixed["text_area_ratio"] == pytest.approx(only_text["text_area_ratio"])
     assert mixed["text_boxes"] == only_text["text_boxes"]
+
+
+def test_squat_boxes_must_read_as_text(text_scorer: TextScorer) -> None:
+    """A short word makes a squat box: recognition confirms it; a texture box is rejected."""
+    assert box_aspect(np.array([[0, 0], [40, 0], [40, 20], [0, 20]])) == pytest.approx(2.0)
+    assert box_aspect(np.array([[0, 0], [0, 0], [0, 0], [0, 0]])) == float("inf")
+    short_word, _ = _text_frame(0, "OK")
+    assert text_scorer.score(_frames([short_word]))["text_area_ratio"] > 0.005
+    # Blotches of a leafy texture: the detector may fire on them, verification must not keep it.
+    textures = []
+    for seed in (4, 5):
+        rng = np.random.default_rng(seed)
+        texture = _background(6)
+        for _ in range(60):
+            centre = (int(rng.integers(80, 560)), int(rng.integers(60, 300)))
+            axes = (int(rng.integers(8, 30)), int(rng.integers(4, 14)))
+            colour = tuple(int(c) for c in rng.integers(90, 255, 3))
+            cv2.ellipse(texture, centre, axes, float(rng.integers(0, 180)), 0, 360, colour, -1)
+        textures.append(texture)
+    unverified = TextScorer(verify_aspect=0, verify_area=1.0)
+    unverified.setup()
+    raw = unverified.score(_frames(textures))["text_area_ratio"]
+    checked = text_scorer.score(_frames(textures))["text_area_ratio"]
+    assert raw > 0.3  # the bare detector takes the blotches for text
+    assert checked < 0.005
 
 
 def test_no_text(text_scorer: TextScorer) -> None:

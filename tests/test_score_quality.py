@@ -11,6 +11,7 @@ from clipsieve.score.base import Frames
 from clipsieve.score.phash import (
     PHashScorer,
     hamming,
+    is_informative,
     phash_distance,
     phash_int,
     to_signed,
@@ -251,3 +252,20 @@ def test_score_row_through_rows_to_table(tmp_path) -> None:
     assert back[0]["phash"] == [big_hash, 7]
     assert to_unsigned(back[0]["phash"][0]) == 2**64 - 3
     assert back[1]["phash"] is None and back[1]["sharpness"] is None
+
+
+def test_flat_frames_are_not_evidence_of_a_duplicate() -> None:
+    """Two blank clips hash alike; they are not compared, and flat frames are skipped."""
+    scorer = PHashScorer()
+    black = [np.zeros((120, 160), np.uint8) for _ in range(4)]
+    grey = [np.full((120, 160), 128, np.uint8) for _ in range(4)]
+    textured = [cv2.cvtColor(scene(s), cv2.COLOR_RGB2GRAY) for s in range(4)]
+    flat_a = scorer.score(make_frames(black))["phash"]
+    flat_b = scorer.score(make_frames(grey))["phash"]
+    assert not any(is_informative(h) for h in flat_a + flat_b)
+    assert all(is_informative(h) for h in scorer.score(make_frames(textured))["phash"])
+    assert phash_distance(flat_a, flat_b) is None
+    # A clip that fades to black: only its textured frames are compared.
+    fading = scorer.score(make_frames(textured[:2] + black[:2]))["phash"]
+    clip = scorer.score(make_frames(textured[:2] + grey[:2]))["phash"]
+    assert phash_distance(fading, clip) == 0.0

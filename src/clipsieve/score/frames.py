@@ -94,7 +94,11 @@ class FrameSampler:
             needed = np.unique(np.concatenate([*wanted.values(), np.zeros(0, np.int64)]))
             if needed.size == 0:
                 raise SampleError(f"{path}: clip has no frames")
-            decoded = self._decode(container, stream, start_frame, rate, needed)
+            users: dict[int, list[FrameSpec]] = {}  # frame index -> the specs that want it
+            for name, indices in wanted.items():
+                for i in indices:
+                    users.setdefault(int(i), []).append(self.specs[name])
+            decoded = self._decode(container, stream, start_frame, rate, needed, users)
         if not decoded:
             raise SampleError(f"{path}: no frames decoded in [{start_frame}, {end_frame})")
         return self._assemble(decoded, wanted, rate)
@@ -108,8 +112,13 @@ class FrameSampler:
         start_frame: int,
         rate: float,
         needed: np.ndarray,
+        users: Mapping[int, list[FrameSpec]],
     ) -> dict[int, tuple[dict[tuple[int, int, str], np.ndarray], tuple[int, int]]]:
-        """clip index → ({(w, h, colour): image}, upright source size) for the needed frames."""
+        """clip index → ({(w, h, colour): image}, upright source size) for the needed frames.
+
+        Each frame is converted only for the specs that want it (``users``): a scorer that
+        asks for 4 frames must not pay a conversion on every frame another scorer samples.
+        """
         scalers: dict[tuple[int, int, str], VideoReformatter] = {}
         need = set(int(i) for i in needed)
         last = int(needed.max())
@@ -133,7 +142,7 @@ class FrameSampler:
                     if index > last:
                         break
                     continue
-                out[index] = self._convert(frame, scalers)
+                out[index] = self._convert(frame, scalers, users[index])
                 if index >= last:
                     break
         except av.FFmpegError as exc:
@@ -144,13 +153,16 @@ class FrameSampler:
         return out
 
     def _convert(
-        self, frame: av.VideoFrame, scalers: dict[tuple[int, int, str], VideoReformatter]
+        self,
+        frame: av.VideoFrame,
+        scalers: dict[tuple[int, int, str], VideoReformatter],
+        specs: list[FrameSpec],
     ) -> tuple[dict[tuple[int, int, str], np.ndarray], tuple[int, int]]:
         rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
         turns = rotation // 90 if rotation % 90 == 0 else 0
         width, height = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
         images: dict[tuple[int, int, str], np.ndarray] = {}
-        for spec in self.specs.values():
+        for spec in specs:
             w, h = _target_size(spec, width, height)
             key = (w, h, spec.color)
             if key in images:

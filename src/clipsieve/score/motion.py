@@ -117,8 +117,8 @@ def flow_fields(
 
 
 def flow_magnitude(flow: np.ndarray) -> np.ndarray:
-    """Per-pixel displacement length (px) of a flow field."""
-    return np.hypot(flow[..., 0], flow[..., 1])
+    """Per-pixel displacement length (px) of a flow field (cv2.magnitude: ~2x np.hypot)."""
+    return cv2.magnitude(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
 
 
 @dataclass

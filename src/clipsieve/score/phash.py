@@ -25,6 +25,15 @@ from clipsieve.score.base import Frames, FrameSpec, Scorer
 
 _MASK64 = (1 << 64) - 1
 
+MIN_INFORMATIVE_BITS = 24
+"""A frame hash with fewer set bits than this comes from a (nearly) flat frame.
+
+pHash sets a bit where a low-frequency DCT coefficient exceeds the median of the 64, so any frame
+with texture has about 32 set bits. A flat frame (black, a fade, a blank title card) has all-zero
+AC coefficients and hashes to almost no set bits, so every black frame of every video would
+"match" every other; such frames are left out of comparisons.
+"""
+
 
 def to_signed(value: int) -> int:
     """The unsigned 64-bit ``value`` as a signed int64 (two's complement), for Arrow/Parquet."""
@@ -48,19 +57,27 @@ def hamming(a: int, b: int) -> int:
     return ((a ^ b) & _MASK64).bit_count()
 
 
-def phash_distance(hashes_a: Sequence[int], hashes_b: Sequence[int]) -> float:
+def is_informative(value: int) -> bool:
+    """Whether a frame hash carries texture (see :data:`MIN_INFORMATIVE_BITS`)."""
+    return (value & _MASK64).bit_count() >= MIN_INFORMATIVE_BITS
+
+
+def phash_distance(hashes_a: Sequence[int], hashes_b: Sequence[int]) -> float | None:
     """Mean Hamming distance (0-64 bits) between two clips' frame hashes, frame by frame.
 
     Frames are paired by position in the clip: with equal counts the i-th with the i-th; when a
     short clip yielded fewer frames, each frame of the shorter list is paired with the frame of
-    the longer list at the same relative position (centre of its share). 0 means identical,
-    <= ~8 a near duplicate, ~32 unrelated.
+    the longer list at the same relative position (centre of its share). Pairs where either frame
+    is flat (:func:`is_informative`) are skipped; ``None`` when no pair is left (two blank clips
+    are not evidence of a duplicate). 0 means identical, <= ~8 a near duplicate, ~32 unrelated.
     """
     if not hashes_a or not hashes_b:
         raise ValueError("phash_distance needs at least one hash on each side")
     short, long_ = sorted((list(hashes_a), list(hashes_b)), key=len)
     picks = [int((i + 0.5) * len(long_) / len(short)) for i in range(len(short))]
-    return float(np.mean([hamming(s, long_[j]) for s, j in zip(short, picks, strict=True)]))
+    pairs = [(s, long_[j]) for s, j in zip(short, picks, strict=True)]
+    bits = [hamming(a, b) for a, b in pairs if is_informative(a) and is_informative(b)]
+    return float(np.mean(bits)) if bits else None
 
 
 @dataclass
