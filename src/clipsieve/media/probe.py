@@ -35,6 +35,9 @@ from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import STATUS_OK, VIDEO_SCHEMA
 
 DEFAULT_PROBE_TIMEOUT_S = 120.0
+MAX_FRAME_PIXELS = 8192 * 8192
+"""Larger frames are refused at probe: one RGB frame of 8192x8192 is already 200 MB, and a
+crafted header claiming more would make every later stage allocate absurd buffers."""
 
 # ISO-BMFF (MP4/MOV) top-level boxes that a complete, playable file needs.
 _ISOBMFF_SIGNATURE_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"}
@@ -273,6 +276,12 @@ def probe_video(path: str | os.PathLike[str], timeout_s: float = DEFAULT_PROBE_T
         container.close()
 
 
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """Whether FFmpeg opened the file with a still-image demuxer (a picture, not a video)."""
+    names = set((container.format.name or "").split(","))
+    return "image2" in names or any(n.endswith("_pipe") for n in names)
+
+
 def _probe_open(
     container: av.container.InputContainer,
     path: Path,
@@ -280,6 +289,14 @@ def _probe_open(
     deadline: float,
 ) -> dict[str, Any]:
     stream = select_video_stream(container)
+    if _is_still_image(container):
+        raise ProbeError(f"still image ({container.format.name}), not a video")
+    cc = stream.codec_context
+    if cc.width and cc.height and cc.width * cc.height > MAX_FRAME_PIXELS:
+        raise ProbeError(
+            f"frame size {cc.width}x{cc.height} is over the {MAX_FRAME_PIXELS // 10**6} "
+            "Mpixel limit"
+        )
     tb = stream.time_base or Fraction(1, 1)
 
     rotation = _first_frame_rotation(container, stream)
@@ -367,7 +384,8 @@ def _probe_open(
         "height": height,
         "sar": sar,
         "rotation": rotation,
-        "codec": stream.codec_context.name,
+        # the format's name ("av1"), not the decoder's ("libdav1d")
+        "codec": getattr(cc.codec, "canonical_name", None) or cc.name,
         "pix_fmt": pix_fmt,
         "bit_depth": bit_depth,
         "has_audio": bool(container.streams.audio),
