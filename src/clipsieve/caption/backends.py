@@ -1,0 +1,189 @@
+"""The caption backend interface, the backend registry, and retry with backoff.
+
+Every backend answers one :class:`CaptionRequest` (a prompt plus the clip's frames) with a
+:class:`CaptionReply`, or raises :class:`CaptionFailed` after its retries ran out. The stage only
+knows this interface, so a vLLM server, Gemini and a local model are interchangeable and the
+retry policy is the same for all of them.
+
+Failures come in three kinds, because they call for different reactions from the stage:
+
+* ``transient``: this clip failed (429/5xx/timeouts until the retries ran out, a malformed
+  answer); the row records the error and a re-run retries it;
+* ``unreachable``: the connection itself failed; if it keeps happening the server is down and
+  the run stops with one line instead of failing every row slowly;
+* ``fatal``: the server rejects every request alike (wrong key, unknown model); the run stops at
+  once with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+import numpy as np
+
+from clipsieve.errors import UserError
+from clipsieve.score.base import FrameSpec
+
+FailureKind = Literal["transient", "unreachable", "fatal"]
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    """One question to a VLM: ``prompt`` and the clip's frames.
+
+    ``frames`` are upright RGB arrays (n, h, w, 3); ``jpegs`` are the same frames encoded once
+    (``frames.py``) for backends that send images over the wire. A text-only request (the
+    rewrite pass) has neither.
+    """
+
+    prompt: str
+    frames: np.ndarray | None = None
+    jpegs: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaptionReply:
+    """A backend's answer; token counts are None when the backend does not report them."""
+
+    text: str
+    model: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    truncated: bool = False  # the answer stopped at max_tokens
+
+
+class CaptionFailed(Exception):
+    """A request failed for good (after retries); the message is one line for the table."""
+
+    def __init__(self, message: str, kind: FailureKind = "transient") -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+
+
+class BackendUnavailable(UserError):
+    """The backend cannot be used at all (server down, key missing, package absent)."""
+
+
+class RetryableError(Exception):
+    """Raised inside an attempt: worth another try, after ``retry_after`` seconds if given."""
+
+    def __init__(self, message: str, retry_after: float | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.unreachable = unreachable
+
+
+class CaptionBackend(Protocol):
+    """What the caption stage needs from a backend."""
+
+    name: ClassVar[str]
+    model: str
+    wants_jpeg: ClassVar[bool]  # True: the stage encodes frames to JPEG once per clip
+    max_concurrency: ClassVar[int | None]  # None: as many requests in flight as the user asks
+
+    def default_frames(self, count: int | None, size: int | None) -> FrameSpec:
+        """Which frames to send (count/size None: the backend's own default)."""
+
+    def check(self) -> None:
+        """Raise :class:`BackendUnavailable` (one line) if no request can succeed."""
+
+    def caption(self, request: CaptionRequest) -> CaptionReply:
+        """Answer one request or raise :class:`CaptionFailed`. Must be thread-safe."""
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters for provenance (never the API key)."""
+
+    def close(self) -> None:
+        """Release connections or GPU memory."""
+
+
+# name -> "module:Class"; imported on use so an unused backend's heavy imports never load.
+BACKENDS: dict[str, str] = {
+    "openai": "clipsieve.caption.openai_compat:OpenAIBackend",
+    "gemini": "clipsieve.caption.gemini:GeminiBackend",
+    "local": "clipsieve.caption.local_vlm:LocalVLMBackend",
+}
+
+
+def make_backend(name: str, **params: Any) -> CaptionBackend:
+    """Build a registered backend; unknown names and parameters are one-line UserErrors."""
+    if name not in BACKENDS:
+        raise UserError(f"unknown caption backend '{name}' (known: {', '.join(BACKENDS)})")
+    module_name, class_name = BACKENDS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        return cls(**{k: v for k, v in params.items() if v is not None})
+    except TypeError as exc:
+        raise UserError(f"caption backend '{name}': {exc}") from None
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with jitter: try ``max_tries`` times in all.
+
+    The wait before try k+1 is ``min(max_backoff_s, backoff_s * 2**(k-1))`` scaled by a random
+    factor in [0.5, 1] ("equal jitter", so many clients that failed together do not retry
+    together), unless the server said how long to wait (``Retry-After``), which is honoured up to
+    ``max_retry_after_s``.
+    """
+
+    max_tries: int = 5
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    max_retry_after_s: float = 300.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after_s)
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        return base * (0.5 + 0.5 * self.rng.random())
+
+
+T = TypeVar("T")
+
+
+def call_with_retries(attempt: Callable[[], T], policy: RetryPolicy) -> tuple[T, int]:
+    """Run ``attempt`` until it returns; returns (value, tries used).
+
+    ``attempt`` raises :class:`RetryableError` for failures worth another try and
+    :class:`CaptionFailed` for ones that are not; after the last try the last retryable error
+    becomes a :class:`CaptionFailed` naming the number of tries.
+    """
+    tries = max(1, int(policy.max_tries))
+    for number in range(1, tries + 1):
+        try:
+            return attempt(), number
+        except RetryableError as exc:
+            if number == tries:
+                kind: FailureKind = "unreachable" if exc.unreachable else "transient"
+                raise CaptionFailed(f"{exc} (gave up after {tries} tries)", kind) from None
+            policy.sleep(policy.delay(number, exc.retry_after))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

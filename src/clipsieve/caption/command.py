@@ -1,0 +1,148 @@
+"""``clipsieve caption RUN_DIR``: caption a finished run's kept clips with a VLM.
+
+Examples::
+
+    clipsieve caption runs/a --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-VL-7B-Instruct
+    clipsieve caption runs/a --backend gemini --model gemini-2.0-flash --clean --english-only
+    clipsieve caption runs/a --backend local --model /models/Qwen2.5-VL-3B-Instruct --frames 4
+    clipsieve caption runs/a --rewrite --clean --dedup --rematch
+
+Re-running the same command retries only clips without a caption or whose last attempt failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from clipsieve.cliutil import console, progress_bar, user_errors
+
+
+def caption(
+    run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+    backend: str = typer.Option("openai", "--backend", "-b", help="openai, gemini or local."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="OpenAI-compatible server (default http://127.0.0.1:8000/v1)."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name, id or local path."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Environment variable holding the API key."
+    ),
+    prompt: str = typer.Option(
+        "recaption", "--prompt", "-p", help="recaption, detailed, camera, or a text file."
+    ),
+    frames: int | None = typer.Option(None, "--frames", "-k", help="Frames per clip."),
+    frame_size: int | None = typer.Option(
+        None, "--frame-size", help="Short side of frames in px (gemini: square side)."
+    ),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", help="Requests in flight."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer length limit."),
+    temperature: float | None = typer.Option(None, "--temperature"),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request."),
+    retries: int | None = typer.Option(None, "--tries", help="Tries per request (default 5)."),
+    all_rows: bool = typer.Option(False, "--all", help="Also caption dropped clips."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Caption clips again."),
+    clean: bool = typer.Option(False, "--clean", help="Clean captions (openers, URLs, ...)."),
+    english_only: bool = typer.Option(
+        False, "--english-only", help="Mark clips whose caption is not English."
+    ),
+    dedup: bool = typer.Option(False, "--dedup", help="Mark clips repeating a caption."),
+    score_words: bool = typer.Option(
+        False, "--score-words", help="Append aesthetic and motion levels in words."
+    ),
+    rewrite: bool = typer.Option(False, "--rewrite", help="LLM rewrite pass (JSON answer)."),
+    rewrite_prompt: str = typer.Option(
+        "rewrite", "--rewrite-prompt", help="Prompt for --rewrite (name or file)."
+    ),
+    rematch: bool = typer.Option(
+        False, "--rematch", help="Recompute the text-video match score on the new captions."
+    ),
+) -> None:
+    """Caption kept clips with a VLM, then optionally clean, rewrite and re-score matching."""
+    from clipsieve.caption.run import caption_run
+    from clipsieve.caption.stage import CaptionStage, PostOptions
+
+    params: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+    }
+    if backend == "openai":
+        params.update(base_url=base_url, api_key_env=api_key_env, timeout_s=timeout)
+    elif backend == "gemini":
+        params.update(api_key_env=api_key_env, timeout_s=timeout)
+    if backend != "local":
+        params["max_tries"] = retries
+    with user_errors():
+        stage = CaptionStage(
+            backend=backend,
+            backend_params={k: v for k, v in params.items() if v is not None},
+            prompt=prompt,
+            frames=frames,
+            frame_size=frame_size,
+            concurrency=max(1, concurrency),
+            all_rows=all_rows,
+            overwrite=overwrite,
+        )
+        post = PostOptions(
+            clean=clean, english_only=english_only, dedup=dedup, score_words=score_words
+        )
+        with progress_bar() as bar:
+            task = bar.add_task("caption", total=0, rate="", current="")
+            state = {"failed": 0}
+
+            def on_phase(phase: str, total: int) -> None:
+                bar.reset(task, total=total, description=phase)
+                state["failed"] = 0
+
+            def on_row(ok: bool) -> None:
+                state["failed"] += not ok
+                elapsed = bar.tasks[0].elapsed or 0.0
+                done = bar.tasks[0].completed + 1
+                rate = f"{done / elapsed:.1f} clips/s" if elapsed > 0 else ""
+                failed = f"{state['failed']} failed" if state["failed"] else ""
+                bar.update(task, advance=1, rate=rate, current=failed)
+
+            stage.on_row = on_row
+            outcome = caption_run(
+                run_dir,
+                stage,
+                post,
+                rewrite=rewrite_prompt if rewrite else None,
+                rematch=rematch,
+                progress=on_phase,
+            )
+        _summary(outcome)
+
+
+def _summary(outcome: Any) -> None:
+    stats = outcome.caption
+    console.print(
+        f"captioned {stats.succeeded} clips, {stats.failed} failed, in {stats.seconds:.1f} s: "
+        f"{stats.clips_per_s:.2f} clips/s, {stats.tokens_per_s:.0f} tokens/s "
+        f"({stats.tokens_in} in, {stats.tokens_out} out)"
+    )
+    if outcome.rewrite is not None:
+        r = outcome.rewrite
+        console.print(f"rewrote {r.succeeded} captions, {r.failed} failed, in {r.seconds:.1f} s")
+    marks = ", ".join(f"{reason} ×{n}" for reason, n in outcome.marks.items() if n)
+    if marks:
+        console.print(f"marked keep=false: {marks}")
+    errors = [e for e in outcome.clips.column("caption_error").to_pylist() if e]
+    for message in sorted(set(errors))[:5]:
+        console.print(f"  [yellow]{message}[/]", highlight=False)
+    if errors:
+        console.print(
+            f"{len(errors)} clips have caption errors; run the same command to retry them"
+        )
+    if outcome.rematched:
+        console.print("match scores recomputed against the new captions")
+    elif outcome.rematch_note:
+        console.print(f"[yellow]match not recomputed:[/] {outcome.rematch_note}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``caption`` command to ``app``."""
+    app.command("caption")(caption)

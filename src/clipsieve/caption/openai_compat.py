@@ -1,0 +1,222 @@
+"""OpenAI-compatible chat completions with images: vLLM, SGLang, Ollama, LM Studio, OpenAI.
+
+Frames go in the user message as ``image_url`` parts holding base64 JPEG data URLs, the form
+all of these servers accept. The payload is built once per clip and re-sent as is on a retry.
+Requests run in the caption stage's worker threads through one shared ``httpx.Client`` (its
+connection pool is thread-safe and keeps connections alive between clips).
+
+Retried: 408, 409, 429, 5xx, timeouts, connection errors and answers that are not the JSON a
+chat completion should be (a proxy cutting a body short looks like that). ``Retry-After`` is
+honoured. 401/403 (key) and 404 (model or URL) fail the whole run at once with one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from clipsieve.caption.backends import (
+    BackendUnavailable,
+    CaptionFailed,
+    CaptionReply,
+    CaptionRequest,
+    RetryableError,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
+from clipsieve.score.base import FrameSpec
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+FATAL_STATUS = frozenset({401, 403, 404})
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # vLLM's `vllm serve` default
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _message_text(content: Any) -> str:
+    """The text of a chat message's ``content`` (a string, or a list of typed parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
+        )
+    raise ValueError(f"unexpected message content {type(content).__name__}")
+
+
+@dataclass
+class OpenAIBackend:
+    """Captions through ``POST {base_url}/chat/completions``.
+
+    ``api_key_env`` names the environment variable holding the key (the key itself is never a
+    parameter, so it never lands in ``run.json``); local servers need none. ``image_detail``
+    (``low``/``high``/``auto``) is sent only when set, since not every server knows it.
+    """
+
+    name: ClassVar[str] = "openai"
+    wants_jpeg: ClassVar[bool] = True
+    max_concurrency: ClassVar[int | None] = None
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    api_key_env: str = "OPENAI_API_KEY"
+    max_tokens: int = 256
+    temperature: float = 0.2
+    timeout_s: float = 120.0
+    connect_timeout_s: float = 10.0
+    max_tries: int = 5
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    image_detail: str | None = None
+    max_connections: int = 64
+    policy: RetryPolicy = field(init=False, repr=False)
+    _client: httpx.Client | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https:// (got {self.base_url})")
+        self.policy = RetryPolicy(self.max_tries, self.backoff_s, self.max_backoff_s)
+
+    # ------------------------------------------------------------------------ interface
+
+    def default_frames(self, count: int | None, size: int | None) -> FrameSpec:
+        return FrameSpec(count=count or 3, positions="uniform", short_side=size or 448)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "base_url": self.base_url,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "timeout_s": self.timeout_s,
+            "max_tries": self.max_tries,
+        }
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            headers = {"Content-Type": "application/json"}
+            key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            self._client = httpx.Client(
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                ),
+            )
+        return self._client
+
+    def check(self) -> None:
+        """One quick request to ``/models``: any HTTP answer proves the server is there."""
+        try:
+            self.client.get(f"{self.base_url}/models", timeout=self.connect_timeout_s)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the caption server at {self.base_url} "
+                f"({type(exc).__name__}: {_short(str(exc), 80)}); start it (e.g. `vllm serve "
+                f"{self.model}`) or pass --base-url"
+            ) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ------------------------------------------------------------------------ requests
+
+    def payload(self, request: CaptionRequest) -> dict[str, Any]:
+        """The chat-completions body for ``request`` (built once per clip)."""
+        parts: list[dict[str, Any]] = []
+        for jpeg in request.jpegs:
+            image: dict[str, Any] = {
+                "url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+            }
+            if self.image_detail:
+                image["detail"] = self.image_detail
+            parts.append({"type": "image_url", "image_url": image})
+        parts.append({"type": "text", "text": request.prompt})
+        return {
+            "model": self.model,
+            "messages": [{"role": "user", "content": parts}],
+            "max_tokens": int(self.max_tokens),
+            "temperature": float(self.temperature),
+            "stream": False,
+        }
+
+    def caption(self, request: CaptionRequest) -> CaptionReply:
+        body = json.dumps(self.payload(request)).encode("utf-8")
+        url = f"{self.base_url}/chat/completions"
+        started = time.perf_counter()
+
+        def attempt() -> dict[str, Any]:
+            return self._post(url, body)
+
+        data, tries = call_with_retries(attempt, self.policy)
+        latency = time.perf_counter() - started
+        return self._reply(data, latency, tries)
+
+    def _post(self, url: str, body: bytes) -> dict[str, Any]:
+        try:
+            response = self.client.post(url, content=body)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                f"cannot reach {self.base_url} ({type(exc).__name__})", unreachable=True
+            ) from None
+        status = response.status_code
+        if status in RETRY_STATUS:
+            raise RetryableError(
+                f"HTTP {status}: {_short(response.text, 120)}",
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if status in FATAL_STATUS:
+            hint = (
+                f"set ${self.api_key_env} to a valid key"
+                if status in (401, 403)
+                else "check --base-url and --model"
+            )
+            raise CaptionFailed(
+                f"{url} answered HTTP {status} ({_short(response.text, 120)}); {hint}", "fatal"
+            )
+        if status >= 400:
+            raise CaptionFailed(f"HTTP {status}: {_short(response.text, 200)}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise RetryableError(f"malformed JSON answer: {_short(response.text, 80)!r}") from None
+        if not isinstance(data, dict) or not data.get("choices"):
+            raise RetryableError(f"answer has no choices: {_short(response.text, 80)!r}")
+        return data
+
+    def _reply(self, data: dict[str, Any], latency: float, tries: int) -> CaptionReply:
+        try:
+            choice = data["choices"][0]
+            text = _message_text(choice["message"]["content"])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise CaptionFailed(f"answer without a message ({type(exc).__name__})") from None
+        usage = data.get("usage") or {}
+        return CaptionReply(
+            text=text.strip(),
+            model=str(data.get("model") or self.model),
+            tokens_in=usage.get("prompt_tokens"),
+            tokens_out=usage.get("completion_tokens"),
+            latency_s=latency,
+            attempts=tries,
+            truncated=choice.get("finish_reason") == "length",
+        )

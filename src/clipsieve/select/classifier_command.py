@@ -1,0 +1,178 @@
+"""``clipsieve train-classifier`` and ``clipsieve predict``: the learned quality score.
+
+``train-classifier`` writes ``RUN_DIR/classifier/``: ``model.json`` (XGBoost JSON with the
+feature list inside), ``metrics.json`` (cross-validated accuracy / ROC-AUC / PR-AUC with 95%
+intervals, importances; what the report reads) and ``importance.png``. ``predict`` adds the
+``quality_prob`` column to the run's clip table, which top-N selection can rank by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import typer
+
+from clipsieve.cliutil import console, user_errors
+from clipsieve.errors import UserError
+from clipsieve.select.classifier import (
+    CLASSIFIER_DIR,
+    IMPORTANCE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    ORIGINAL_FEATURES,
+    PROB_COLUMN,
+)
+
+
+def _parse_features(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if len(set(names)) != len(names):
+        raise UserError(f"--features names a column twice: {text}")
+    return names
+
+
+def train(
+    run_dir: Path,
+    labels: Path | None,
+    features: list[str],
+    out: Path | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict:
+    """Train, cross-validate and save; returns the metrics written to ``metrics.json``."""
+    from clipsieve.annotate.store import labels_path
+    from clipsieve.runfolder import load_clips
+    from clipsieve.select.classifier import (
+        feature_matrix,
+        match_labels,
+        plot_importance,
+        read_labels,
+        save_model,
+        train_classifier,
+    )
+    from clipsieve.table import write_json
+
+    clips = load_clips(run_dir)
+    if labels is None:
+        labels = labels_path(run_dir)
+        if not labels.is_file():
+            raise UserError(
+                f"{run_dir} has no labels yet: label clips with `clipsieve annotate {run_dir}` "
+                "or pass --labels annotations.json"
+            )
+    x_all = feature_matrix(clips, features, run_dir)
+    known = read_labels(labels)
+    rows, y, unmatched = match_labels(clips, known, run_dir)
+    if len(rows) == 0:
+        example = next(iter(known), "none")
+        raise UserError(
+            f"none of the {len(known)} labels in {labels} names a clip of {run_dir} (e.g. "
+            f"'{example}'): keys must be clip paths, clip ids or scene names"
+        )
+    result = train_classifier(x_all[rows], y, features, folds=folds, seed=seed)
+    folder = out or Path(run_dir) / CLASSIFIER_DIR
+    model_path = save_model(result, folder / MODEL_FILE, labels_source=str(labels))
+    plot = plot_importance(result.metrics["importance_gain"], folder / IMPORTANCE_FILE)
+    metrics = {
+        **result.metrics,
+        "labels_file": str(labels),
+        "labels_total": len(known),
+        "labels_unmatched": len(unmatched),
+        "unmatched_examples": unmatched[:5],
+        "model": str(model_path),
+        "importance_plot": str(plot),
+    }
+    write_json(metrics, folder / METRICS_FILE)
+    return metrics
+
+
+def train_classifier_command(
+    run_dir: Path = typer.Argument(..., help="A finished run folder with score columns."),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        "-l",
+        help="annotations.json ({scene_path: 0|1}) or a labels.sqlite store "
+        "(default: RUN_DIR/labels.sqlite from `clipsieve annotate`).",
+    ),
+    features: str = typer.Option(
+        ",".join(ORIGINAL_FEATURES),
+        "--features",
+        "-f",
+        help="Comma-separated numeric columns (default: the original project's seven).",
+    ),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds (at least 3)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for folds, bootstrap and XGBoost."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for model.json/metrics.json (default RUN_DIR/classifier)."
+    ),
+) -> None:
+    """Train an XGBoost good/bad classifier on labelled clips, with cross-validated metrics."""
+    with user_errors():
+        if folds < 3:
+            raise UserError(
+                f"--folds must be at least 3 (one fold tests, one early-stops): {folds}"
+            )
+        with console.status("training (cross-validation) …"):
+            metrics = train(run_dir, labels, _parse_features(features), out, folds, seed)
+    cv = metrics["cv"]
+    console.print(
+        f"labels: {metrics['n_labels']} matched ({metrics['n_good']} good / {metrics['n_bad']} "
+        f"bad), {metrics['labels_unmatched']} unmatched · {metrics['folds']}-fold CV, "
+        f"{metrics['rounds']} rounds"
+    )
+    for name in ("accuracy", "roc_auc", "pr_auc"):
+        low, high = cv[name]["ci95"] or (float("nan"), float("nan"))
+        console.print(f"  {name:<9} {cv[name]['value']:.3f}  (95% CI {low:.3f}–{high:.3f})")
+    console.print(f"  majority-class accuracy {metrics['majority_baseline_accuracy']:.3f}")
+    top = sorted(metrics["importance_gain"].items(), key=lambda kv: -kv[1])
+    console.print("  importance: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    console.print(f"model → {metrics['model']}")
+
+
+def predict(run_dir: Path, model_path: Path | None = None) -> tuple[int, Path]:
+    """Add ``quality_prob`` to the run's clips; returns (clips scored, model used)."""
+    import pyarrow as pa
+
+    from clipsieve.runfolder import load_clips, save_clips
+    from clipsieve.select.classifier import load_model
+
+    model_path = model_path or Path(run_dir) / CLASSIFIER_DIR / MODEL_FILE
+    model = load_model(model_path)
+    clips = load_clips(run_dir)
+    prob = model.predict(clips, run_dir)
+    column = pa.array([None if p != p else float(p) for p in prob], type=pa.float64())
+    if PROB_COLUMN in clips.column_names:
+        clips = clips.set_column(clips.column_names.index(PROB_COLUMN), PROB_COLUMN, column)
+    else:
+        clips = clips.append_column(PROB_COLUMN, column)
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    step = {
+        "name": "predict",
+        "version": "1",
+        "table": "clips",
+        "inputs": model.features,
+        "outputs": [PROB_COLUMN],
+        "params": {"model": str(model_path), "model_sha256": digest, **model.info},
+    }
+    save_clips(run_dir, clips, step)
+    return int(sum(1 for p in prob if p == p)), model_path
+
+
+def predict_command(
+    run_dir: Path = typer.Argument(..., help="A finished run folder."),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="model.json (default RUN_DIR/classifier/model.json)."
+    ),
+) -> None:
+    """Add the classifier's P(good) as the `quality_prob` column of the run's clips."""
+    with user_errors():
+        scored, used = predict(run_dir, model)
+    console.print(f"{PROB_COLUMN} for {scored} clips from {used} → {run_dir}")
+
+
+def register_classifier(app: typer.Typer) -> None:
+    """Add ``train-classifier`` and ``predict`` to ``app``."""
+    app.command("train-classifier")(train_classifier_command)
+    app.command("predict")(predict_command)
