@@ -182,3 +182,32 @@ def test_full_disk_stops_cleanly_and_resumes(tmp_path: Path, monkeypatch) -> Non
     assert resumed.clips.select(keys).to_pylist() == reference.clips.select(keys).to_pylist()
     assert read_parquet(run_dir / "clips.parquet").num_rows == reference.clips.num_rows
     shutil.rmtree(run_dir)
+
+
+@pytest.mark.slow
+def test_two_hour_tiny_video_streams_in_bounded_memory(tmp_path: Path) -> None:
+    """2 h of 32x24 video: probed, split and scored as a stream, memory bounded (make test-slow)."""
+    import resource
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hm._long_tiny(7200)(folder / "two_hours.mp4")
+    config = tmp_path / "config.yaml"
+    config.write_text("cut:\n  enabled: false\n", encoding="utf-8")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        [sys.executable, "-m", "clipsieve", "run", str(folder), "--out", str(tmp_path / "run")]
+        + ["--config", str(config), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    clips = read_parquet(tmp_path / "run" / "clips.parquet")
+    videos = read_parquet(tmp_path / "run" / "videos.parquet").to_pylist()
+    assert videos[0]["num_frames"] == 36000 and videos[0]["status"] == "ok"
+    assert clips.num_rows >= 720  # 10 s maximum per clip
+    assert peak_mb < 2048, f"peak RSS {peak_mb:.0f} MB"

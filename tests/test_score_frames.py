@@ -108,6 +108,13 @@ def test_broken_file_is_a_sample_error(tmp_path):
         FrameSampler({"a": FrameSpec(count=1)}).sample(bad)
 
 
+def test_decode_past_its_timeout_is_a_sample_error(tmp_path):
+    src = _grey_ramp_video(tmp_path / "ramp.mp4", frames=10, size="160x96")
+    sampler = FrameSampler({"a": FrameSpec(count=3)}, timeout_s=1e-6)
+    with pytest.raises(SampleError, match="timed out"):
+        sampler.sample(src)
+
+
 class _MeanLevel(Scorer):
     name = "meanlevel"
     columns = ("mean_level", "frames_seen")

@@ -113,6 +113,17 @@ def test_reader_counts_frames_and_sizes(videos: dict[str, Path]) -> None:
     assert [i for i, _ in reader] == list(range(100)) and reader.num_frames == 100
 
 
+def test_reader_gives_up_after_its_timeout(videos: dict[str, Path]) -> None:
+    """A decode slower than its budget ends with a one-line DecodeError, not a hang."""
+    from clipsieve.shots.decode import DecodeError, default_decode_timeout
+
+    reader = FrameReader(videos["cuts"], width=64)
+    assert reader.timeout_s == pytest.approx(default_decode_timeout(reader.info))
+    assert reader.timeout_s == pytest.approx(120 + 4 * 100 / 25)
+    with pytest.raises(DecodeError, match="timed out"):
+        list(FrameReader(videos["cuts"], width=64, timeout_s=1e-6))
+
+
 def test_reader_decodes_every_vfr_frame(videos: dict[str, Path]) -> None:
     frames, _ = read_frames(videos["vfr"], size=(48, 27))
     assert len(frames) == 67  # 100 frames minus every third one (n % 3 == 2)

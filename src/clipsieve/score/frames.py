@@ -15,6 +15,7 @@ variable-frame-rate ones.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,11 +61,22 @@ def _target_size(
     return width, height
 
 
-class FrameSampler:
-    """Decodes clips once for a fixed set of named frame specs."""
+DEFAULT_SAMPLE_TIMEOUT_S = 300.0
+"""How long decoding one clip may take before the row gets a timeout error (clips are short)."""
 
-    def __init__(self, specs: Mapping[str, FrameSpec]) -> None:
+
+class FrameSampler:
+    """Decodes clips once for a fixed set of named frame specs.
+
+    ``timeout_s`` bounds one clip's decode, blocking reads included: a stuck or pathologically
+    slow file costs at most that long and its row records why.
+    """
+
+    def __init__(
+        self, specs: Mapping[str, FrameSpec], timeout_s: float = DEFAULT_SAMPLE_TIMEOUT_S
+    ) -> None:
         self.specs = dict(specs)
+        self.timeout_s = timeout_s
 
     def sample(
         self,
@@ -76,7 +88,9 @@ class FrameSampler:
     ) -> dict[str, Frames]:
         """Frames for every spec from clip ``[start_frame, end_frame)`` of ``path``."""
         try:
-            container = av.open(str(path))
+            container = av.open(str(path), timeout=self.timeout_s)
+        except av.error.ExitError:
+            raise SampleError(f"timed out opening {path}") from None
         except (av.FFmpegError, OSError) as exc:
             raise SampleError(
                 f"cannot open {path}: {getattr(exc, 'strerror', None) or exc}"
@@ -129,8 +143,11 @@ class FrameSampler:
             target = origin + int((start_frame / rate - 1.0) / tb) if tb else 0
             container.seek(max(target, origin), stream=stream, backward=True, any_frame=False)
         count = 0
+        deadline = time.monotonic() + self.timeout_s
         try:
             for frame in container.decode(stream):
+                if time.monotonic() > deadline:
+                    raise SampleError(f"decoding timed out after {self.timeout_s:g} s")
                 if start_frame > 0:
                     if frame.pts is None or not tb:
                         continue
@@ -145,6 +162,8 @@ class FrameSampler:
                 out[index] = self._convert(frame, scalers, users[index])
                 if index >= last:
                     break
+        except av.error.ExitError:
+            raise SampleError(f"reading timed out after {self.timeout_s:g} s") from None
         except av.FFmpegError as exc:
             if not out:
                 raise SampleError(

@@ -18,6 +18,7 @@ change nothing in that numbering (rotation is ignored: detection does not care w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -50,6 +51,17 @@ def _fps_of(stream: av.video.stream.VideoStream) -> float:
     return 0.0
 
 
+def default_decode_timeout(info: VideoInfo) -> float:
+    """Seconds a whole decode may take: 2 min plus 4x the video's duration when known.
+
+    Decoding runs far faster than real time (1080p H.264 ~8x here), so a decode that is slower
+    than a quarter of real time is stuck or pathological; 1 h when the length is unknown.
+    """
+    if info.fps > 0 and info.frames_hint > 0:
+        return 120.0 + 4.0 * info.frames_hint / info.fps
+    return 3600.0
+
+
 def analysis_size(width: int, height: int, target_width: int) -> tuple[int, int]:
     """(w, h) with ``w == target_width`` (or smaller for tiny videos), keeping the aspect ratio."""
     w = min(target_width, width) if width > 0 else target_width
@@ -66,6 +78,8 @@ class FrameReader:
     returns it; ``None`` keeps the aspect ratio at ``width`` pixels.
     ``fast=True`` skips the in-loop deblocking filter (see module docs). The reader is a
     one-shot iterator; ``num_frames`` holds the decoded count once it is exhausted.
+    ``timeout_s`` bounds the whole decode (default: :func:`default_decode_timeout`): a file that
+    decodes pathologically slowly, or a read that blocks, costs at most that long.
     """
 
     def __init__(
@@ -77,6 +91,7 @@ class FrameReader:
         fast: bool = True,
         threads: int = 0,
         pix_fmt: str = "rgb24",
+        timeout_s: float | None = None,
     ) -> None:
         self.path = str(path)
         self._pix_fmt = pix_fmt
@@ -85,11 +100,16 @@ class FrameReader:
         self._fast = fast
         self._threads = threads
         self.num_frames = 0
+        self.timeout_s = timeout_s if timeout_s is not None else 60.0  # for the header read
         self.info = self._probe()
+        if timeout_s is None:
+            self.timeout_s = default_decode_timeout(self.info)
 
     def _open(self) -> av.container.InputContainer:
         try:
-            container = av.open(self.path)
+            container = av.open(self.path, timeout=self.timeout_s)
+        except av.error.ExitError:
+            raise DecodeError(f"timed out opening {self.path}") from None
         except (av.error.FFmpegError, OSError) as exc:
             raise DecodeError(f"cannot open {self.path}: {_reason(exc)}") from None
         if not container.streams.video:
@@ -135,8 +155,14 @@ class FrameReader:
             if self._fast:
                 stream.codec_context.options = {"skip_loop_filter": "all"}
             index = 0
+            deadline = time.monotonic() + self.timeout_s
             try:
                 for frame in container.decode(stream):
+                    if time.monotonic() > deadline:
+                        raise DecodeError(
+                            f"decoding {self.path} timed out after {self.timeout_s:g} s "
+                            f"({index} frames)"
+                        )
                     if frame.width >= mid_w and frame.height >= mid_h:
                         mid = scaler.reformat(
                             frame, mid_w, mid_h, self._pix_fmt, interpolation="FAST_BILINEAR"
@@ -149,6 +175,8 @@ class FrameReader:
                     yield index, image
                     index += 1
                     self.num_frames = index
+            except av.error.ExitError:
+                raise DecodeError(f"reading {self.path} timed out ({index} frames)") from None
             except av.error.FFmpegError as exc:
                 if index == 0:
                     raise DecodeError(f"cannot decode {self.path}: {_reason(exc)}") from None
