@@ -1,0 +1,261 @@
+"""``clipsieve filter``, ``clipsieve dedup`` and ``clipsieve topn``: selection on a finished run.
+
+All three read ``RUN_DIR/clips.parquet``, mark rows (``keep``/``drop_reason``; rows are never
+removed) and write the table back with its provenance through
+:func:`clipsieve.runfolder.save_clips`. Registered on the main app by :func:`register`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from clipsieve.cliutil import console, user_errors
+from clipsieve.errors import UserError
+
+
+def print_funnel(funnel: dict[str, Any]) -> None:
+    """The funnel as a rich table: rows entering, passing and unscored at each condition."""
+    table = Table(title=f"filter funnel ({funnel['eligible']} of {funnel['total']} rows decided)")
+    for name, justify in (
+        ("#", "right"),
+        ("condition", "left"),
+        ("rows in", "right"),
+        ("passed", "right"),
+        ("dropped", "right"),
+        ("unscored", "right"),
+        ("pass %", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for i, step in enumerate(funnel["steps"], 1):
+        rows_in, passed = step["rows_in"], step["passed"]
+        share = f"{100 * passed / rows_in:.1f}" if rows_in else "-"
+        table.add_row(
+            str(i),
+            step["condition"],
+            str(rows_in),
+            str(passed),
+            str(rows_in - passed),
+            str(step["unscored"]),
+            share,
+        )
+    console.print(table)
+    before = ", ".join(f"{reason} x{n}" for reason, n in funnel["excluded_before"].items())
+    if before:
+        console.print(f"not decided (dropped earlier): {before}", highlight=False)
+    console.print(f"kept {funnel['kept']} of {funnel['eligible']}")
+
+
+def _topn_line(summary: dict[str, Any]) -> str:
+    cap = "no cap" if summary["n"] is None else f"n={summary['n']}"
+    return (
+        f"top-N by {summary['by']} ({cap} per video, one per span): kept {summary['kept']} of "
+        f"{summary['eligible']} · same span {summary['dropped_same_span']} · over cap "
+        f"{summary['dropped_over_cap']} · unscored {summary['dropped_unscored']}"
+    )
+
+
+def _filter(
+    run_dir: Path,
+    where: list[str],
+    preset: str | None,
+    keep_unscored: bool,
+    flags: dict[str, float | None],
+    lang: list[str],
+    remove_empty_caption: bool,
+) -> None:
+    from clipsieve.runfolder import load_clips, save_clips
+    from clipsieve.select.datautil import flag_conditions
+    from clipsieve.select.filter import apply_filter, combine, step_record, write_funnel
+    from clipsieve.select.presets import load_preset
+    from clipsieve.select.topk import release_top_n, select_top_n
+    from clipsieve.select.topk import step_record as topn_record
+
+    clips = load_clips(run_dir)
+    spec = load_preset(preset) if preset else None
+    if spec and spec.top_n:  # the preset re-applies top-N: let the filter judge those rows too
+        clips = release_top_n(clips)
+    parts = list(spec.where) if spec else []
+    parts += flag_conditions(flags, lang, remove_empty_caption, clips.column_names)
+    parts += list(where)
+    expression = combine(parts)
+    if not expression:
+        raise UserError("nothing to filter by: pass --where EXPR, --preset NAME or a flag")
+    result = apply_filter(clips, expression, keep_unscored=keep_unscored)
+    sources = {"preset": spec.name if spec else None, "flags": flags}
+    table = result.table
+    topn_summary = None
+    if spec and spec.top_n:
+        table, topn_summary = select_top_n(table, spec.top_n.by, spec.top_n.n, spec.top_n.ascending)
+        result.funnel["top_n"] = topn_summary
+        result.funnel["kept_after_top_n"] = topn_summary["kept"]
+    save_clips(run_dir, table, step_record(result.funnel["where"], keep_unscored, sources))
+    if topn_summary:
+        save_clips(run_dir, table, topn_record(topn_summary))
+    path = write_funnel(run_dir, result.funnel)
+    print_funnel(result.funnel)
+    if topn_summary:
+        console.print(_topn_line(topn_summary), highlight=False)
+    reasons = result.funnel["excluded_before"]
+    if any(r == "duplicate" or r.startswith("top_n: ") for r in reasons):
+        console.print(
+            "[yellow]note:[/] dedup/top-N ran before this filter; run them again so they "
+            "decide over the newly kept rows",
+            highlight=False,
+        )
+    console.print(f"funnel → {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``filter``, ``dedup`` and ``topn`` commands to ``app``."""
+
+    @app.command("filter")
+    def filter_command(
+        run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+        where: list[str] = typer.Option(
+            [], "--where", "-w", help='Filter expression, e.g. "flow_mean >= 0.5" (repeatable).'
+        ),
+        preset: str | None = typer.Option(
+            None,
+            "--preset",
+            "-p",
+            help="Shipped recipe (easyanimate, opensora-v1.2, "
+            "hdvg-supershy) or a preset .yaml file.",
+        ),
+        keep_unscored: bool = typer.Option(
+            False, help="Let rows whose score is missing (null) pass instead of failing."
+        ),
+        fmin: float | None = typer.Option(None, help="num_frames >= VALUE."),
+        fmax: float | None = typer.Option(None, help="num_frames <= VALUE."),
+        fpsmax: float | None = typer.Option(None, help="fps <= VALUE."),
+        hwmax: float | None = typer.Option(None, help="resolution (height*width) <= VALUE."),
+        hmin: float | None = typer.Option(None, help="height >= VALUE."),
+        wmin: float | None = typer.Option(None, help="width >= VALUE."),
+        armin: float | None = typer.Option(None, help="aspect_ratio (h/w) >= VALUE."),
+        armax: float | None = typer.Option(None, help="aspect_ratio (h/w) <= VALUE."),
+        durmin: float | None = typer.Option(None, help="duration_s >= VALUE."),
+        durmax: float | None = typer.Option(None, help="duration_s <= VALUE."),
+        aesmin: float | None = typer.Option(None, help="aes >= VALUE."),
+        flowmin: float | None = typer.Option(None, help="flow_mean >= VALUE."),
+        flowmax: float | None = typer.Option(None, help="flow_mean <= VALUE."),
+        matchmin: float | None = typer.Option(None, help="match >= VALUE."),
+        ocrmax: float | None = typer.Option(None, help="text_boxes <= VALUE."),
+        text_area_max: float | None = typer.Option(None, help="text_area_ratio <= VALUE."),
+        lang: list[str] = typer.Option([], help="Caption language(s): lang in (...)."),
+        remove_empty_caption: bool = typer.Option(
+            False, help="Drop rows whose caption is missing or empty."
+        ),
+    ) -> None:
+        """Mark clips that fail a filter expression (keep=false, drop_reason); print the funnel.
+
+        Re-running recomputes from a clean slate of filter's own earlier drops; rows dropped by
+        other steps (length policy, cut errors, dedup, top-N) stay dropped.
+        """
+        flags = {
+            "fmin": fmin,
+            "fmax": fmax,
+            "fpsmax": fpsmax,
+            "hwmax": hwmax,
+            "hmin": hmin,
+            "wmin": wmin,
+            "armin": armin,
+            "armax": armax,
+            "durmin": durmin,
+            "durmax": durmax,
+            "aesmin": aesmin,
+            "flowmin": flowmin,
+            "flowmax": flowmax,
+            "matchmin": matchmin,
+            "ocrmax": ocrmax,
+            "text-area-max": text_area_max,
+        }
+        flags = {
+            k: (int(v) if v is not None and float(v).is_integer() else v)
+            for k, v in flags.items()
+            if v is not None
+        }
+        with user_errors():
+            _filter(run_dir, where, preset, keep_unscored, flags, lang, remove_empty_caption)
+
+    @app.command("dedup")
+    def dedup_command(
+        run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+        method: str = typer.Option(
+            "auto", help="Comma-separated: exact, phash, semantic; auto = all with columns."
+        ),
+        phash_threshold: float = typer.Option(
+            10.0, help="Max mean Hamming distance (bits of 64) between clips' frame pHashes."
+        ),
+        phash_rotations: bool = typer.Option(
+            True, help="Also match copies turned by quarter turns (portrait re-uploads)."
+        ),
+        cosine: float = typer.Option(0.98, help="Min embedding cosine similarity."),
+        keep_best: str = typer.Option(
+            "resolution,duration_s",
+            help="Ranking of the copy to keep: columns, highest first; '-col' = lowest first.",
+        ),
+        partition_size: int = typer.Option(
+            20000, help="Compare within KMeans partitions of about this many clips."
+        ),
+        seed: int = typer.Option(0, help="KMeans seed for partitioning."),
+    ) -> None:
+        """Find duplicate clips; keep the best copy of each group, mark the others."""
+        from clipsieve.runfolder import load_clips, save_clips
+        from clipsieve.select.dedup import DedupParams, deduplicate, step_record
+
+        with user_errors():
+            methods = (
+                ()
+                if method.strip() == "auto"
+                else tuple(m.strip() for m in method.split(",") if m.strip())
+            )
+            params = DedupParams(
+                methods=methods,
+                phash_threshold=phash_threshold,
+                phash_rotations=phash_rotations,
+                cosine_threshold=cosine,
+                keep_best=tuple(c.strip() for c in keep_best.split(",") if c.strip()),
+                partition_size=partition_size,
+                seed=seed,
+            )
+            clips = load_clips(run_dir)
+            with console.status("looking for duplicates …"):
+                result = deduplicate(clips, params)
+            save_clips(run_dir, result.table, step_record(params, result.summary))
+            s = result.summary
+            pairs = ", ".join(f"{m} {n}" for m, n in s["pairs"].items())
+            console.print(
+                f"dedup ({', '.join(s['methods'])}) over {s['candidates']} kept clips: "
+                f"{s['groups']} duplicate groups, {s['dropped']} copies marked "
+                f"(pairs: {pairs})",
+                highlight=False,
+            )
+            rows = result.table.select(["clip_id", "dup_group", "dup_of", "dup_method"])
+            for row in rows.to_pylist():
+                if row["dup_of"]:
+                    console.print(
+                        f"  group {row['dup_group']}: {row['clip_id']} → duplicate of "
+                        f"{row['dup_of']} ({row['dup_method']})",
+                        highlight=False,
+                    )
+
+    @app.command("topn")
+    def topn_command(
+        run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+        by: str = typer.Option(..., "--by", help="Column to rank by (e.g. quality_prob, aes)."),
+        n: int = typer.Option(1, "-n", "--n", help="Keep at most N clips per source video."),
+        no_cap: bool = typer.Option(False, help="No per-video cap: only one clip per span."),
+        ascending: bool = typer.Option(False, help="Lower values rank first."),
+    ) -> None:
+        """Keep the best N clips of each source video and one per original clip span."""
+        from clipsieve.runfolder import load_clips, save_clips
+        from clipsieve.select.topk import select_top_n, step_record
+
+        with user_errors():
+            clips = load_clips(run_dir)
+            table, summary = select_top_n(clips, by, None if no_cap else n, ascending)
+            save_clips(run_dir, table, step_record(summary))
+            console.print(_topn_line(summary), highlight=False)

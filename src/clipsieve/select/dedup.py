@@ -1,0 +1,466 @@
+"""Duplicate clips: exact copies, perceptual near-duplicates and semantic near-duplicates.
+
+Three detectors link pairs of clips; linked clips form groups (union-find), and each group keeps
+its best member by a configurable ranking while the others get ``keep=false`` and
+``drop_reason='duplicate'``. Columns: ``dup_group`` (int, null for clips without a duplicate),
+``dup_of`` (the kept copy's ``clip_id``, null for the kept copy), ``dup_method`` (which detectors
+linked the group, e.g. ``"exact+phash"``).
+
+* **exact**: SHA-256 of the cut clip file; a row that was never cut hashes its source file plus
+  its frame span, so two rows naming the same span of the same bytes match.
+* **phash**: mean Hamming distance (0-64 bits) of the clips' per-frame pHashes, frames paired by
+  relative position (as :func:`clipsieve.score.phash.phash_distance`). *Degenerate frames are
+  ignored*: pHash sets a bit where a DCT coefficient exceeds the median of the 64 low-frequency
+  coefficients, so a textured frame has exactly 32 set bits, while a flat frame (black, a fade,
+  a blank title card) has all-zero AC coefficients and hashes to nearly no set bits — every black
+  frame of every video would "match". A frame hash with fewer than :data:`MIN_INFORMATIVE_BITS`
+  set bits is left out of the comparison; two clips with no informative frame pair are not
+  compared at all. By default the distance is the smallest over the four quarter turns of one
+  side (:func:`rotate_hashes`), so a copy stored with another display rotation still matches.
+* **semantic**: cosine similarity of the ``embedding`` vectors (unit length) at or above a
+  threshold, SemDeDup-style.
+
+Scaling: all-pairs comparison is quadratic, so when there are more than ``partition_size``
+candidate rows they are first split by KMeans (on the embeddings; for pHash on the hash bits,
+whose squared Euclidean distance *is* the Hamming distance) and pairs are compared only inside
+a partition, block by block, so memory stays bounded. As in SemDeDup this can miss a pair that
+straddles two partitions; near-duplicates are close, so they rarely do.
+
+Like ``filter``, ``dedup`` clears its own earlier ``duplicate`` marks first and only considers
+rows that are still kept; run it after ``filter`` so the kept copy is one that passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from clipsieve.errors import UserError
+from clipsieve.select.columns import missing_column_message
+from clipsieve.select.marks import (
+    apply_marks,
+    eligible_rows,
+    release_own_marks,
+    set_column,
+    string_list,
+)
+
+DUPLICATE_REASON = "duplicate"
+METHODS = ("exact", "phash", "semantic")
+MIN_INFORMATIVE_BITS = 24
+"""A frame pHash with fewer set bits than this comes from a (nearly) flat frame; see module doc."""
+STEP_NAME = "dedup"
+STEP_VERSION = "1"
+_BLOCK = 512
+
+
+class DedupError(UserError):
+    """Bad dedup settings or a table the requested detector cannot use."""
+
+
+@dataclass
+class DedupParams:
+    """Dedup settings (all recorded in provenance).
+
+    ``methods`` empty means every detector whose column exists (exact always).
+    ``keep_best`` ranks a group's members: column names, best = highest; prefix ``-`` for
+    lowest-is-best; nulls rank last; ``clip_id`` breaks ties.
+    """
+
+    methods: tuple[str, ...] = ()
+    phash_threshold: float = 10.0
+    phash_rotations: bool = True
+    cosine_threshold: float = 0.98
+    keep_best: tuple[str, ...] = ("resolution", "duration_s")
+    partition_size: int = 20000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise DedupError(f"unknown dedup method '{unknown[0]}' (known: {', '.join(METHODS)})")
+        if not 0 <= self.phash_threshold <= 64:
+            raise DedupError(f"--phash-threshold must be 0-64 bits, got {self.phash_threshold}")
+        if not -1 <= self.cosine_threshold <= 1:
+            raise DedupError(f"--cosine must be between -1 and 1, got {self.cosine_threshold}")
+        if self.partition_size < 2:
+            raise DedupError(f"partition size must be at least 2, got {self.partition_size}")
+
+
+@dataclass
+class DedupResult:
+    table: pa.Table
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def exact_keys(clips: pa.Table, rows: Sequence[int]) -> dict[int, str]:
+    """Content key per row: hash of the clip file, else of the source file plus the span."""
+    paths = string_list(clips, "path")
+    sources = string_list(clips, "source_path")
+    starts = clips.column("start_frame").to_pylist() if "start_frame" in clips.column_names else []
+    ends = clips.column("end_frame").to_pylist() if "end_frame" in clips.column_names else []
+    source_digest: dict[str, str] = {}
+    keys: dict[int, str] = {}
+    for i in rows:
+        path = paths[i]
+        if path and Path(path).is_file():
+            keys[i] = "clip:" + file_digest(path)
+            continue
+        source = sources[i]
+        if source and Path(source).is_file() and starts and ends and starts[i] is not None:
+            if source not in source_digest:
+                source_digest[source] = file_digest(source)
+            keys[i] = f"span:{source_digest[source]}:{starts[i]}:{ends[i]}"
+    return keys
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x)
+
+
+def hash_matrix(
+    values: Sequence[Sequence[int] | None], frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes (n, frames) uint64, informative mask (n, frames)) from per-row pHash lists.
+
+    Each row's hashes are resampled to ``frames`` positions by relative position (the rule of
+    :func:`clipsieve.score.phash.phash_distance`); degenerate (flat-frame) hashes are masked.
+    """
+    n = len(values)
+    hashes = np.zeros((n, frames), dtype=np.uint64)
+    mask = np.zeros((n, frames), dtype=bool)
+    for r, row in enumerate(values):
+        if not row:
+            continue
+        arr = np.array([int(v) & 0xFFFFFFFFFFFFFFFF for v in row], dtype=np.uint64)
+        picks = [int((i + 0.5) * len(arr) / frames) for i in range(frames)]
+        hashes[r] = arr[picks]
+    mask = _popcount(hashes) >= MIN_INFORMATIVE_BITS
+    return hashes, mask
+
+
+@dataclass(frozen=True)
+class _Planes:
+    """Hashes as 0/1 float planes for Hamming distances by matrix products.
+
+    ``bits``: (n, frames*64) hash bits, zeroed on uninformative frames; ``care``: (n, frames*64)
+    1 where the frame is informative; ``frames``: (n, frames) the informative mask as 0/1.
+    """
+
+    bits: np.ndarray
+    care: np.ndarray
+    frames: np.ndarray
+
+
+def _planes(hashes: np.ndarray, mask: np.ndarray) -> _Planes:
+    raw = hashes.astype(">u8").view(np.uint8).reshape(*hashes.shape, 8)
+    bits = np.unpackbits(raw, axis=-1).astype(np.float32)  # (n, frames, 64)
+    care = np.broadcast_to(mask[..., None], bits.shape).astype(np.float32)
+    n = len(hashes)
+    return _Planes((bits * care).reshape(n, -1), care.reshape(n, -1), mask.astype(np.float32))
+
+
+def _plane_distances(a: _Planes, b: _Planes) -> np.ndarray:
+    """Mean informative Hamming distance, every row of ``a`` against every row of ``b``.
+
+    Over the frames informative on both sides, the differing bits are
+    ``a.bits . (b.care - b.bits) + (a.care - a.bits) . b.bits`` (1-then-0 plus 0-then-1), two
+    matrix products that BLAS runs far faster than XOR/popcount over a (rows, rows, frames)
+    array. The counts are small integers, exact in float32.
+    """
+    differing = a.bits @ (b.care - b.bits).T + (a.care - a.bits) @ b.bits.T
+    count = a.frames @ b.frames.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, differing / np.maximum(count, 1), np.inf)
+
+
+def phash_distances(
+    a: np.ndarray, a_mask: np.ndarray, b: np.ndarray, b_mask: np.ndarray
+) -> np.ndarray:
+    """Mean Hamming distance between every row of ``a`` and of ``b`` over informative frames.
+
+    Returns (len(a), len(b)) float; ``inf`` where no frame position is informative on both.
+    """
+    return _plane_distances(_planes(a, a_mask), _planes(b, b_mask))
+
+
+def partitions(vectors: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
+    """Row-index groups of at most about ``size`` rows (KMeans when there are more rows)."""
+    n = len(vectors)
+    if n <= size:
+        return [np.arange(n)]
+    from sklearn.cluster import MiniBatchKMeans
+
+    k = math.ceil(n / size)
+    labels = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3).fit_predict(vectors)
+    return [np.flatnonzero(labels == c) for c in range(k) if np.any(labels == c)]
+
+
+def _blocks(n: int, block: int = _BLOCK) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, block):
+        yield start, min(n, start + block)
+
+
+_U = np.arange(8)[:, None]
+_V = np.arange(8)[None, :]
+# For a quarter turn k of the image, which DCT coefficients change sign (see rotate_hashes).
+_ROT_FLIP = {1: _U % 2 == 1, 2: (_U + _V) % 2 == 1, 3: _V % 2 == 1}
+
+
+def rotate_hashes(hashes: np.ndarray, turns: int) -> np.ndarray:
+    """The pHashes the same frames would have if turned by ``turns`` quarter turns (approx.).
+
+    pHash bits are the signs of the 8x8 low-frequency DCT coefficients C(u, v) against their
+    median. Turning the image permutes and negates coefficients: a quarter turn maps C(u, v) to
+    (-1)^u C(v, u), a half turn to (-1)^(u+v) C(u, v), three quarters to (-1)^v C(v, u). With the
+    median near zero a negated coefficient flips its bit, so the turned hash is the transposed
+    bit matrix with those bits inverted. Measured on real film frames: within ~3 of 64 bits of
+    hashing the really turned frame (unrelated frames differ by ~32).
+    """
+    if turns % 4 == 0:
+        return hashes
+    raw = hashes.astype(">u8").view(np.uint8).reshape(*hashes.shape, 8)
+    bits = np.unpackbits(raw, axis=-1).reshape(*hashes.shape, 8, 8)
+    k = turns % 4
+    if k in (1, 3):
+        bits = np.swapaxes(bits, -1, -2)
+    bits = np.where(_ROT_FLIP[k], 1 - bits, bits).astype(np.uint8)
+    packed = np.packbits(bits.reshape(*hashes.shape, 64), axis=-1)
+    return packed.view(">u8").reshape(hashes.shape).astype(np.uint64)
+
+
+def phash_pairs(
+    hashes: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    size: int,
+    seed: int,
+    rotations: bool = True,
+) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, distance), i < j, with mean informative Hamming distance <= ``threshold``.
+
+    With ``rotations`` the distance is the smallest over the four quarter turns of the second
+    clip's hashes (:func:`rotate_hashes`), so a copy stored with a different display rotation
+    (portrait re-upload of a landscape video) still matches.
+    """
+    usable = np.flatnonzero(mask.any(axis=1))
+    if len(usable) < 2:
+        return []
+    bits = np.unpackbits(hashes[usable].view(np.uint8), axis=1).astype(np.float32)
+    turns = (0, 1, 2, 3) if rotations else (0,)
+    out: list[tuple[int, int, float]] = []
+    for part in partitions(bits, size, seed):
+        idx = usable[part]
+        h, m = hashes[idx], mask[idx]
+        upright = _planes(h, m)
+        turned = [upright] + [_planes(rotate_hashes(h, k), m) for k in turns[1:]]
+        for s0, s1 in _blocks(len(idx)):
+            rows = _Planes(upright.bits[s0:s1], upright.care[s0:s1], upright.frames[s0:s1])
+            d = np.min(
+                [
+                    _plane_distances(rows, _Planes(t.bits[s0:], t.care[s0:], t.frames[s0:]))
+                    for t in turned
+                ],
+                axis=0,
+            )
+            for a, b in zip(*np.nonzero(d <= threshold), strict=True):
+                i, j = s0 + int(a), s0 + int(b)
+                if i < j:
+                    out.append((int(idx[i]), int(idx[j]), float(d[a, b])))
+    return out
+
+
+def semantic_pairs(
+    vectors: np.ndarray, threshold: float, size: int, seed: int
+) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, cosine), i < j, with cosine similarity >= ``threshold`` (rows unit length)."""
+    if len(vectors) < 2:
+        return []
+    out: list[tuple[int, int, float]] = []
+    for part in partitions(vectors, size, seed):
+        v = vectors[part]
+        for s0, s1 in _blocks(len(part)):
+            sims = v[s0:s1] @ v[s0:].T
+            for a, b in zip(*np.nonzero(sims >= threshold), strict=True):
+                i, j = s0 + int(a), s0 + int(b)
+                if i < j:
+                    out.append((int(part[i]), int(part[j]), float(sims[a, b])))
+    return out
+
+
+def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Any:
+    columns = []
+    for spec in keep_best:
+        name, lowest = (spec[1:], True) if spec.startswith("-") else (spec, False)
+        if name not in clips.column_names:
+            raise DedupError(missing_column_message(name, clips.column_names) + " (--keep-best)")
+        values = clips.column(name).to_pylist()
+        columns.append((values, lowest))
+    ids = string_list(clips, "clip_id")
+
+    def key(i: int) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for values, lowest in columns:
+            v = values[i]
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                parts.append((1, 0.0))
+            else:
+                parts.append((0, float(v) if lowest else -float(v)))
+        return (*parts, ids[i] or "")
+
+    return key
+
+
+def _methods(clips: pa.Table, params: DedupParams) -> tuple[str, ...]:
+    columns = {"phash": "phash", "semantic": "embedding"}
+    if params.methods:
+        for method in params.methods:
+            column = columns.get(method)
+            if column and column not in clips.column_names:
+                raise DedupError(missing_column_message(column, clips.column_names))
+        return params.methods
+    return tuple(m for m in METHODS if m == "exact" or columns[m] in clips.column_names)
+
+
+def _embeddings(clips: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices with a vector, unit vectors) for ``rows``; one embedding model only."""
+    if "embed_model" in clips.column_names:
+        models = {m for m in (clips.column("embed_model").to_pylist()[i] for i in rows) if m}
+        if len(models) > 1:
+            raise DedupError(
+                f"embeddings from different models ({', '.join(sorted(models))}) cannot be "
+                "compared: re-run `clipsieve score RUN --scorers embed` with one model"
+            )
+    values = clips.column("embedding").to_pylist()
+    have = np.array([i for i in rows if values[i] is not None], dtype=np.int64)
+    if len(have) == 0:
+        return have, np.zeros((0, 0), dtype=np.float32)
+    vectors = np.array([values[i] for i in have], dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return have, vectors
+
+
+def deduplicate(clips: pa.Table, params: DedupParams | None = None) -> DedupResult:
+    """Find duplicate groups among kept rows and mark all but the best of each group."""
+    params = params or DedupParams()
+    methods = _methods(clips, params)
+    rank_key = _rank_key(clips, params.keep_best)
+    keep, reasons = release_own_marks(clips, lambda r: r == DUPLICATE_REASON)
+    rows = np.flatnonzero(eligible_rows(clips, keep))
+    n = clips.num_rows
+    uf = _UnionFind(n)
+    linked_by: dict[tuple[int, int], str] = {}
+    pair_counts = dict.fromkeys(methods, 0)
+
+    def link(i: int, j: int, method: str) -> None:
+        uf.union(i, j)
+        linked_by.setdefault((min(i, j), max(i, j)), method)
+        pair_counts[method] += 1
+
+    if "exact" in methods:
+        first: dict[str, int] = {}
+        for i, key in sorted(exact_keys(clips, rows.tolist()).items()):
+            if key in first:
+                link(first[key], i, "exact")
+            else:
+                first[key] = i
+    if "phash" in methods:
+        values = clips.column("phash").to_pylist()
+        have = np.array([i for i in rows if values[i]], dtype=np.int64)
+        if len(have) >= 2:
+            frames = max(len(values[i]) for i in have)
+            hashes, mask = hash_matrix([values[i] for i in have], frames)
+            for a, b, _ in phash_pairs(
+                hashes,
+                mask,
+                params.phash_threshold,
+                params.partition_size,
+                params.seed,
+                params.phash_rotations,
+            ):
+                link(int(have[a]), int(have[b]), "phash")
+    if "semantic" in methods:
+        have, vectors = _embeddings(clips, rows)
+        for a, b, _ in semantic_pairs(
+            vectors, params.cosine_threshold, params.partition_size, params.seed
+        ):
+            link(int(have[a]), int(have[b]), "semantic")
+
+    groups: dict[int, list[int]] = {}
+    for i in rows:
+        groups.setdefault(uf.find(int(i)), []).append(int(i))
+    group_methods: dict[int, set[str]] = {}
+    for (i, _), method in linked_by.items():
+        group_methods.setdefault(uf.find(i), set()).add(method)
+    dup_group: list[int | None] = [None] * n
+    dup_of: list[str | None] = [None] * n
+    dup_method: list[str | None] = [None] * n
+    ids = string_list(clips, "clip_id")
+    real = [sorted(members, key=rank_key) for members in groups.values() if len(members) > 1]
+    real.sort(key=lambda members: ids[members[0]] or "")
+    for gid, members in enumerate(real):
+        best = members[0]
+        methods_text = "+".join(m for m in METHODS if m in group_methods[uf.find(best)])
+        for i in members:
+            dup_group[i] = gid
+            dup_method[i] = methods_text
+            if i != best:
+                dup_of[i] = ids[best]
+                keep[i] = False
+                reasons[i] = DUPLICATE_REASON
+    table = apply_marks(clips, keep, reasons)
+    table = set_column(table, "dup_group", pa.array(dup_group, pa.int64()))
+    table = set_column(table, "dup_of", pa.array(dup_of, pa.string()))
+    table = set_column(table, "dup_method", pa.array(dup_method, pa.string()))
+    summary = {
+        "methods": list(methods),
+        "candidates": len(rows),
+        "pairs": pair_counts,
+        "groups": len(real),
+        "dropped": sum(len(m) - 1 for m in real),
+    }
+    return DedupResult(table, summary)
+
+
+def step_record(params: DedupParams, summary: dict[str, Any]) -> dict[str, Any]:
+    """Provenance entry for ``save_clips`` (parameters and what they found)."""
+    settings = asdict(params)
+    settings["methods"] = summary["methods"]
+    settings["keep_best"] = list(params.keep_best)
+    settings["min_informative_bits"] = MIN_INFORMATIVE_BITS
+    return {"name": STEP_NAME, "version": STEP_VERSION, "params": settings, "summary": summary}
