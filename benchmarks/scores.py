@@ -396,7 +396,7 @@ def check_phash(videos: list[Video], rows: dict[str, dict[str, Any]]) -> dict[st
     structured, prose = near_duplicate_pairs(videos)
     have = [v.name for v in videos if rows[v.name].get("phash")]
     every = {
-        frozenset((a, b)): phash_distance(rows[a]["phash"], rows[b]["phash"])
+        frozenset((a, b)): phash_distance(rows[a]["phash"], rows[b]["phash"], rotations=True)
         for a, b in itertools.combinations(have, 2)
     }
     # None: no frame position is textured in both clips (e.g. two fades to black): not compared

@@ -269,3 +269,18 @@ def test_flat_frames_are_not_evidence_of_a_duplicate() -> None:
     fading = scorer.score(make_frames(textured[:2] + black[:2]))["phash"]
     clip = scorer.score(make_frames(textured[:2] + grey[:2]))["phash"]
     assert phash_distance(fading, clip) == 0.0
+
+
+def test_phash_distance_can_ignore_quarter_turns() -> None:
+    """A copy stored turned (display-rotation metadata applied elsewhere) still matches."""
+    scorer = PHashScorer()
+    grey = [cv2.cvtColor(scene(s), cv2.COLOR_RGB2GRAY) for s in range(4)]
+    clip = scorer.score(make_frames(grey))["phash"]
+    for turns in (1, 2, 3):
+        turned = scorer.score(make_frames([np.ascontiguousarray(np.rot90(g, turns)) for g in grey]))
+        assert phash_distance(clip, turned["phash"]) > 16, turns
+        # the turned hash is derived from the bits, so it is approximate: within the default
+        # dedup threshold (10 bits), while unrelated clips stay far apart
+        assert phash_distance(clip, turned["phash"], rotations=True) <= 10, turns
+    other = scorer.score(make_frames([grey[(i + 1) % 4] for i in range(4)]))["phash"]
+    assert phash_distance(clip, other, rotations=True) > 16

@@ -62,7 +62,9 @@ def is_informative(value: int) -> bool:
     return (value & _MASK64).bit_count() >= MIN_INFORMATIVE_BITS
 
 
-def phash_distance(hashes_a: Sequence[int], hashes_b: Sequence[int]) -> float | None:
+def phash_distance(
+    hashes_a: Sequence[int], hashes_b: Sequence[int], rotations: bool = False
+) -> float | None:
     """Mean Hamming distance (0-64 bits) between two clips' frame hashes, frame by frame.
 
     Frames are paired by position in the clip: with equal counts the i-th with the i-th; when a
@@ -70,14 +72,52 @@ def phash_distance(hashes_a: Sequence[int], hashes_b: Sequence[int]) -> float | 
     the longer list at the same relative position (centre of its share). Pairs where either frame
     is flat (:func:`is_informative`) are skipped; ``None`` when no pair is left (two blank clips
     are not evidence of a duplicate). 0 means identical, <= ~8 a near duplicate, ~32 unrelated.
+    With ``rotations`` it is the smallest distance over the four quarter turns of ``hashes_b``
+    (:func:`rotate_hashes`), so a copy stored with another display rotation still matches.
     """
     if not hashes_a or not hashes_b:
         raise ValueError("phash_distance needs at least one hash on each side")
     short, long_ = sorted((list(hashes_a), list(hashes_b)), key=len)
     picks = [int((i + 0.5) * len(long_) / len(short)) for i in range(len(short))]
     pairs = [(s, long_[j]) for s, j in zip(short, picks, strict=True)]
-    bits = [hamming(a, b) for a, b in pairs if is_informative(a) and is_informative(b)]
-    return float(np.mean(bits)) if bits else None
+    pairs = [(a, b) for a, b in pairs if is_informative(a) and is_informative(b)]
+    if not pairs:
+        return None
+    firsts = np.array([to_unsigned(a) for a, _ in pairs], np.uint64)
+    seconds = np.array([to_unsigned(b) for _, b in pairs], np.uint64)
+    best = 64.0
+    for turns in (0, 1, 2, 3) if rotations else (0,):
+        turned = rotate_hashes(seconds, turns)
+        best = min(best, float(np.mean(np.bitwise_count(firsts ^ turned))))
+    return best
+
+
+_U = np.arange(8)[:, None]
+_V = np.arange(8)[None, :]
+# For a quarter turn k of the image, which DCT coefficients change sign (see rotate_hashes).
+_ROT_FLIP = {1: _U % 2 == 1, 2: (_U + _V) % 2 == 1, 3: _V % 2 == 1}
+
+
+def rotate_hashes(hashes: np.ndarray, turns: int) -> np.ndarray:
+    """The pHashes the same frames would have if turned by ``turns`` quarter turns (approx.).
+
+    pHash bits are the signs of the 8x8 low-frequency DCT coefficients C(u, v) against their
+    median. Turning the image permutes and negates coefficients: a quarter turn maps C(u, v) to
+    (-1)^u C(v, u), a half turn to (-1)^(u+v) C(u, v), three quarters to (-1)^v C(v, u). With the
+    median near zero a negated coefficient flips its bit, so the turned hash is the transposed
+    bit matrix with those bits inverted. Measured on real film frames: within ~3 of 64 bits of
+    hashing the really turned frame (unrelated frames differ by ~32).
+    """
+    if turns % 4 == 0:
+        return hashes
+    raw = hashes.astype(">u8").view(np.uint8).reshape(*hashes.shape, 8)
+    bits = np.unpackbits(raw, axis=-1).reshape(*hashes.shape, 8, 8)
+    k = turns % 4
+    if k in (1, 3):
+        bits = np.swapaxes(bits, -1, -2)
+    bits = np.where(_ROT_FLIP[k], 1 - bits, bits).astype(np.uint8)
+    packed = np.packbits(bits.reshape(*hashes.shape, 64), axis=-1)
+    return packed.view(">u8").reshape(hashes.shape).astype(np.uint64)
 
 
 @dataclass

@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from clipsieve.errors import UserError
+from clipsieve.score.phash import MIN_INFORMATIVE_BITS, rotate_hashes
 from clipsieve.select.columns import missing_column_message
 from clipsieve.select.marks import (
     apply_marks,
@@ -54,8 +55,6 @@ from clipsieve.select.marks import (
 
 DUPLICATE_REASON = "duplicate"
 METHODS = ("exact", "phash", "semantic")
-MIN_INFORMATIVE_BITS = 24
-"""A frame pHash with fewer set bits than this comes from a (nearly) flat frame; see module doc."""
 STEP_NAME = "dedup"
 STEP_VERSION = "1"
 _BLOCK = 512
@@ -234,34 +233,6 @@ def partitions(vectors: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
 def _blocks(n: int, block: int = _BLOCK) -> Iterator[tuple[int, int]]:
     for start in range(0, n, block):
         yield start, min(n, start + block)
-
-
-_U = np.arange(8)[:, None]
-_V = np.arange(8)[None, :]
-# For a quarter turn k of the image, which DCT coefficients change sign (see rotate_hashes).
-_ROT_FLIP = {1: _U % 2 == 1, 2: (_U + _V) % 2 == 1, 3: _V % 2 == 1}
-
-
-def rotate_hashes(hashes: np.ndarray, turns: int) -> np.ndarray:
-    """The pHashes the same frames would have if turned by ``turns`` quarter turns (approx.).
-
-    pHash bits are the signs of the 8x8 low-frequency DCT coefficients C(u, v) against their
-    median. Turning the image permutes and negates coefficients: a quarter turn maps C(u, v) to
-    (-1)^u C(v, u), a half turn to (-1)^(u+v) C(u, v), three quarters to (-1)^v C(v, u). With the
-    median near zero a negated coefficient flips its bit, so the turned hash is the transposed
-    bit matrix with those bits inverted. Measured on real film frames: within ~3 of 64 bits of
-    hashing the really turned frame (unrelated frames differ by ~32).
-    """
-    if turns % 4 == 0:
-        return hashes
-    raw = hashes.astype(">u8").view(np.uint8).reshape(*hashes.shape, 8)
-    bits = np.unpackbits(raw, axis=-1).reshape(*hashes.shape, 8, 8)
-    k = turns % 4
-    if k in (1, 3):
-        bits = np.swapaxes(bits, -1, -2)
-    bits = np.where(_ROT_FLIP[k], 1 - bits, bits).astype(np.uint8)
-    packed = np.packbits(bits.reshape(*hashes.shape, 64), axis=-1)
-    return packed.view(">u8").reshape(hashes.shape).astype(np.uint64)
 
 
 def phash_pairs(
