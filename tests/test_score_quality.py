@@ -257,9 +257,9 @@ def test_score_row_through_rows_to_table(tmp_path) -> None:
 def test_flat_frames_are_not_evidence_of_a_duplicate() -> None:
     """Two blank clips hash alike; they are not compared, and flat frames are skipped."""
     scorer = PHashScorer()
-    black = [np.zeros((120, 160), np.uint8) for _ in range(4)]
-    grey = [np.full((120, 160), 128, np.uint8) for _ in range(4)]
     textured = [cv2.cvtColor(scene(s), cv2.COLOR_RGB2GRAY) for s in range(4)]
+    black = [np.zeros_like(textured[0]) for _ in range(4)]
+    grey = [np.full_like(textured[0], 128) for _ in range(4)]
     flat_a = scorer.score(make_frames(black))["phash"]
     flat_b = scorer.score(make_frames(grey))["phash"]
     assert not any(is_informative(h) for h in flat_a + flat_b)
