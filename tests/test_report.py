@@ -96,6 +96,11 @@ def _tables(red_blue: Path, run_dir: Path):
     return videos, clips
 
 
+def _kept_section(html: str) -> str:
+    """The kept-clips gallery (the last section of the page)."""
+    return html.split('<h2 id="kept">', 1)[1]
+
+
 def _count(html: str, label: str) -> int:
     match = re.search(rf'data-count="{label}"><div class="n">(\d+)<', html)
     assert match, label
@@ -130,11 +135,13 @@ def test_report_content(tmp_path: Path, red_blue: Path) -> None:
     # run summary
     assert "/in/folder" in html and "2026-11-21T10:00:00Z" in html and "av 18.1.0" in html
 
-    # one embedded JPEG per kept clip that can be decoded; a placeholder for the missing one
-    images = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 2 and html.count("<img") == 2
+    # kept gallery: one embedded JPEG per kept clip that can be decoded, a placeholder for the
+    # missing one (the selection sections above it have thumbnails of their own)
+    kept = _kept_section(html)
+    images = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', kept)
+    assert len(images) == 2 and kept.count("<img") == 2
     assert [_colour(base64.b64decode(b)) for b in images] == ["red", "blue"]
-    assert html.count('class="placeholder"') == 1
+    assert kept.count('class="placeholder"') == 1
     for cid in ("v0_0000", "v0_0001", "v0_0006"):
         assert f'<div class="id">{cid}</div>' in html
     assert "2.00 s · 50 frames · 160×90" in html
@@ -148,7 +155,7 @@ def test_report_caps_thumbnails(tmp_path: Path, red_blue: Path) -> None:
     html = write_report(tmp_path, videos, clips, {}, out=tmp_path / "r.html", max_thumbs=1)
     assert html == tmp_path / "r.html"
     text = html.read_text(encoding="utf-8")
-    assert text.count("<img") == 1
+    assert _kept_section(text).count("<img") == 1
     assert "Thumbnails of the first 1 of 3 kept clips" in text
 
 

@@ -38,7 +38,12 @@ OPENSORA_COLUMNS = [
 CAPTION_COLUMNS = ("text", "caption")  # first one present becomes Open-Sora's ``text``
 
 # numeric columns that describe files and positions, not clip quality
-_BOOKKEEPING = frozenset(CLIP_SCHEMA.names) | frozenset(VIDEO_SCHEMA.names) | {"id", "relpath"}
+_BOOKKEEPING = (
+    frozenset(CLIP_SCHEMA.names)
+    | frozenset(VIDEO_SCHEMA.names)
+    | {"id", "relpath", "piece", "requested_start_frame", "requested_end_frame"}  # cut/policy
+    | {"cluster_id", "dup_group"}  # selection ids, not scores
+)
 
 
 def timecode(seconds: float) -> str:
@@ -78,7 +83,8 @@ def _caption_column(clips: pa.Table) -> str | None:
 
 def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = None) -> pa.Table:
     """The kept clips as a table in Open-Sora's column layout (see the module docs)."""
-    root = Path(root).resolve()
+    # absolute but not resolved: a symlinked clip keeps its own path in the export folder
+    root = Path(os.path.abspath(root))
     scores = list(score_columns(clips) if scores is None else scores)
     caption = _caption_column(clips)
     rows = []
@@ -86,7 +92,7 @@ def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = N
         clip_path = Path(row["path"])
         if not clip_path.is_absolute():
             clip_path = root / clip_path
-        clip_path = clip_path.resolve()
+        clip_path = Path(os.path.abspath(clip_path))
         height, width = row.get("height"), row.get("width")
         aspect = row.get("aspect_ratio")
         if aspect is None and height and width:

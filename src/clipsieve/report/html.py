@@ -20,10 +20,13 @@ from typing import Any
 import jinja2
 import pyarrow as pa
 
+from clipsieve.export.opensora import score_columns
+from clipsieve.report.sections import ThumbBudget, selection_context
 from clipsieve.report.thumbs import thumbnail_jpeg
 from clipsieve.table import STATUS_ERROR, STATUS_OK, atomic_path
 
 MAX_THUMBS = 500
+MAX_SECTION_THUMBS = 240  # percentile galleries, drop examples, duplicates, cluster grids
 MAX_ERRORS = 1000
 THUMB_SIDE = 256
 
@@ -98,14 +101,18 @@ def _thumb_uri(clip: Mapping[str, Any], run_dir: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _card(clip: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+def _card(
+    clip: Mapping[str, Any], run_dir: Path, budget: ThumbBudget | None = None
+) -> dict[str, Any]:
     duration = clip.get("duration_s")
     if duration is None and clip.get("num_frames") and clip.get("fps"):
         duration = clip["num_frames"] / clip["fps"]
     width, height = clip.get("width"), clip.get("height")
     return {
         "clip_id": clip.get("clip_id"),
-        "thumb": _thumb_uri(clip, run_dir),
+        "thumb": _thumb_uri(clip, run_dir)
+        if budget is None
+        else budget.get(str(clip.get("clip_id")), lambda: _thumb_uri(clip, run_dir)),
         "duration": f"{duration:.2f} s" if duration is not None else "?",
         "frames": clip.get("num_frames") if clip.get("num_frames") is not None else "?",
         "resolution": f"{width}\u00d7{height}" if width and height else "?",
@@ -179,13 +186,27 @@ def write_report(
     out: Path | None = None,
     *,
     max_thumbs: int = MAX_THUMBS,
+    max_section_thumbs: int = MAX_SECTION_THUMBS,
 ) -> Path:
-    """Render the report for a run into ``out`` (default ``run_dir/report.html``)."""
+    """Render the report for a run into ``out`` (default ``run_dir/report.html``).
+
+    Besides the run facts it shows the selection: funnel, score histograms with the filter's
+    thresholds, percentile galleries, dropped examples, duplicate groups, clusters and the
+    camera-motion and duration distributions (see :mod:`clipsieve.report.sections`); side files
+    ``funnel.json`` and ``clusters.json`` in ``run_dir`` are used when present.
+    """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
     video_rows, clip_rows = _rows(videos), _rows(clips)
     kept = [c for c in clip_rows if _is_kept(c)]
     errors = _errors(video_rows, clip_rows)
+    budget = ThumbBudget(max_section_thumbs)
+    selection = selection_context(
+        run_dir,
+        clip_rows,
+        score_columns(clips) if clips is not None else [],
+        lambda row: _card(row, run_dir, budget),
+    )
     html = (
         _environment()
         .get_template("report.html")
@@ -199,6 +220,9 @@ def write_report(
             drop_reasons=_drop_reasons(clip_rows),
             cards=[_card(c, run_dir) for c in kept[:max_thumbs]],
             kept_total=len(kept),
+            selection=selection,
+            section_thumbs=budget.used,
+            section_thumb_limit=max_section_thumbs,
         )
     )
     with atomic_path(out) as tmp:

@@ -1,0 +1,84 @@
+"""``clipsieve cluster RUN_DIR``: concept clusters, their keywords and optional balancing.
+
+Registered on the main app by :func:`register_cluster`; the work is in
+:mod:`clipsieve.select.cluster_run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from clipsieve.cliutil import console, user_errors
+from clipsieve.errors import UserError
+
+
+def _parse_k(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--k must be 'auto' or a whole number, got '{text}'") from None
+
+
+def cluster(
+    run_dir: Path = typer.Argument(..., help="A run folder whose clips have embeddings."),
+    k: str = typer.Option("auto", "--k", help="Number of clusters, or 'auto' (best silhouette)."),
+    k_min: int = typer.Option(2, "--k-min", help="Smallest k tried by --k auto."),
+    k_max: int = typer.Option(20, "--k-max", help="Largest k tried by --k auto."),
+    seed: int = typer.Option(0, "--seed", help="Seed for KMeans, t-SNE and balancing."),
+    balance: str | None = typer.Option(
+        None, "--balance", help="cap=N (clips per cluster) or temp=T[,size=M] (temperature)."
+    ),
+    nearest: int = typer.Option(20, "--nearest", help="Clips nearest a centre that describe it."),
+    keywords: bool = typer.Option(True, "--keywords/--no-keywords", help="Describe clusters."),
+) -> None:
+    """Cluster clip embeddings (KMeans), describe each cluster, optionally balance them."""
+    from clipsieve.select.balance import parse_balance
+    from clipsieve.select.cluster_run import CLUSTERS_FILE, ClusterParams, cluster_run
+
+    with user_errors():
+        params = ClusterParams(
+            k=_parse_k(k),
+            k_min=k_min,
+            k_max=k_max,
+            seed=seed,
+            nearest=nearest,
+            keywords=keywords,
+            balance=parse_balance(balance) if balance else None,
+        )
+        with console.status("clustering …"):
+            info = cluster_run(run_dir, params).info
+    sil, dbi = info["silhouette"], info["davies_bouldin"]
+    console.print(
+        f"k={info['k']} ({info['k_mode']}) over {info['n_clustered']} clips · silhouette "
+        f"{sil:.3f} · Davies–Bouldin {dbi:.3f}"
+        if sil is not None
+        else f"k={info['k']} over {info['n_clustered']} clips (one cluster: no scores)",
+        highlight=False,
+    )
+    balanced = info["balance"]
+    table = Table(title="clusters")
+    for column in ("id", "size", "kept", "keywords"):
+        table.add_column(column, justify="left" if column == "keywords" else "right")
+    if balanced:
+        table.columns[2].header = "kept before → after"
+    for entry in info["clusters"]:
+        words = ", ".join(k["word"] for k in entry["keywords"][:6]) or "—"
+        kept = str(entry["kept"])
+        if balanced:
+            key = str(entry["id"])
+            kept = f"{balanced['before'].get(key, 0)} → {balanced['after'].get(key, 0)}"
+        table.add_row(str(entry["id"]), str(entry["size"]), kept, words)
+    console.print(table)
+    if balanced:
+        console.print(f"balance {balanced['spec']}: {balanced['dropped']} clips marked 'balance'")
+    console.print(f"wrote {run_dir / CLUSTERS_FILE}; `clipsieve report {run_dir}` shows the map")
+
+
+def register_cluster(app: typer.Typer) -> None:
+    """Add the ``cluster`` command to ``app``."""
+    app.command("cluster")(cluster)

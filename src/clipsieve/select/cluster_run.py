@@ -1,0 +1,255 @@
+"""``clipsieve cluster`` on a run folder: cluster, describe, map, balance, save.
+
+Adds ``cluster_id`` (int) and ``cluster_dist`` (distance to the cluster centre) to the clip
+table and writes ``RUN_DIR/clusters.json`` for the report::
+
+    {"version", "seed", "k", "k_mode": "auto"|"fixed", "k_min", "k_max",
+     "silhouette", "davies_bouldin", "k_scores": [{"k", "silhouette", "davies_bouldin"}],
+     "embed_model", "n_clustered", "n_unclustered",
+     "clusters": [{"id", "size", "kept", "mean_dist", "keywords": [{"word", "score"}],
+                   "keyword_source": "captions"|"imagenet"|"none", "nearest": [clip_id]}],
+     "map": {"method": "tsne"|"pca", "points": [{"clip_id", "cluster", "x", "y"}]},
+     "balance": null | {"spec", "seed", "before": {id: n}, "after": {id: n}, "dropped"}}
+
+Re-clustering changes what a cluster id means, so earlier ``balance`` marks are always
+cleared first and re-applied only when ``--balance`` is given again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from clipsieve.runfolder import load_clips, save_clips
+from clipsieve.select.balance import (
+    BALANCE_REASON,
+    BalanceSpec,
+    balance_clusters,
+)
+from clipsieve.select.cluster import (
+    Clustering,
+    Embeddings,
+    cluster_embeddings,
+    load_embeddings,
+    map_coordinates,
+    nearest_to_centre,
+)
+from clipsieve.select.cluster_keywords import CAPTION_COLUMNS, DEFAULT_TEXT_MODEL, describe_cluster
+from clipsieve.select.marks import apply_marks, release_own_marks, set_column, string_list
+from clipsieve.table import write_json
+
+CLUSTERS_FILE = "clusters.json"
+VERSION = "1"
+
+# (captions of the nearest clips, their clip files) -> (keywords, source)
+Describe = Callable[[Sequence[str | None], Sequence[str]], tuple[list[tuple[str, float]], str]]
+
+
+@dataclass
+class ClusterParams:
+    """What ``clipsieve cluster`` was asked to do (recorded as the step's params)."""
+
+    k: int | None = None  # None: pick by silhouette over k_min..k_max
+    k_min: int = 2
+    k_max: int = 20
+    seed: int = 0
+    nearest: int = 20  # clips nearest the centre that describe a cluster
+    top_n: int = 10
+    threshold: float = 0.2
+    keywords: bool = True
+    text_model: str = DEFAULT_TEXT_MODEL
+    balance: BalanceSpec | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "k": self.k if self.k is not None else "auto",
+            "k_min": self.k_min,
+            "k_max": self.k_max,
+            "seed": self.seed,
+            "nearest": self.nearest,
+            "top_n": self.top_n,
+            "threshold": self.threshold,
+            "keywords": self.keywords,
+            "text_model": self.text_model,
+            "balance": str(self.balance) if self.balance else None,
+        }
+
+
+@dataclass
+class ClusterOutcome:
+    table: pa.Table
+    info: dict[str, Any]  # the content of clusters.json
+
+
+def _caption_list(clips: pa.Table) -> list[str | None]:
+    """Per row: the first non-empty caption among :data:`CAPTION_COLUMNS`."""
+    columns = [string_list(clips, c) for c in CAPTION_COLUMNS if c in clips.column_names]
+    out: list[str | None] = []
+    for i in range(clips.num_rows):
+        out.append(next((col[i] for col in columns if col[i] and col[i].strip()), None))
+    return out
+
+
+def _clip_files(clips: pa.Table, run_dir: Path) -> list[str | None]:
+    out: list[str | None] = []
+    for path in string_list(clips, "path"):
+        if path is None:
+            out.append(None)
+        else:
+            out.append(str(path if Path(path).is_absolute() else run_dir / path))
+    return out
+
+
+def _kept_counts(table: pa.Table, labels_by_row: dict[int, int], k: int) -> list[int]:
+    keep = table.column("keep").to_pylist()
+    status = string_list(table, "status")
+    counts = [0] * k
+    for row, label in labels_by_row.items():
+        if keep[row] is True and status[row] != "error":
+            counts[label] += 1
+    return counts
+
+
+def _describe_all(
+    clips: pa.Table,
+    run_dir: Path,
+    emb: Embeddings,
+    clustering: Clustering,
+    params: ClusterParams,
+    describe: Describe | None,
+) -> list[dict[str, Any]]:
+    captions = _caption_list(clips)
+    files = _clip_files(clips, run_dir)
+    out = []
+    for cluster in range(clustering.k):
+        members = clustering.labels == cluster
+        near = nearest_to_centre(clustering, cluster, params.nearest)
+        rows = emb.rows[near].tolist()
+        keywords: list[tuple[str, float]] = []
+        source = "none"
+        if params.keywords:
+            near_captions = [captions[r] for r in rows]
+            near_files = [f for f in (files[r] for r in rows) if f]
+            if describe is not None:
+                keywords, source = describe(near_captions, near_files)
+            else:
+                keywords, source = describe_cluster(
+                    near_captions,
+                    near_files,
+                    top_n=params.top_n,
+                    threshold=params.threshold,
+                    text_model=params.text_model,
+                )
+        out.append(
+            {
+                "id": cluster,
+                "size": int(members.sum()),
+                "mean_dist": round(float(clustering.distances[members].mean()), 6),
+                "keywords": [{"word": w, "score": s} for w, s in keywords],
+                "keyword_source": source,
+                "nearest": [emb.clip_ids[i] for i in near.tolist()],
+            }
+        )
+    return out
+
+
+def cluster_table(
+    clips: pa.Table,
+    run_dir: Path,
+    params: ClusterParams,
+    describe: Describe | None = None,
+) -> ClusterOutcome:
+    """Cluster ``clips`` (a run's clip table) and return the new table and ``clusters.json``."""
+    emb = load_embeddings(clips, run_dir)
+    clustering = cluster_embeddings(
+        emb.vectors, params.k, seed=params.seed, k_min=params.k_min, k_max=params.k_max
+    )
+    ids: list[int | None] = [None] * clips.num_rows
+    dists: list[float | None] = [None] * clips.num_rows
+    for position, row in enumerate(emb.rows.tolist()):
+        ids[row] = int(clustering.labels[position])
+        dists[row] = float(clustering.distances[position])
+    table = set_column(clips, "cluster_id", pa.array(ids, pa.int32()))
+    table = set_column(table, "cluster_dist", pa.array(dists, pa.float64()))
+
+    balance: dict[str, Any] | None = None
+    if params.balance is not None:
+        result = balance_clusters(table, params.balance, seed=params.seed)
+        table = result.table
+        balance = {
+            "spec": str(params.balance),
+            "seed": params.seed,
+            "before": {str(c): n for c, n in result.before.items()},
+            "after": {str(c): n for c, n in result.after.items()},
+            "dropped": sum(result.before.values()) - sum(result.after.values()),
+        }
+    else:
+        keep, reasons = release_own_marks(table, lambda r: r == BALANCE_REASON)
+        table = apply_marks(table, keep, reasons)
+
+    clusters = _describe_all(clips, run_dir, emb, clustering, params, describe)
+    labels_by_row = dict(zip(emb.rows.tolist(), clustering.labels.tolist(), strict=True))
+    for entry, kept in zip(clusters, _kept_counts(table, labels_by_row, clustering.k), strict=True):
+        entry["kept"] = kept
+    positions, coords, method = map_coordinates(emb.vectors, seed=params.seed)
+    points = [
+        {
+            "clip_id": emb.clip_ids[p],
+            "cluster": int(clustering.labels[p]),
+            "x": round(float(x), 4),
+            "y": round(float(y), 4),
+        }
+        for p, (x, y) in zip(positions.tolist(), np.asarray(coords).tolist(), strict=True)
+    ]
+    sources = sorted({c["keyword_source"] for c in clusters})
+    info = {
+        "version": VERSION,
+        "seed": params.seed,
+        "k": clustering.k,
+        "k_mode": "fixed" if params.k is not None else "auto",
+        "k_min": params.k_min,
+        "k_max": params.k_max,
+        "silhouette": clustering.silhouette,
+        "davies_bouldin": clustering.davies_bouldin,
+        "k_scores": clustering.k_scores,
+        "embed_model": emb.model,
+        "n_clustered": len(emb.rows),
+        "n_unclustered": clips.num_rows - len(emb.rows),
+        "keyword_sources": sources,
+        "clusters": clusters,
+        "map": {"method": method, "points": points},
+        "balance": balance,
+    }
+    return ClusterOutcome(table, info)
+
+
+def step_record(params: ClusterParams, info: dict[str, Any]) -> dict[str, Any]:
+    """The provenance entry for ``clips.parquet`` metadata and ``run.json``."""
+    return {
+        "name": "cluster",
+        "version": VERSION,
+        "outputs": ["cluster_id", "cluster_dist", "keep", "drop_reason"],
+        "params": params.record(),
+        "result": {
+            "k": info["k"],
+            "silhouette": info["silhouette"],
+            "davies_bouldin": info["davies_bouldin"],
+            "embed_model": info["embed_model"],
+        },
+    }
+
+
+def cluster_run(
+    run_dir: str | Path, params: ClusterParams, describe: Describe | None = None
+) -> ClusterOutcome:
+    """Cluster a finished run in place: rewrite its clip table, write ``clusters.json``."""
+    run_dir = Path(run_dir)
+    outcome = cluster_table(load_clips(run_dir), run_dir, params, describe)
+    save_clips(run_dir, outcome.table, step_record(params, outcome.info))
+    write_json(outcome.info, run_dir / CLUSTERS_FILE)
+    return outcome
