@@ -120,3 +120,10 @@ def test_shard_store_commit_marker(tmp_path):
     assert store.done_ids() == {"v1"}
     merged_videos, merged_clips = store.read(["v1", "v2"])
     assert merged_videos.num_rows == 1 and merged_clips.num_rows == 1
+
+
+def test_atomic_writes_are_world_readable(tmp_path) -> None:
+    from clipsieve.table import write_json
+
+    path = write_json({"a": 1}, tmp_path / "x.json")
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -140,6 +140,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates the file owner-only (0600); tables, reports and exports are meant to be
+        # shared like any other output file.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     finally:
         if tmp.exists():
