@@ -7,7 +7,13 @@ A spec is one of:
 * a local path to a checkpoint file or directory (``~`` is expanded);
 * a hub id such as ``openai/clip-vit-base-patch32``: looked up first under the directory named by
   ``CLIPSIEVE_MODELS`` (``$CLIPSIEVE_MODELS/openai/clip-vit-base-patch32``), then through the hub's
-  own library (``huggingface_hub``), which honours ``HF_HUB_OFFLINE`` and its local cache.
+  own library (``huggingface_hub``), which honours ``HF_HUB_OFFLINE`` and its local cache;
+* one file inside a hub repository, ``owner/repo/path/in/repo.pth`` (small heads such as the LAION
+  aesthetic MLP are single files): ``$CLIPSIEVE_MODELS/owner/repo/path/in/repo.pth``, then
+  ``hf_hub_download``;
+* an ``https://`` URL of a checkpoint file that lives outside any hub (the aesthetic-predictor-v2.5
+  head is only on GitHub): ``$CLIPSIEVE_MODELS/<file name>``, then torch's hub cache, then a
+  download into that cache unless ``HF_HUB_OFFLINE`` is set.
 
 Resolution only finds the weights; building the network is the job of the stage that uses them,
 because only it knows the architecture. A model that cannot be found raises
@@ -78,6 +84,31 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", ".", "~")) or (os.sep in spec and Path(spec).exists())
 
 
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _resolve_url(spec: str) -> ModelRef:
+    name = spec.rstrip("/").rsplit("/", 1)[-1]
+    models_dir = os.environ.get(ENV_MODELS_DIR)
+    if models_dir and (Path(models_dir).expanduser() / name).is_file():
+        return ModelRef(spec, "hub", Path(models_dir).expanduser() / name)
+    import torch.hub
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if cached.is_file():
+        return ModelRef(spec, "hub", cached)
+    if _hub_offline():
+        raise _unavailable(spec, f"HF_HUB_OFFLINE is set and {name} is not cached")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(spec, str(cached), progress=False)
+    except Exception as exc:  # noqa: BLE001 - any download failure means "not available here"
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _unavailable(spec, first_line) from None
+    return ModelRef(spec, "hub", cached)
+
+
 def _resolve_hub(spec: str) -> ModelRef:
     models_dir = os.environ.get(ENV_MODELS_DIR)
     if models_dir:
@@ -85,13 +116,22 @@ def _resolve_hub(spec: str) -> ModelRef:
         if local.exists():
             return ModelRef(spec, "hub", local)
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import hf_hub_download, snapshot_download
     except ImportError:
         raise _unavailable(spec, "huggingface_hub is not installed") from None
     try:
         # The hub library reads HF_HUB_OFFLINE itself and then serves only its local cache.
-        return ModelRef(spec, "hub", Path(snapshot_download(repo_id=spec)))
+        parts = spec.split("/")
+        if len(parts) > 2:  # one file inside a repository
+            repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+            return ModelRef(spec, "hub", Path(hf_hub_download(repo_id=repo_id, filename=filename)))
+        # Hub repos often carry the same weights for TensorFlow, Flax and ONNX too (OpenAI's CLIP
+        # repos do: several GB more); only the PyTorch files are ever loaded here.
+        ignore = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite", "*.mlmodel*", "openvino/*"]
+        return ModelRef(spec, "hub", Path(snapshot_download(repo_id=spec, ignore_patterns=ignore)))
     except Exception as exc:  # noqa: BLE001 - any hub failure means "not available here"
+        if _hub_offline():  # the hub's own offline message runs to five lines
+            raise _unavailable(spec, "not in the hub cache and HF_HUB_OFFLINE is set") from None
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _unavailable(spec, first_line) from None
 
@@ -103,6 +143,8 @@ def resolve_model(spec: str) -> ModelRef:
         raise ModelUnavailable("empty model spec")
     if spec.startswith("package:"):
         return _resolve_package(spec, spec.removeprefix("package:"))
+    if spec.startswith(("https://", "http://")):
+        return _resolve_url(spec)
     if _looks_like_path(spec):
         path = Path(spec).expanduser()
         if not path.exists():

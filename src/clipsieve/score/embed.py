@@ -13,6 +13,13 @@ all the two jobs need:
 
 The encoder loads once per worker process (``setup``) and is shared by both scorers; features
 for identical frames are computed once per clip through ``Frames.cache``.
+
+``encoder`` picks another backbone from the hub when its weights are available:
+``clip:<model>`` (projected CLIP image embedding, e.g. ``clip:openai/clip-vit-large-patch14``),
+``siglip:<model>`` (pooled SigLIP embedding) or ``sdxl-vae:<model>`` (flattened SDXL-VAE latent
+mean, what the original filtering project compared; e.g. ``sdxl-vae:stabilityai/sdxl-vae``).
+See ``score/encoders.py``. The name of the encoder is stored in ``embed_model`` and in the
+stage's provenance, so vectors from different encoders are never mixed.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ import torch
 
 from clipsieve.models import ModelRef, ModelUnavailable, resolve_model
 from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.score.encoders import HubEncoder, load_hub_encoder, model_unavailable, parse_encoder
 
 DEFAULT_MODEL = "package:efficientnet-lite0"
+DEFAULT_ENCODER = "efficientnet-lite0"
 INPUT_SIZE = 224  # EfficientNet-Lite0's training resolution
 FEATURE_DIM = 1280
 # ImageNet channel statistics the weights were trained with (RGB, 0-1 scale).
@@ -120,7 +129,7 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def clip_features(encoder: ImageEncoder, frames: Frames) -> np.ndarray:
+def clip_features(encoder: ImageEncoder | HubEncoder, frames: Frames) -> np.ndarray:
     """Unit-length features of ``frames.images``, computed once per clip per model and frame set.
 
     Scorers with equal FrameSpecs receive the same ``Frames`` (and cache); the key also names the
@@ -137,19 +146,47 @@ def clip_features(encoder: ImageEncoder, frames: Frames) -> np.ndarray:
 
 @dataclass
 class _EncoderScorer(Scorer):
-    """Shared plumbing: the model parameter and the encoder loaded in :meth:`setup`."""
+    """Shared plumbing: the encoder parameters and the encoder loaded in :meth:`setup`.
+
+    ``encoder`` is ``efficientnet-lite0`` (weights from ``model``: the packaged checkpoint by
+    default, or a local one) or ``clip:``/``siglip:``/``sdxl-vae:<model>``; ``device`` applies
+    to the hub encoders (``auto``: CUDA when present).
+    """
 
     model: str = DEFAULT_MODEL
+    encoder: str = DEFAULT_ENCODER
+    device: str = "auto"
 
     def __post_init__(self) -> None:
-        self._encoder: ImageEncoder | None = None
+        self._encoder: ImageEncoder | HubEncoder | None = None
+        if self.encoder != DEFAULT_ENCODER:
+            try:
+                parse_encoder(self.encoder)
+            except ValueError as exc:
+                raise TypeError(str(exc)) from None
 
     def setup(self) -> None:
-        if self._encoder is None:
+        if self._encoder is not None:
+            return
+        if self.encoder == DEFAULT_ENCODER:
             self._encoder = load_encoder(self.model)
+            return
+        family, model_id = parse_encoder(self.encoder)
+        try:
+            self._encoder = load_hub_encoder(family, model_id, self.device)
+        except ModelUnavailable as exc:
+            raise model_unavailable(self.name, model_id, exc) from None
 
     @property
-    def encoder(self) -> ImageEncoder:
+    def embed_model(self) -> str:
+        """What produced the vectors: the checkpoint spec or ``<family>:<model>``."""
+        if self.encoder == DEFAULT_ENCODER:
+            return self.model
+        family, model_id = parse_encoder(self.encoder)
+        return f"{family}:{model_id}"
+
+    @property
+    def image_encoder(self) -> ImageEncoder | HubEncoder:
         self.setup()
         assert self._encoder is not None
         return self._encoder
@@ -160,8 +197,9 @@ class TransitionScorer(_EncoderScorer):
     """Hidden cuts and transitions from the similarity of consecutive frame embeddings.
 
     Frames every ``every_s`` seconds at 224x224; for each consecutive pair the cosine similarity
-    and the mean squared difference of the L2-normalised features (``(2 - 2 cos) / 1280``, kept
-    because EasyAnimate reports it). ``transition_suspect`` is ``embed_cos_min < threshold``.
+    and the mean squared difference of the L2-normalised features (``(2 - 2 cos) / d``, d = 1280
+    for EfficientNet-Lite0; kept because EasyAnimate reports it). ``transition_suspect`` is
+    ``embed_cos_min < threshold``.
 
     The threshold is specific to the encoder: EasyAnimate's 0.8 was set for its own encoder, and
     the distribution of cosine values differs between models. Measured here with
@@ -194,7 +232,7 @@ class TransitionScorer(_EncoderScorer):
     def score(self, frames: Frames) -> dict[str, Any]:
         if len(frames.images) < 2:
             return dict.fromkeys(self.columns)
-        feats = clip_features(self.encoder, frames).astype(np.float64)
+        feats = clip_features(self.image_encoder, frames).astype(np.float64)
         a, b = feats[:-1], feats[1:]
         cos = np.clip(np.sum(a * b, axis=1), -1.0, 1.0)
         mse = np.mean((a - b) ** 2, axis=1)
@@ -213,7 +251,8 @@ class EmbeddingScorer(_EncoderScorer):
 
     Frame features are L2-normalised before averaging (so no frame dominates by magnitude) and
     the mean is normalised again, so dot products between clips are cosine similarities.
-    ``embedding`` is a list of 1280 float32 values; ``embed_model`` is the model spec, so vectors
+    ``embedding`` is a list of float32 values (1280 for EfficientNet-Lite0, 768 for CLIP
+    ViT-L/14); ``embed_model`` is the encoder (model spec or ``<family>:<model>``), so vectors
     from different encoders are never compared by mistake.
     """
 
@@ -228,7 +267,7 @@ class EmbeddingScorer(_EncoderScorer):
 
     def score(self, frames: Frames) -> dict[str, Any]:
         if len(frames.images) == 0:
-            return {"embedding": None, "embed_model": self.model}
-        feats = clip_features(self.encoder, frames)
+            return {"embedding": None, "embed_model": self.embed_model}
+        feats = clip_features(self.image_encoder, frames)
         mean = l2_normalize(feats.mean(axis=0, keepdims=True))[0].astype(np.float32)
-        return {"embedding": mean.tolist(), "embed_model": self.model}
+        return {"embedding": mean.tolist(), "embed_model": self.embed_model}

@@ -1,0 +1,159 @@
+"""Randomly initialised checkpoints of the real encoder and head architectures.
+
+The learned scorers load published weights that a machine without hub access does not have.
+Tests, benchmarks and smoke runs still need to exercise the real loading path, so this module
+writes checkpoints with the same classes, file layout and state-dict keys as the published
+ones (``save_pretrained`` folders for CLIP/SigLIP/VAE, ``torch.save`` state dicts for the MLP
+heads), either tiny (milliseconds per frame) or at ViT-L/14 size for timing. Their scores are
+meaningless; their shapes, dtypes and code paths are the real ones.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import torch
+
+from clipsieve.score.aesthetic import AestheticV25Head, LaionAestheticHead
+
+
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _clip_tokenizer(out: Path) -> None:
+    """A CLIP BPE tokenizer with a character vocabulary (no merges), saved next to the model."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in string.ascii_lowercase + string.digits + ".,!?'-":
+        vocab[char] = len(vocab)
+        vocab[char + "</w>"] = len(vocab)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(out)
+
+
+def write_clip(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A ``CLIPModel`` folder (config, safetensors, tokenizer); ``size``: tiny or vit-l-14."""
+    from transformers import CLIPConfig, CLIPModel
+
+    _quiet()
+    torch.manual_seed(seed)
+    token_ids = {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
+    if size == "vit-l-14":
+        config = CLIPConfig(
+            text_config={
+                "vocab_size": 49408,
+                "hidden_size": 768,
+                "intermediate_size": 3072,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "max_position_embeddings": 77,
+                **token_ids,
+            },
+            vision_config={
+                "hidden_size": 1024,
+                "intermediate_size": 4096,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 16,
+                "image_size": 224,
+                "patch_size": 14,
+            },
+            projection_dim=768,
+        )
+    else:
+        config = CLIPConfig(
+            text_config={
+                "vocab_size": 128,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 77,
+                **token_ids,
+            },
+            vision_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": 32,
+                "patch_size": 8,
+            },
+            projection_dim=24,
+        )
+    out = Path(out)
+    CLIPModel(config).eval().save_pretrained(out)
+    _clip_tokenizer(out)
+    return out
+
+
+def write_siglip(out: str | Path, seed: int = 0) -> Path:
+    """A tiny ``SiglipModel`` folder (both towers, as the published checkpoints have)."""
+    from transformers import SiglipConfig, SiglipModel
+
+    _quiet()
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": 128,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
+        vision_config={
+            "hidden_size": 48,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+    )
+    out = Path(out)
+    SiglipModel(config).eval().save_pretrained(out)
+    return out
+
+
+def write_sdxl_vae(out: str | Path, seed: int = 0) -> Path:
+    """A tiny ``AutoencoderKL`` folder with SDXL-VAE's 4 latent channels and scaling factor."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=32,
+        scaling_factor=0.13025,
+    )
+    out = Path(out)
+    vae.eval().save_pretrained(out)
+    return out
+
+
+def write_laion_head(path: str | Path, input_size: int, seed: int = 0) -> Path:
+    """A ``sac+logos+ava1-l14-linearMSE``-shaped state dict (keys ``layers.N.*``)."""
+    torch.manual_seed(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(LaionAestheticHead(input_size).state_dict(), path)
+    return path
+
+
+def write_v25_head(path: str | Path, input_size: int, seed: int = 0) -> Path:
+    """An ``aesthetic_predictor_v2_5.pth``-shaped state dict (keys ``scoring_head.N.*``)."""
+    torch.manual_seed(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(AestheticV25Head(input_size).state_dict(), path)
+    return path
+
+
+__all__ = ["write_clip", "write_laion_head", "write_sdxl_vae", "write_siglip", "write_v25_head"]
