@@ -64,6 +64,14 @@ def test_hidden_cut_is_flagged() -> None:
     assert cut["transition_suspect"] is True
     # One bad pair of five: the mean stays high while the minimum exposes the cut.
     assert cut["embed_cos_mean"] > cut["embed_cos_min"] + 0.3
+    # Uniformly low similarity (every pair a jump, like frantic motion) is no dip: not a cut,
+    # unless the plain EasyAnimate rule is asked for.
+    jumpy = [scene_a(0), scene_b(0), scene_a(8), scene_b(8), scene_a(16), scene_b(16)]
+    frantic = scorer.score(make_frames(jumpy))
+    assert frantic["embed_cos_min"] < 0.8 and frantic["transition_suspect"] is False
+    plain = TransitionScorer(min_dip=0.0)
+    plain.setup()
+    assert plain.score(make_frames(jumpy))["transition_suspect"] is True
     # MSE of unit vectors is (2 - 2 cos) / 1280 per pair.
     assert cut["embed_mse_mean"] == pytest.approx((2 - 2 * cut["embed_cos_mean"]) / 1280, rel=1e-4)
 
