@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import shutil
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,24 +16,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import annotate_server
 from clipsieve.annotate.catalog import Catalog
 from clipsieve.annotate.sampling import clip_order, stratified_order, uncertainty_order
 from clipsieve.annotate.store import LabelStore, labels_path
 from clipsieve.cli import app
 from clipsieve.errors import UserError
 from clipsieve.select.classifier import match_labels, read_labels
-
-
-def _helper():
-    name = "clipsieve_tests_annotate_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("annotate_server.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +35,7 @@ def run_dir(sample_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(run_dir: Path) -> Iterator[str]:
-    with _helper().serve(run_dir) as url:
+    with annotate_server.serve(run_dir) as url:
         yield url
 
 

@@ -6,15 +6,14 @@ through ``executable_path``; it never downloads a browser of its own.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import annotate_server
 from clipsieve.annotate.store import LabelStore, labels_path
 
 
@@ -29,23 +28,14 @@ CHROMIUM = _chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on this machine")
 
 
-def _helper():
-    name = "clipsieve_tests_annotate_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("annotate_server.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def test_keys_in_the_browser_label_clips_and_survive_a_reload(run_copy: Path) -> None:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
     )
-    with _helper().serve(run_copy, labeller="tester") as url, sync_api.sync_playwright() as pw:
+    with (
+        annotate_server.serve(run_copy, labeller="tester") as url,
+        sync_api.sync_playwright() as pw,
+    ):
         browser = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--mute-audio"]
         )

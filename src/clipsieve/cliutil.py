@@ -47,10 +47,11 @@ def user_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def progress_bar() -> Iterator[Progress]:
-    """A rich progress display with count, rate, elapsed time and ETA columns.
+def progress_bar(transient: bool = False, disable: bool = False) -> Iterator[Progress]:
+    """A rich progress display on stderr with count, rate, elapsed time and ETA columns.
 
     Tasks take the extra fields ``rate`` and ``current`` (pass ``rate="", current=""``).
+    ``transient`` clears it when done; ``disable`` hides it (e.g. when stderr is no terminal).
     """
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -62,5 +63,5 @@ def progress_bar() -> Iterator[Progress]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[current]}", style="dim"),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=transient, disable=disable) as progress:
         yield progress

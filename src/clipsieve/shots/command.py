@@ -16,16 +16,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from clipsieve.cliutil import console, progress_bar
 from clipsieve.shots.detectors import DEFAULT_DETECTOR, DETECTORS, ShotDetector
 
 
@@ -55,7 +48,7 @@ def detect_shots(
     """Detect shot cuts; a cut N means frame N is the first frame of a new shot."""
     from clipsieve.shots.detectors import get_detector
 
-    err = Console(stderr=True)
+    err = console
     params: dict[str, object] = {}
     if threshold is not None:
         key = "adaptive_threshold" if detector == "adaptive" else "threshold"
@@ -76,20 +69,8 @@ def detect_shots(
     for column in ("video", "fps", "frames", "cuts"):
         table.add_column(column, justify="left" if column in ("video", "cuts") else "right")
     # Progress goes to stderr and only on a terminal: stdout stays pure JSON lines for tools.
-    progress = Progress(
-        TextColumn("[bold]shots"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}", style="dim"),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    with progress:
-        task = progress.add_task("shots", total=len(videos), current="")
+    with progress_bar(transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("shots", total=len(videos), rate="", current="")
         for video in videos:
             progress.update(task, current=video.name[:40])
             failed += _detect_one(shot_detector, video, as_json, table, err)
