@@ -12,11 +12,19 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from clipsieve.annotate.command import register_annotate
+from clipsieve.caption.command import register as register_caption
 from clipsieve.cliutil import console
 from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
 from clipsieve.config import DEFAULT_CONFIG_YAML, load_config
+from clipsieve.export.command import register_export
+from clipsieve.ingest.command import register_ingest_meta
+from clipsieve.report.command import register_report
+from clipsieve.select.classifier_command import register_classifier
+from clipsieve.select.cluster_command import register_cluster
+from clipsieve.select.command import register as register_select
 from clipsieve.shots.command import register as register_detect_shots
 
 app = typer.Typer(
@@ -34,40 +42,84 @@ def _print_summary(outputs: object) -> None:
 
     assert isinstance(outputs, RunOutputs)
     result = outputs.result
-    table = Table(title="stages", show_lines=False)
+    table = Table(title=f"stages ({_engine_label(result)})", show_lines=False)
     for column in ("stage", "seconds", "rows in", "rows out", "errors"):
         table.add_column(column, justify="left" if column in ("stage", "errors") else "right")
     for name, stats in result.stats.items():
         errors = ", ".join(f"{reason} ×{n}" for reason, n in stats.errors.most_common(3))
         table.add_row(name, f"{stats.seconds:.1f}", str(stats.rows_in), str(stats.rows_out), errors)
-    console.print(table)
-    videos, clips = result.videos.to_pylist(), result.clips.to_pylist()
-    bad = sum(1 for v in videos if v["status"] == "error")
-    kept = sum(1 for c in clips if c["keep"] and c["status"] != "error")
+    if result.stats:
+        console.print(table)
+    counts = result.counts
     console.print(
-        f"videos: {len(videos)} ({bad} with errors) · clips: {len(clips)} planned, {kept} kept · "
-        f"this run processed {result.processed}, resumed past {result.skipped}"
+        f"videos: {counts.videos} ({counts.video_errors} with errors) · clips: {counts.clips} "
+        f"planned, {counts.kept} kept · this run processed {result.processed}, "
+        f"resumed past {result.skipped}"
     )
     for name, path in outputs.files.items():
         console.print(f"  {name:<15} {path}")
 
 
-def _run(inputs: list[Path], out: Path, config_file: Path | None, restart: bool) -> None:
+def _engine_label(result: object) -> str:
+    engine, workers = getattr(result, "engine", "local"), getattr(result, "workers", 0)
+    return f"{engine}, {workers} workers" if engine == "local" else engine
+
+
+def _resume_hint(inputs: list[Path], out: Path, options: list[str]) -> str:
+    """The exact command that resumes an interrupted run (the same command, minus --restart)."""
+    import shlex
+
+    words = ["clipsieve", "run", *map(str, inputs), "--out", str(out), *options]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _run(
+    inputs: list[Path],
+    out: Path,
+    config_file: Path | None,
+    restart: bool,
+    workers: int | None = None,
+    engine: str | None = None,
+    address: str | None = None,
+) -> None:
     from clipsieve.run import execute_run, prepare_run
 
+    if engine not in (None, "local", "ray"):
+        raise _fail(f"--engine must be 'local' or 'ray', not {engine!r}")
     config = load_config(config_file)
+    if workers is not None:
+        config.engine.workers = workers
+    if engine is not None:
+        config.engine.executor = engine  # type: ignore[assignment]
+    if address is not None:
+        config.engine.address = address
+        config.engine.executor = "ray"
     prepared = prepare_run(inputs, out, config, restart=restart)  # fails fast, before any bar
-    with _progress_bar() as progress:
-        task = progress.add_task("videos", total=len(prepared.rows), rate="", current="")
+    options = [*(["--config", str(config_file)] if config_file else [])]
+    options += [*(["--workers", str(workers)] if workers else [])]
+    options += [*(["--engine", engine] if engine else [])]
+    options += [*(["--address", address] if address else [])]
+    try:
+        with _progress_bar() as progress:
+            task = progress.add_task("videos", total=len(prepared.rows), rate="", current="")
+            clip_task = progress.add_task("clips", total=None, rate="", current="cut → score")
 
-        def on_progress(path: str, done: int, total: int) -> None:
-            elapsed = progress.tasks[0].elapsed or 0.0
-            rate = f"{done / elapsed:.2f}/s" if elapsed > 0 else ""
-            progress.update(
-                task, completed=done, total=total, rate=rate, current=Path(path).name[:40]
-            )
+            def on_progress(path: str, done: int, total: int) -> None:
+                elapsed = progress.tasks[task].elapsed or 0.0
+                rate = f"{done / elapsed:.2f}/s" if elapsed > 0 else ""
+                progress.update(
+                    task, completed=done, total=total, rate=rate, current=Path(path).name[:40]
+                )
 
-        outputs = execute_run(prepared, progress=on_progress)
+            def on_clips(done: int, planned: int) -> None:
+                elapsed = progress.tasks[clip_task].elapsed or 0.0
+                rate = f"{done / elapsed:.2f}/s" if elapsed > 0 else ""
+                progress.update(clip_task, completed=done, total=planned or None, rate=rate)
+
+            outputs = execute_run(prepared, progress=on_progress, clip_progress=on_clips)
+    except KeyboardInterrupt:
+        console.print(f"resume with: {_resume_hint(inputs, out, options)}", highlight=False)
+        raise
     _print_summary(outputs)
     report = outputs.files.get("report.html")
     if report:
@@ -80,10 +132,19 @@ def run(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; re-run to resume)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
     restart: bool = typer.Option(False, help="Discard an earlier run in --out first."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", min=1, help="Local worker processes (default: one per core)."
+    ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="local (process pool, default) or ray (Ray Data)."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
+    ),
 ) -> None:
     """Run ingest → probe → shots → length policy → cut → export → report."""
     with _user_errors():
-        _run(inputs, out, config, restart)
+        _run(inputs, out, config, restart, workers, engine, address)
 
 
 @app.command()
@@ -124,37 +185,67 @@ def score(
     scorers: str = typer.Option(
         "static,motion,camera,quality,phash", "--scorers", "-s", help="Comma-separated scorers."
     ),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        "-p",
+        help="Scorer parameter SCORER.KEY=VALUE (YAML value), e.g. motion.method=farneback.",
+    ),
+    option: list[str] = typer.Option(
+        [],
+        "--option",
+        help="Category prompt for text-frame matching (adds the match scorer): "
+        "--option animal gives match_animal.",
+    ),
 ) -> None:
     """Add score columns to a run's clips (each clip decoded once for all scorers)."""
-    from clipsieve.score.rescore import score_run
+    from collections import Counter
+
+    from clipsieve.score.rescore import parse_scorer_params, score_run
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
+        params = parse_scorer_params(param)
+        if option:
+            if "match" not in names:
+                names.append("match")
+            prompts = params.setdefault("match", {}).setdefault("prompts", [])
+            prompts.extend(o for o in option if o not in prompts)
         with _progress_bar() as progress:
             task = progress.add_task("score", total=None, rate="", current="")
 
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            scored = score_run(run_dir, names, progress=on_progress)
-        errors = [e for e in scored.column("score_errors").to_pylist() if e]
+            scored = score_run(run_dir, names, scorer_params=params, progress=on_progress)
+        errors = Counter(e for e in scored.column("score_errors").to_pylist() if e)
         console.print(f"scored {scored.num_rows} clips with {', '.join(names)} → {run_dir}")
-        for message in errors[:10]:
-            console.print(f"  [yellow]{message}[/]", highlight=False)
+        for message, count in errors.most_common(10):
+            console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for samples and run."),
 ) -> None:
-    """Build a sample set with ffmpeg and run the whole pipeline on it."""
+    """Build a sample set with ffmpeg and run every stage on it: run, filter, dedup, classifier,
+    top-N, clusters, exports and the report (captioning needs a VLM server and is left out)."""
+    import shlex
+
+    from clipsieve.demo import post_run_commands, write_demo_config, write_demo_labels
     from clipsieve.media.synth import make_sample_set
 
     with _user_errors():
-        samples = out / "samples"
+        samples, run_dir = out / "samples", out / "run"
         with console.status(f"building sample videos in {samples} …"):
             make_sample_set(samples, scale="demo")
-        _run([samples], out / "run", None, restart=True)
+        config = write_demo_config(out / "demo.yaml")
+        _run([samples], run_dir, config, restart=True)
+        labels = write_demo_labels(run_dir)
+        for args in post_run_commands(run_dir, labels):
+            console.rule(f"clipsieve {shlex.join(args)}", style="dim")
+            app(args, prog_name="clipsieve", standalone_mode=False)
+        console.print(f"[bold green]demo done:[/] open {run_dir / 'report.html'}")
 
 
 @config_app.command("init")
@@ -171,6 +262,14 @@ def config_init(
 
 
 register_detect_shots(app)
+register_cluster(app)
+register_export(app)
+register_report(app)
+register_annotate(app)
+register_classifier(app)
+register_ingest_meta(app)
+register_select(app)
+register_caption(app)
 
 
 def main() -> None:

@@ -68,6 +68,14 @@ class ReportConfig:
 
 
 @dataclass
+class EngineConfig:
+    executor: Literal["local", "ray"] = "local"  # ray: Ray Data on a machine or cluster
+    workers: int | None = None  # worker processes (null: one per core); ray: CPUs of a local Ray
+    clips_per_task: int = 1  # local: clips cut+scored per task (small: long videos spread out)
+    address: str | None = None  # ray: auto | HOST:PORT | ray://HOST:PORT; null: start locally
+
+
+@dataclass
 class RunConfig:
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -75,6 +83,7 @@ class RunConfig:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,7 +158,7 @@ def _build(cls: Any, data: Any, where: str) -> Any:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in known:
-            raise ConfigError(f"config: unknown key '{path}' (known: {', '.join(known)})")
+            raise ConfigError(f"config: unknown key {path!r} (known: {', '.join(known)})")
         kwargs[key] = _coerce(value, hints[key], path)
     return cls(**kwargs)
 
@@ -170,6 +179,10 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: policy.trim_frames must be >= 0")
     if not 0 <= config.cut.crf <= 51:
         raise ConfigError("config: cut.crf must be between 0 and 51")
+    if config.engine.workers is not None and config.engine.workers < 1:
+        raise ConfigError("config: engine.workers must be >= 1 (or null for one per core)")
+    if config.engine.clips_per_task < 1:
+        raise ConfigError("config: engine.clips_per_task must be >= 1")
     if config.cut.short_side is not None and config.cut.short_side < 2:
         raise ConfigError("config: cut.short_side must be >= 2 (or null)")
     from clipsieve.score.stage import SCORERS
@@ -197,6 +210,10 @@ def load_config(path: str | Path | None) -> RunConfig:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config: cannot read {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config: {file} is not UTF-8 text (byte {exc.start}); save it as UTF-8 YAML"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -241,4 +258,10 @@ export:
 
 report:
   enabled: true
+
+engine:
+  executor: local       # local (process pool on this machine) or ray (Ray Data)
+  workers: null         # worker processes (null: one per core); ray: CPUs of a local Ray
+  clips_per_task: 1     # clips cut+scored per task (small values spread long videos out)
+  address: null         # ray: auto, HOST:PORT or ray://HOST:PORT; null starts Ray locally
 """

@@ -10,18 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clipsieve.config import RunConfig
-from clipsieve.engine.local import LocalRunner, ProgressCallback, RunResult
+from clipsieve.engine.local import ClipProgressCallback, LocalRunner, ProgressCallback
+from clipsieve.engine.result import RunResult
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
 from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
-from clipsieve.table import write_json, write_parquet
+from clipsieve.table import write_json
 
 RUN_JSON = "run.json"
 
@@ -125,26 +127,64 @@ def prepare_run(
     return PreparedRun(run_dir, config, pipeline, rows, run_info)
 
 
-def execute_run(prepared: PreparedRun, progress: ProgressCallback | None = None) -> RunOutputs:
+def _execute(
+    prepared: PreparedRun,
+    provenance: dict[str, Any],
+    progress: ProgressCallback | None,
+    clip_progress: ClipProgressCallback | None,
+) -> RunResult:
+    """Run the configured engine; it leaves shards plus the two merged tables in the folder."""
+    engine = prepared.config.engine
+    if engine.executor == "ray":
+        from clipsieve.engine.ray import RayRunner
+
+        ray_runner = RayRunner(
+            prepared.pipeline, prepared.run_dir, address=engine.address, num_cpus=engine.workers
+        )
+        return ray_runner.run(
+            prepared.rows, progress=progress, clip_progress=clip_progress, metadata=provenance
+        )
+    runner = LocalRunner(
+        prepared.pipeline,
+        prepared.run_dir,
+        workers=engine.workers,
+        clips_per_task=engine.clips_per_task,
+    )
+    return runner.run(
+        prepared.rows, progress=progress, clip_progress=clip_progress, metadata=provenance
+    )
+
+
+def execute_run(
+    prepared: PreparedRun,
+    progress: ProgressCallback | None = None,
+    clip_progress: ClipProgressCallback | None = None,
+) -> RunOutputs:
     """Process (or resume) every video, then write the tables, exports and report."""
     run_dir, config, run_info = prepared.run_dir, prepared.config, prepared.run_info
-    result = LocalRunner(prepared.pipeline, run_dir).run(prepared.rows, progress=progress)
-
     provenance = {
         "clipsieve_stages": run_info["stages"],
         "clipsieve_versions": run_info["versions"],
     }
-    files = {
-        "videos.parquet": write_parquet(result.videos, run_dir / "videos.parquet", provenance),
-        "clips.parquet": write_parquet(result.clips, run_dir / "clips.parquet", provenance),
-    }
+    started = time.perf_counter()
+    result = _execute(prepared, provenance, progress, clip_progress)
+    engine_seconds = time.perf_counter() - started
+    files = {"videos.parquet": result.videos_path, "clips.parquet": result.clips_path}
     # The run folder always holds both Parquet tables; csv/jsonl are the optional exports.
     other_formats = tuple(f for f in config.export.formats if f != "parquet")
     exported = export_run(run_dir, result.clips, formats=other_formats)
     files.update({path.name: path for path in exported.values()})
 
     run_info["invocations"][-1].update(
-        {"finished": _now(), "processed": result.processed, "skipped": result.skipped}
+        {
+            "finished": _now(),
+            "processed": result.processed,
+            "skipped": result.skipped,
+            "engine": result.engine,
+            "workers": result.workers,
+            "engine_seconds": round(engine_seconds, 3),
+            "engine_startup_seconds": round(result.startup_s, 3),
+        }
     )
     # A list in pipeline order (run.json is written with sorted keys, a dict would lose it).
     run_info["stage_stats"] = [
@@ -174,7 +214,8 @@ def run_pipeline(
     restart: bool = False,
     progress: ProgressCallback | None = None,
     pipeline: Pipeline | None = None,
+    clip_progress: ClipProgressCallback | None = None,
 ) -> RunOutputs:
     """Run (or resume) the whole pipeline on ``inputs`` into ``run_dir``."""
     prepared = prepare_run(inputs, run_dir, config, restart=restart, pipeline=pipeline)
-    return execute_run(prepared, progress=progress)
+    return execute_run(prepared, progress=progress, clip_progress=clip_progress)

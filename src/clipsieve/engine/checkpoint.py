@@ -7,6 +7,9 @@ Layout of a run directory::
     shards/<video_id>.videos.parquet   written last: its presence marks the video finished
     videos.parquet, clips.parquet      the merged tables (rebuilt from the shards at the end)
 
+The merge streams: it reads every shard's schema (footer only) to find the common schema, then
+copies shard after shard into one Parquet writer, so memory holds one row group, not the dataset.
+
 Each shard is written atomically (temp file + rename), and the videos shard is the commit marker,
 so a run killed at any instant leaves either a finished video or nothing for it: a resume redoes
 only unfinished videos and can neither lose nor duplicate rows.
@@ -14,19 +17,87 @@ only unfinished videos and can neither lose nor duplicate rows.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clipsieve.table import (
     CLIP_SCHEMA,
     VIDEO_SCHEMA,
+    atomic_path,
     concat_tables,
     read_parquet,
     write_parquet,
 )
 
 SHARD_DIR = "shards"
+ROW_GROUP_ROWS = 50_000  # rows buffered before the merge writes a row group
+
+
+@dataclass
+class MergeCounts:
+    """What the summary line needs, counted while merging (no second pass over the tables)."""
+
+    videos: int = 0
+    video_errors: int = 0
+    clips: int = 0
+    kept: int = 0
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order; missing ones null, types promoted."""
+    arrays = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def merge_parquet(
+    paths: list[Path],
+    out: Path,
+    base: pa.Schema,
+    metadata: Mapping[str, Any] | None = None,
+    on_table: Any = None,
+) -> Path:
+    """Concatenate Parquet files into ``out`` (atomically) without loading them all at once.
+
+    The result equals ``concat_tables([read_parquet(p) for p in paths], base)``: the schema is
+    the permissive union of the shards' schemas in order (a column that is null in one shard and
+    float in another becomes float). ``on_table`` sees each shard's table (for counting).
+    """
+    schemas = [pq.read_schema(p) for p in paths]
+    schema = (
+        pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+        if schemas
+        else base.remove_metadata()
+    )
+    encoded = {k.encode(): json.dumps(v).encode() for k, v in (metadata or {}).items()}
+    schema = schema.with_metadata(encoded) if encoded else schema
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        buffered: list[pa.Table] = []
+        rows = 0
+        for path in paths:
+            table = read_parquet(path)
+            if on_table is not None:
+                on_table(table)
+            buffered.append(_conform(table, schema))
+            rows += table.num_rows
+            if rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(buffered))
+                buffered, rows = [], 0
+        if buffered or not paths:
+            writer.write_table(pa.concat_tables(buffered) if buffered else schema.empty_table())
+    return Path(out)
 
 
 class ShardStore:
@@ -60,6 +131,38 @@ class ShardStore:
         """Commit one video: clips shard first, then the videos shard that marks it done."""
         write_parquet(clips, self._path(video_id, "clips"))
         write_parquet(videos, self._path(video_id, "videos"))
+
+    def merge(
+        self,
+        video_ids: list[str],
+        videos_out: Path,
+        clips_out: Path,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> MergeCounts:
+        """Stream the finished shards of ``video_ids`` (in that order) into the two tables."""
+        done = [v for v in video_ids if self.is_done(v)]
+        counts = MergeCounts()
+
+        def count_videos(table: pa.Table) -> None:
+            counts.videos += table.num_rows
+            counts.video_errors += int(pc.sum(pc.equal(table["status"], "error")).as_py() or 0)
+
+        def count_clips(table: pa.Table) -> None:
+            counts.clips += table.num_rows
+            if table.num_rows:
+                kept = pc.and_(
+                    pc.fill_null(table["keep"], False),
+                    pc.fill_null(pc.not_equal(table["status"], "error"), True),
+                )
+                counts.kept += int(pc.sum(kept).as_py() or 0)
+
+        merge_parquet(
+            [self._path(v, "videos") for v in done], videos_out, VIDEO_SCHEMA, metadata,
+            count_videos,
+        )  # fmt: skip
+        clip_paths = [p for v in done if (p := self._path(v, "clips")).exists()]
+        merge_parquet(clip_paths, clips_out, CLIP_SCHEMA, metadata, count_clips)
+        return counts
 
     def read(self, video_ids: list[str]) -> tuple[pa.Table, pa.Table]:
         """Merged tables for ``video_ids`` in the given order (finished ones only)."""

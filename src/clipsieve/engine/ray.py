@@ -1,0 +1,373 @@
+"""The Ray engine: the same stage objects on Ray Data, for one machine or a cluster.
+
+The pipeline becomes one Ray Data dataset, one ``map_batches`` per stage, over Arrow batches
+(``batch_format="pyarrow"``, the format :meth:`Stage.process` takes)::
+
+    pending videos ─▶ probe ─▶ shots ─▶ plan ─▶ cut ─▶ score ─▶ driver: commit shards per video
+
+- Stages with ``Resources.gpus`` run in an **actor pool** (``concurrency=(1, n)``) with that many
+  ``num_gpus``, so they are placed on GPU nodes; each actor calls ``setup()`` once and keeps its
+  model. Every other stage runs as plain Ray **tasks** (``num_cpus`` from ``Resources.cpus``,
+  capped at half the cluster's CPUs). Ray reuses its worker processes, and a task sets a stage up
+  once per worker process (a per-process cache), so CPU models such as the shot detector are not
+  reloaded per video either. CPU stages are not actors on purpose: an actor holds its CPUs for
+  its whole life, and on a small machine two CPU actor pools hold every CPU while the task
+  stages before them wait forever (seen with ``ray.init(num_cpus=2)``).
+- Ray Data does the streaming, backpressure, object spilling and retries (failed tasks are
+  retried, dead actors restarted), so nothing of that is rebuilt here.
+- **Exactly once, like the local engine.** The plan step tags each clip row with its video's
+  finished ``videos`` row (as Arrow IPC bytes), its position in the plan and the plan's size; a
+  video with no clips emits one marker row. The driver collects rows per video and commits the
+  video's shard pair (:class:`~clipsieve.engine.checkpoint.ShardStore`) as soon as all of its
+  rows are back, so a run killed half-way resumes with the unfinished videos only, and the
+  merged tables are built by the same streaming merge.
+- The run folder must be reachable from every node under the same path (a shared filesystem):
+  stages write clip files there and read the source videos by path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clipsieve.engine.checkpoint import ShardStore
+from clipsieve.engine.local import ClipProgressCallback, ProgressCallback
+from clipsieve.engine.result import RunResult
+from clipsieve.engine.tasks import StatsByStage, join_chunks, merge_stats, timed
+from clipsieve.pipeline import Pipeline
+from clipsieve.stage import Stage
+from clipsieve.table import (
+    CLIP_SCHEMA,
+    STATUS_ERROR,
+    VIDEO_SCHEMA,
+    concat_tables,
+    rows_to_table,
+)
+
+VIDEO_COL = "_cs_video"  # the finished videos row of the clip's video (Arrow IPC bytes)
+POS_COL = "_cs_pos"  # the clip's position in its video's plan (-1: the marker of an empty plan)
+COUNT_COL = "_cs_count"  # how many clip rows the video's plan has
+PRIVATE = (VIDEO_COL, POS_COL, COUNT_COL)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def has_setup(stage: Stage) -> bool:
+    """Whether the stage loads something once per worker."""
+    return type(stage).setup is not Stage.setup
+
+
+def uses_actors(stage: Stage) -> bool:
+    """GPU stages get an actor pool (see the module docs for why CPU stages do not)."""
+    return stage.resources.gpus > 0
+
+
+# Stages already set up in *this Ray worker process*, by stage identity. Ray hands a task a fresh
+# copy of the stage each time; the cache is what keeps setup() to once per worker process.
+_worker_stages: dict[tuple[str, str, str], Stage] = {}
+
+
+def _set_up(stage: Stage) -> Stage:
+    if not has_setup(stage):
+        return stage
+    key = (type(stage).__qualname__, stage.version, repr(stage.params()))
+    cached = _worker_stages.get(key)
+    if cached is None:
+        stage.setup()
+        cached = _worker_stages[key] = stage
+    return cached
+
+
+def _strip(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Split a batch into the stage's own columns and the private bookkeeping columns."""
+    own = [n for n in batch.column_names if n not in PRIVATE]
+    tags = [n for n in batch.column_names if n in PRIVATE]
+    return batch.select(own), batch.select(tags)
+
+
+class StageActor:
+    """An actor of a stage's pool: ``setup()`` once, then ``process`` per batch."""
+
+    def __init__(self, stage: Stage, plan: bool = False, collector: Any = None) -> None:
+        self.stage = stage
+        self.plan = plan
+        self.collector = collector
+        stage.setup()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return apply_stage(batch, self.stage, self.plan, self.collector)
+
+
+def run_stage_task(
+    batch: pa.Table, stage: Stage, plan: bool = False, collector: Any = None
+) -> pa.Table:
+    """A stage as a Ray task, set up once per Ray worker process."""
+    return apply_stage(batch, _set_up(stage), plan, collector)
+
+
+def stats_collector() -> Any:
+    """A CPU-less actor that adds up per-stage stats sent by tasks (for the run summary)."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class StatsCollector:
+        def __init__(self) -> None:
+            self.stats: StatsByStage = {}
+
+        def add(self, stats: StatsByStage) -> None:
+            merge_stats(self.stats, stats)
+
+        def get(self) -> StatsByStage:
+            return self.stats
+
+    return StatsCollector.remote()
+
+
+def apply_stage(batch: pa.Table, stage: Stage, plan: bool, collector: Any = None) -> pa.Table:
+    """Run ``stage`` on a batch; the plan stage also tags its output (see module docs)."""
+    import ray
+
+    stats: StatsByStage = {}
+    out = _apply(batch, stage, plan, stats)
+    if collector is not None and stats:
+        # waited for, so the sum the driver reads at the end cannot miss a late message
+        ray.get(collector.add.remote(stats))
+    return out
+
+
+def _apply(batch: pa.Table, stage: Stage, plan: bool, stats: StatsByStage) -> pa.Table:
+    if plan:
+        return _plan(batch, stage, stats)
+    if batch.num_rows == 0:
+        return batch
+    if stage.table == "videos":
+        return timed(stats, stage, batch)
+    real = pc.greater_equal(batch.column(POS_COL), 0)
+    markers = batch.filter(pc.invert(real))
+    batch = batch.filter(real)
+    if batch.num_rows == 0:
+        return markers
+    out = _apply_clip_stage(batch, stage, stats)
+    # markers of videos without clips ride along untouched (the batch order does not matter:
+    # the driver orders every video's rows by their plan position)
+    return concat_tables([out, markers], CLIP_SCHEMA) if markers.num_rows else out
+
+
+def _apply_clip_stage(batch: pa.Table, stage: Stage, stats: StatsByStage) -> pa.Table:
+    own, tags = _strip(batch)
+    out = timed(stats, stage, own)
+    if out.num_rows != own.num_rows:  # clip stages are 1→1; keep the tags aligned
+        raise RuntimeError(f"stage {stage.name} changed the number of clip rows")
+    for name in tags.column_names:
+        out = out.append_column(name, tags.column(name))
+    return out
+
+
+def _plan(videos: pa.Table, stage: Stage, stats: StatsByStage | None = None) -> pa.Table:
+    parts = []
+    for i in range(videos.num_rows):
+        video = videos.slice(i, 1)
+        clips = timed(stats if stats is not None else {}, stage, video)
+        count = clips.num_rows
+        if count == 0:  # one marker row, so the driver still hears of this video
+            row = video.slice(0, 1).to_pylist()[0]
+            clips = rows_to_table(
+                [{"clip_id": f"{row['video_id']}#", "video_id": row["video_id"],
+                  "status": STATUS_ERROR}],
+                CLIP_SCHEMA,
+            )  # fmt: skip
+        blob = _ipc(video)
+        clips = clips.append_column(VIDEO_COL, pa.array([blob] * clips.num_rows, pa.binary()))
+        positions = list(range(count)) if count else [-1]
+        clips = clips.append_column(POS_COL, pa.array(positions, pa.int64()))
+        clips = clips.append_column(COUNT_COL, pa.array([count] * clips.num_rows, pa.int64()))
+        parts.append(clips)
+    return concat_tables(parts, CLIP_SCHEMA)
+
+
+@dataclass
+class _Pending:
+    videos: pa.Table
+    count: int
+    rows: list[tuple[int, pa.Table]] = field(default_factory=list)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join (or start) Ray; True when this call started it (and so should stop it).
+
+    ``num_cpus`` only applies when Ray is started here (no address): it is how ``--workers``
+    limits a single-machine Ray run. A cluster's size is the cluster's business.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+class RayRunner:
+    """Runs a pipeline on Ray Data, committing shards per video on the driver."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        run_dir: Path,
+        address: str | None = None,
+        num_cpus: int | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.run_dir = Path(run_dir)
+        self.store = ShardStore(self.run_dir)
+        self.address = address
+        self.num_cpus = num_cpus
+        self.startup_s = 0.0
+
+    def _map(
+        self, ds: Any, stage: Stage, cpus_cap: float, collector: Any, plan: bool = False
+    ) -> Any:
+        from ray.data import ActorPoolStrategy
+
+        resources = stage.resources
+        options: dict[str, Any] = {
+            "batch_format": "pyarrow",
+            "batch_size": 1,  # a video or a clip is already seconds of work
+            "num_cpus": min(resources.cpus, cpus_cap),
+        }
+        if resources.gpus:
+            options["num_gpus"] = resources.gpus
+        if resources.memory_mb:
+            options["memory"] = resources.memory_mb * 1024 * 1024
+        if uses_actors(stage):
+            import ray
+
+            gpus = float(ray.cluster_resources().get("GPU", 0))
+            max_actors = max(1, math.floor(gpus / resources.gpus))
+            return ds.map_batches(
+                StageActor,
+                fn_constructor_args=(stage, plan, collector),
+                compute=ActorPoolStrategy(min_size=1, max_size=max_actors),
+                **options,
+            )
+        kwargs = {"stage": stage, "plan": plan, "collector": collector}
+        return ds.map_batches(run_stage_task, fn_kwargs=kwargs, **options)
+
+    def execute(
+        self,
+        rows: list[dict[str, Any]],
+        progress: ProgressCallback | None = None,
+        clip_progress: ClipProgressCallback | None = None,
+        stats: StatsByStage | None = None,
+    ) -> tuple[int, int]:
+        import ray
+
+        self.store.remove_partial()
+        done_ids = self.store.done_ids()
+        todo = [row for row in rows if row["video_id"] not in done_ids]
+        skipped = len(rows) - len(todo)
+        if progress is not None and skipped:
+            progress(rows[-1]["path"], skipped, len(rows))
+        if not todo:
+            return 0, skipped
+        began = time.perf_counter()
+        started = connect(self.address, self.num_cpus)
+        self.startup_s = time.perf_counter() - began
+        try:
+            cpus_cap = max(1.0, float(ray.cluster_resources().get("CPU", 1)) / 2)
+            table = rows_to_table(todo, VIDEO_SCHEMA)
+            ds = ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
+            collector = stats_collector()
+            for stage in self.pipeline.video_stages:
+                ds = self._map(ds, stage, cpus_cap, collector)
+            ds = self._map(ds, self.pipeline.plan_stage, cpus_cap, collector, plan=True)
+            for stage in self.pipeline.clip_stages:
+                ds = self._map(ds, stage, cpus_cap, collector)
+            committed = self._collect(ds, len(rows), skipped, progress, clip_progress)
+            if stats is not None:
+                merge_stats(stats, ray.get(collector.get.remote()))
+        finally:
+            if started:
+                ray.shutdown()
+        return committed, skipped
+
+    def _collect(
+        self,
+        ds: Any,
+        total: int,
+        skipped: int,
+        progress: ProgressCallback | None,
+        clip_progress: ClipProgressCallback | None,
+    ) -> int:
+        """Gather rows per video as Ray streams them out; commit each complete video."""
+        pending: dict[str, _Pending] = {}
+        committed = clips_done = 0
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            ids = batch.column("video_id").to_pylist()
+            positions = batch.column(POS_COL).to_pylist()
+            for i, video_id in enumerate(ids):
+                job = pending.get(video_id)
+                if job is None:
+                    videos = _from_ipc(batch.column(VIDEO_COL)[i].as_py())
+                    job = _Pending(videos, int(batch.column(COUNT_COL)[i].as_py()))
+                    pending[video_id] = job
+                if positions[i] >= 0:
+                    job.rows.append((positions[i], batch.slice(i, 1)))
+                    clips_done += 1
+                if len(job.rows) == job.count:
+                    self._commit(video_id, job)
+                    del pending[video_id]
+                    committed += 1
+                    if progress is not None:
+                        progress(job.videos.column("path")[0].as_py(), skipped + committed, total)
+            if clip_progress is not None:
+                clip_progress(clips_done, clips_done)
+        if pending:
+            raise RuntimeError(f"Ray returned incomplete results for {sorted(pending)[:3]}")
+        return committed
+
+    def _commit(self, video_id: str, job: _Pending) -> None:
+        ordered = [t for _, t in sorted(job.rows, key=lambda item: item[0])]
+        clips = join_chunks(ordered)
+        if clips.num_rows:
+            clips = clips.drop_columns([n for n in PRIVATE if n in clips.column_names])
+        self.store.write(video_id, job.videos, clips)
+
+    def run(
+        self,
+        rows: list[dict[str, Any]],
+        progress: ProgressCallback | None = None,
+        clip_progress: ClipProgressCallback | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        stats: StatsByStage = {}
+        processed, skipped = self.execute(rows, progress, clip_progress, stats)
+        videos_path = self.run_dir / "videos.parquet"
+        clips_path = self.run_dir / "clips.parquet"
+        counts = self.store.merge(
+            [row["video_id"] for row in rows], videos_path, clips_path, metadata
+        )
+        return RunResult(
+            videos_path, clips_path, processed, skipped, stats, counts, "ray",
+            self.num_cpus or 0, self.startup_s,
+        )  # fmt: skip

@@ -1,0 +1,170 @@
+"""The two units of work every local executor schedules, and per-stage accounting.
+
+A video's work is split in two kinds of task so that one long video cannot hold the whole run:
+
+- a **video task** runs the ``videos`` stages (probe, shot detection) and the plan stage on one
+  video row, returning the finished ``videos`` row and the planned ``clips`` rows;
+- a **clip task** runs the ``clips`` stages (cut, score) on a few consecutive planned rows of one
+  video.
+
+Shot detection needs the whole video (a cut is a relation between neighbouring frames), so it
+stays one task per video; everything after it is per clip and spreads over all workers. Every
+stage is row-wise and deterministic, so concatenating the clip chunks in plan order gives exactly
+the table a serial run over the whole video gives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from clipsieve.pipeline import Pipeline
+from clipsieve.stage import Stage
+from clipsieve.table import CLIP_SCHEMA, VIDEO_SCHEMA, concat_tables, rows_to_table
+
+
+@dataclass
+class StageStats:
+    """Per-stage accounting for the run summary."""
+
+    seconds: float = 0.0
+    rows_in: int = 0
+    rows_out: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: StageStats) -> None:
+        self.seconds += other.seconds
+        self.rows_in += other.rows_in
+        self.rows_out += other.rows_out
+        self.errors.update(other.errors)
+
+
+StatsByStage = dict[str, StageStats]
+
+
+def merge_stats(into: StatsByStage, more: StatsByStage) -> None:
+    """Add ``more`` (one task's stats, e.g. from a worker process) into ``into``."""
+    for name, stats in more.items():
+        into.setdefault(name, StageStats()).add(stats)
+
+
+def count_new_errors(before: pa.Table, after: pa.Table) -> Counter[str]:
+    """Errors that appeared in this stage, by reason (the text after the ``stage:`` prefix)."""
+    key = "clip_id" if "clip_id" in after.column_names else "video_id"
+    failed_before = (
+        {
+            k
+            for k, s in zip(
+                before.column(key).to_pylist(), before.column("status").to_pylist(), strict=True
+            )
+            if s == "error"
+        }
+        if key in before.column_names
+        else set()
+    )
+    counter: Counter[str] = Counter()
+    for row in after.select([key, "status", "error"]).to_pylist():
+        if row["status"] == "error" and row[key] not in failed_before:
+            counter[(row["error"] or "").split(": ", 1)[-1][:80]] += 1
+    return counter
+
+
+def timed(stats: StatsByStage, stage: Stage, batch: pa.Table) -> pa.Table:
+    """``stage.process(batch)``, with its time, row counts and new errors added to ``stats``."""
+    start = time.perf_counter()
+    out = stage.process(batch)
+    entry = stats.setdefault(stage.name, StageStats())
+    entry.seconds += time.perf_counter() - start
+    entry.rows_in += batch.num_rows
+    entry.rows_out += out.num_rows
+    entry.errors.update(count_new_errors(batch, out))
+    return out
+
+
+@dataclass
+class VideoTaskResult:
+    video_id: str
+    videos: pa.Table  # one row
+    planned: pa.Table  # the plan stage's clip rows (possibly none)
+    stats: StatsByStage
+
+
+@dataclass
+class ClipTaskResult:
+    video_id: str
+    chunk: int  # position of this chunk in the video's plan
+    clips: pa.Table
+    stats: StatsByStage
+    added: list[list[str]] = field(default_factory=list)  # new columns, per clip stage
+
+
+def run_video_task(pipeline: Pipeline, row: dict[str, Any]) -> VideoTaskResult:
+    """Probe, detect shots and plan clips for one ingested video row."""
+    stats: StatsByStage = {}
+    videos = rows_to_table([row], VIDEO_SCHEMA)
+    for stage in pipeline.video_stages:
+        videos = timed(stats, stage, videos)
+    planned = timed(stats, pipeline.plan_stage, videos)
+    if planned.num_rows == 0:
+        planned = CLIP_SCHEMA.empty_table()
+    return VideoTaskResult(row["video_id"], videos, planned, stats)
+
+
+def run_clip_task(pipeline: Pipeline, video_id: str, chunk: int, clips: pa.Table) -> ClipTaskResult:
+    """Cut and score a few planned clip rows of one video."""
+    stats: StatsByStage = {}
+    added: list[list[str]] = []
+    for stage in pipeline.clip_stages:
+        before = set(clips.column_names)
+        if clips.num_rows:
+            clips = timed(stats, stage, clips)
+        added.append([c for c in clips.column_names if c not in before])
+    return ClipTaskResult(video_id, chunk, clips, stats, added)
+
+
+def split_rows(table: pa.Table, size: int) -> list[pa.Table]:
+    """``table`` in consecutive slices of at most ``size`` rows (none for an empty table)."""
+    size = max(1, size)
+    return [table.slice(i, size) for i in range(0, table.num_rows, size)]
+
+
+def join_chunks(chunks: Iterable[pa.Table]) -> pa.Table:
+    """Clip chunks of one video back into one table, in plan order."""
+    parts = [c for c in chunks if c.num_rows]
+    if not parts:
+        return CLIP_SCHEMA.empty_table()
+    if len(parts) == 1:
+        return parts[0]
+    return concat_tables(parts, CLIP_SCHEMA).combine_chunks()
+
+
+def serial_column_order(planned: list[str], results: list[ClipTaskResult]) -> list[str]:
+    """The column order a serial run over the whole video would have produced.
+
+    A row-wise stage adds columns in the order it first meets them over the batch, and every
+    later stage keeps that order. A chunk that holds only dropped rows meets a later stage's
+    columns first, so plain concatenation could order columns differently from a serial run;
+    ordering by (stage that first added the column, first chunk that has it) restores it.
+    """
+    order = list(planned)
+    seen = set(order)
+    stages = max((len(r.added) for r in results), default=0)
+    for stage in range(stages):
+        for result in results:
+            for column in result.added[stage] if stage < len(result.added) else ():
+                if column not in seen:
+                    seen.add(column)
+                    order.append(column)
+    return order
+
+
+def reorder(table: pa.Table, order: list[str]) -> pa.Table:
+    """``table`` with its columns in ``order`` (unknown ones kept, at the end)."""
+    names = [c for c in order if c in table.column_names]
+    names += [c for c in table.column_names if c not in set(names)]
+    return table.select(names) if names != table.column_names else table

@@ -1,0 +1,200 @@
+"""The local engine: pooled == serial, interrupted + resumed == uninterrupted, streaming merge.
+
+The runs here use a small subset of the shared sample set (a video with cuts, a long take that
+the policy splits into several clips, and the two broken files) and a cheap config, so a whole
+run takes seconds; the default pipeline on the full set is covered by ``test_run_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from clipsieve.config import RunConfig
+from clipsieve.engine.checkpoint import ShardStore, merge_parquet
+from clipsieve.engine.tasks import join_chunks, split_rows
+from clipsieve.run import run_pipeline
+from clipsieve.table import CLIP_SCHEMA, concat_tables, read_parquet, write_parquet
+
+SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4", "truncated.mp4")
+
+
+@pytest.fixture(scope="module")
+def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("engine_subset")
+    for name in SUBSET:
+        shutil.copy(sample_set / name, folder / name)
+    return folder
+
+
+def cheap_config(workers: int, clips_per_task: int = 1) -> RunConfig:
+    config = RunConfig()
+    config.shots.detector = "content"
+    config.score.scorers = ["static", "phash"]
+    config.cut.preset = "ultrafast"
+    config.export.formats = ["parquet"]
+    config.report.enabled = False
+    config.engine.workers = workers
+    config.engine.clips_per_task = clips_per_task
+    return config
+
+
+def normalised(run_dir: Path, name: str) -> list[dict]:
+    """A merged table's rows with paths inside the run folder made relative to it."""
+    rows = read_parquet(run_dir / name).to_pylist()
+    for row in rows:
+        if row.get("path") and str(row["path"]).startswith(str(run_dir)):
+            row["path"] = os.path.relpath(row["path"], run_dir)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def serial_run(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("serial") / "run"
+    outputs = run_pipeline([subset], run_dir, cheap_config(workers=1))
+    assert outputs.result.workers == 1
+    return run_dir
+
+
+def test_pooled_run_equals_serial_run_row_for_row(serial_run: Path, subset: Path, tmp_path: Path):
+    run_dir = tmp_path / "pooled"
+    outputs = run_pipeline([subset], run_dir, cheap_config(workers=2))
+    result = outputs.result
+    assert result.workers == 2 and result.processed == len(SUBSET)
+    for name in ("videos.parquet", "clips.parquet"):
+        assert normalised(run_dir, name) == normalised(serial_run, name), name
+    # the long take was split into several clips, each cut and scored as its own task
+    clips = result.clips.to_pylist()
+    long_take = [c for c in clips if c["video_id"].startswith("long_take")]
+    assert len(long_take) >= 2
+    assert result.stats["cut"].rows_in == len(clips)
+    assert result.counts.videos == len(SUBSET) and result.counts.video_errors == 2
+    assert result.counts.clips == len(clips)
+    assert result.counts.kept == sum(1 for c in clips if c["keep"] and c["status"] != "error")
+
+
+def test_interrupted_run_resumes_to_the_same_tables(serial_run: Path, subset: Path, tmp_path):
+    run_dir = tmp_path / "interrupted"
+
+    def interrupt_after_first(path: str, done: int, total: int) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the parent, here after one commit
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline([subset], run_dir, cheap_config(workers=2), progress=interrupt_after_first)
+    store = ShardStore(run_dir)
+    finished = store.done_ids()
+    assert 0 < len(finished) < len(SUBSET)
+    assert not list((run_dir / "shards").glob(".*.tmp"))
+
+    resumed = run_pipeline([subset], run_dir, cheap_config(workers=2)).result
+    assert resumed.skipped == len(finished)
+    assert resumed.processed == len(SUBSET) - len(finished)
+    for name in ("videos.parquet", "clips.parquet"):
+        assert normalised(run_dir, name) == normalised(serial_run, name), name
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_ctrl_c_stops_workers_and_prints_how_to_resume(subset: Path, tmp_path: Path):
+    run_dir = tmp_path / "ctrl-c"
+    config = tmp_path / "cheap.yaml"
+    config.write_text(
+        "shots: {detector: content}\nscore: {scorers: [static]}\n"
+        "export: {formats: [parquet]}\nreport: {enabled: false}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipsieve", "run", str(subset), "--out", str(run_dir),
+         "--config", str(config), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = [p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)]
+        if len(workers) == 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    time.sleep(1.0)  # let the workers start on their first tasks
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume with: clipsieve run" in err and "--workers 2" in err
+    assert "Traceback" not in err
+    assert all(not Path(f"/proc/{p}").exists() or _zombie(p) for p in workers)
+    assert not list((run_dir / "shards").glob(".*.tmp")) if (run_dir / "shards").exists() else True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_streaming_merge_equals_concatenation(tmp_path: Path):
+    base = {"video_id": "v", "status": "ok"}
+    shards = [
+        [{**base, "clip_id": "a", "flow": None}],  # a column that is null in this shard
+        [{**base, "clip_id": "b", "flow": 1.5, "extra": "x"}],  # and float here, plus a new one
+        [],
+        [{**base, "clip_id": "c", "flow": 2.0}],
+    ]
+    from clipsieve.table import rows_to_table
+
+    tables = [rows_to_table(rows, CLIP_SCHEMA) for rows in shards]
+    paths = [write_parquet(t, tmp_path / f"{i}.parquet") for i, t in enumerate(tables)]
+    out = merge_parquet(paths, tmp_path / "merged.parquet", CLIP_SCHEMA, {"k": [1]})
+    merged = read_parquet(out)
+    want = concat_tables(tables, CLIP_SCHEMA)
+    assert merged.schema.remove_metadata().equals(want.schema.remove_metadata())
+    assert merged.to_pylist() == want.to_pylist()
+    empty = read_parquet(merge_parquet([], tmp_path / "none.parquet", CLIP_SCHEMA))
+    assert empty.num_rows == 0 and empty.schema.names == CLIP_SCHEMA.names
+
+
+def test_split_and_join_keep_plan_order():
+    table = pa.table({"clip_id": [f"c{i}" for i in range(7)], "video_id": ["v"] * 7})
+    chunks = split_rows(table, 3)
+    assert [c.num_rows for c in chunks] == [3, 3, 1]
+    assert join_chunks(chunks).to_pylist() == table.to_pylist()
+    assert join_chunks([]).num_rows == 0
+
+
+def test_chunk_columns_come_back_in_the_serial_order():
+    from clipsieve.engine.tasks import ClipTaskResult, reorder, serial_column_order
+
+    # chunk 0 holds only a dropped clip: the cut stage added nothing, the scorer its columns;
+    # chunk 1 got cut columns first. A serial run puts the cut columns first.
+    dropped = pa.table({"clip_id": ["a"], "score": [None]})
+    kept = pa.table({"clip_id": ["b"], "cut_mode": ["reencode"], "score": [1.0]})
+    results = [
+        ClipTaskResult("v", 0, dropped, {}, [[], ["score"]]),
+        ClipTaskResult("v", 1, kept, {}, [["cut_mode"], ["score"]]),
+    ]
+    order = serial_column_order(["clip_id"], results)
+    assert order == ["clip_id", "cut_mode", "score"]
+    joined = reorder(join_chunks(r.clips for r in results), order)
+    assert joined.column_names == order
+    assert joined.to_pylist() == [
+        {"clip_id": "a", "cut_mode": None, "score": None},
+        {"clip_id": "b", "cut_mode": "reencode", "score": 1.0},
+    ]

@@ -1,0 +1,130 @@
+"""The Ray engine gives the local engine's tables (one local Ray instance for the whole module).
+
+Ray starts once here (``ray.init(num_cpus=2)``, about 4 s, no dashboard, no usage reporting,
+``address="local"`` so it never joins a cluster it finds). Tables are compared row by row, sorted
+by ``clip_id``/``video_id``, with clip paths made relative to their run folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from clipsieve.config import RunConfig
+from clipsieve.engine.checkpoint import ShardStore
+from clipsieve.engine.ray import PRIVATE, _plan, _set_up, has_setup, uses_actors
+from clipsieve.media.probe import ProbeStage
+from clipsieve.run import run_pipeline
+from clipsieve.shots.policy import ClipPlanStage
+from clipsieve.shots.stage import ShotDetectStage
+from clipsieve.table import VIDEO_SCHEMA, read_parquet, rows_to_table
+
+SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4")
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+        configure_logging=False,
+    )  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ray_subset")
+    for name in SUBSET:
+        shutil.copy(sample_set / name, folder / name)
+    return folder
+
+
+def cheap_config(executor: str) -> RunConfig:
+    config = RunConfig()
+    config.shots.detector = "content"
+    config.score.scorers = ["static", "phash"]
+    config.cut.preset = "ultrafast"
+    config.export.formats = ["parquet"]
+    config.report.enabled = False
+    config.engine.executor = executor  # type: ignore[assignment]
+    config.engine.workers = 1
+    return config
+
+
+def rows(run_dir: Path, name: str) -> list[dict]:
+    table = read_parquet(run_dir / name).to_pylist()
+    for row in table:
+        if row.get("path") and str(row["path"]).startswith(str(run_dir)):
+            row["path"] = os.path.relpath(row["path"], run_dir)
+    key = "clip_id" if name.startswith("clips") else "video_id"
+    return sorted(table, key=lambda r: r[key])
+
+
+def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path):
+    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+    local = run_pipeline([subset], local_dir, cheap_config("local")).result
+    outputs = run_pipeline([subset], ray_dir, cheap_config("ray"))
+    assert outputs.result.engine == "ray" and outputs.result.processed == len(SUBSET)
+    summary = {n: (s.rows_in, s.rows_out, dict(s.errors)) for n, s in outputs.result.stats.items()}
+    assert summary == {n: (s.rows_in, s.rows_out, dict(s.errors)) for n, s in local.stats.items()}
+    for name in ("videos.parquet", "clips.parquet"):
+        assert rows(ray_dir, name) == rows(local_dir, name), name
+    clips = read_parquet(ray_dir / "clips.parquet")
+    assert not set(PRIVATE) & set(clips.column_names)
+    # a second invocation finds every video committed and redoes nothing
+    again = run_pipeline([subset], ray_dir, cheap_config("ray")).result
+    assert (again.processed, again.skipped) == (0, len(SUBSET))
+    assert ShardStore(ray_dir).done_ids() == {
+        r["video_id"] for r in rows(ray_dir, "videos.parquet")
+    }
+
+
+@pytest.mark.slow
+def test_ray_run_of_the_sample_set_equals_the_shared_local_run(
+    ray_session, sample_set: Path, sample_run: Path, tmp_path: Path
+):
+    config = RunConfig()
+    config.engine.executor = "ray"
+    run_pipeline([sample_set], tmp_path / "ray", config)
+    for name in ("videos.parquet", "clips.parquet"):
+        assert rows(tmp_path / "ray", name) == rows(sample_run, name), name
+
+
+def test_gpu_stages_get_actor_pools_and_cpu_stages_are_set_up_once_per_process():
+    from clipsieve.stage import Resources
+
+    assert has_setup(ShotDetectStage()) and not has_setup(ClipPlanStage())
+    assert not uses_actors(ShotDetectStage()) and not uses_actors(ProbeStage())
+
+    @dataclass
+    class GpuStage(ClipPlanStage):
+        resources: ClassVar[Resources] = Resources(gpus=1.0)
+
+    assert uses_actors(GpuStage())
+    first = _set_up(ShotDetectStage(detector="content"))
+    assert _set_up(ShotDetectStage(detector="content")) is first
+    assert _set_up(ShotDetectStage(detector="histogram")) is not first
+
+
+def test_plan_tags_every_clip_and_marks_videos_without_clips():
+    videos = rows_to_table(
+        [
+            {"video_id": "a", "path": "a.mp4", "status": "ok", "cuts": [50], "num_frames": 100,
+             "fps": 25.0},
+            {"video_id": "b", "path": "b.mp4", "status": "error", "error": "probe: empty"},
+        ],
+        VIDEO_SCHEMA,
+    )  # fmt: skip
+    out = _plan(videos, ClipPlanStage()).to_pylist()
+    a = [r for r in out if r["video_id"] == "a"]
+    b = [r for r in out if r["video_id"] == "b"]
+    assert [r["_cs_pos"] for r in a] == list(range(len(a))) and a[0]["_cs_count"] == len(a)
+    assert len(b) == 1 and b[0]["_cs_pos"] == -1 and b[0]["_cs_count"] == 0
