@@ -12,19 +12,53 @@ the ``model`` name so the client under test needs no special headers:
 * ``fail-odd``: 500 for contents whose hash is odd, ok for the others (a stable subset);
 * ``german``: a German caption.
 
-``requests`` records ``(model, key, status)`` of every request, so tests can check what was
-retried. Used by tests and by ``benchmarks/caption.py`` (loaded by file path).
+Broken transports and wrong bodies (the faults a proxy or a dying server produces):
+
+* ``truncated``: 200 whose ``Content-Length`` promises the whole completion, but only half of it
+  is sent before the connection is closed;
+* ``html``: 200 with a ``text/html`` error page;  ``html-502``: 502 with a ``text/html`` page;
+* ``not-json``: 200 declared ``application/json`` whose body is plain text;
+* ``gzip-lie``: 200 declaring ``Content-Encoding: gzip`` over a body that is not gzip.
+
+Any of them with ``-odd`` (e.g. ``truncated-odd``) misbehaves only for contents whose hash is odd
+(a stable subset), with ``-first`` only on the first request for each content.
+
+:meth:`StandInServer.crash_after` makes the server crash once: the request after the next ``n``
+is dropped without an answer, the listening socket and every open connection are closed, and
+after ``down_s`` seconds a new server listens on the same port.
+
+``requests`` records ``(model, key, status)`` of every request (status 0: dropped without an
+answer), so tests can check what was retried. Used by tests and by ``benchmarks/caption.py``
+(loaded by file path).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+TRANSPORT_FAULTS = ("truncated", "html", "html-502", "not-json", "gzip-lie")
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Bad Gateway</title></head><body>nginx</body></html>"
+
+
+@dataclass
+class Reply:
+    """What the handler sends: ``declared`` overrides Content-Length, ``drop`` sends nothing."""
+
+    status: int
+    payload: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    declared: int | None = None
+    drop: bool = False
 
 
 def _content_key(body: dict[str, Any]) -> tuple[str, int, str]:
@@ -45,24 +79,32 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet in tests
         return
 
-    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
+    def _send(self, reply: Reply) -> None:
+        if reply.drop:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        declared = len(reply.payload) if reply.declared is None else reply.declared
+        self.send_header("Content-Length", str(declared))
+        for key, value in reply.headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(payload)
+        self.wfile.write(reply.payload)
+        if declared != len(reply.payload):  # a body cut short: the peer sees the close
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._send(200, json.dumps({"object": "list", "data": [{"id": "echo"}]}).encode())
+        self._send(Reply(200, json.dumps({"object": "list", "data": [{"id": "echo"}]}).encode()))
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length))
         owner: StandInServer = self.server.owner
-        status, payload, headers = owner.answer(body)
-        self._send(status, payload, headers)
+        self._send(owner.answer(body))
 
 
 class StandInServer:
@@ -73,36 +115,87 @@ class StandInServer:
         allow_reuse_address = True
         owner: StandInServer
 
+        def get_request(self) -> tuple[socket.socket, Any]:
+            conn, address = super().get_request()
+            with self.owner._lock:
+                self.owner._connections.add(conn)
+            return conn, address
+
+        def shutdown_request(self, request: Any) -> None:
+            with self.owner._lock:
+                self.owner._connections.discard(request)
+            super().shutdown_request(request)
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            return  # a connection cut by a simulated crash is expected; keep test output quiet
+
     def __init__(self, slow_s: float = 2.0) -> None:
         self.slow_s = slow_s
         self.requests: list[tuple[str, str, int]] = []
+        self.crashes: int = 0
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._server: StandInServer._Server | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0
+        self._connections: set[socket.socket] = set()
+        self._crash_at: int | None = None
+        self._down_s = 0.0
+        self._restarter: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self._port}/v1"
 
     def start(self) -> StandInServer:
-        self._server = self._Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._stopped.clear()
+        self._listen(self._port)
         return self
 
+    def _listen(self, port: int) -> None:
+        server = self._Server(("127.0.0.1", port), _Handler)
+        server.owner = self
+        self._port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _close(self) -> None:
+        """Stop listening and cut every open connection, as a dying process would."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._stopped.set()
+        if self._restarter is not None:
+            self._restarter.join()
+            self._restarter = None
+        self._close()
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self._seen.clear()
+
+    def crash_after(self, requests: int, down_s: float = 1.0) -> None:
+        """Crash once after ``requests`` more chat requests; listen again ``down_s`` s later."""
+        with self._lock:
+            self._crash_at = len(self.requests) + requests
+            self._down_s = down_s
+
+    def _crash_and_restart(self) -> None:
+        self._close()
+        if not self._stopped.wait(self._down_s):
+            self._listen(self._port)
 
     def __enter__(self) -> StandInServer:
         return self.start()
@@ -112,33 +205,51 @@ class StandInServer:
 
     # ------------------------------------------------------------------------ behaviour
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
+    def answer(self, body: dict[str, Any]) -> Reply:
         model = str(body.get("model", "echo"))
         key, n_images, prompt = _content_key(body)
         with self._lock:
             first = (model, key) not in self._seen
             self._seen.add((model, key))
-        status, payload, headers = self._behave(model, key, n_images, prompt, first)
+            crash = self._crash_at is not None and len(self.requests) >= self._crash_at
+            if crash:
+                self._crash_at = None
+                self.crashes += 1
+                self.requests.append((model, key, 0))
+                self._restarter = threading.Thread(target=self._crash_and_restart, daemon=True)
+                self._restarter.start()
+        if crash:
+            return Reply(0, b"", drop=True)
+        reply = self._behave(model, key, n_images, prompt, first)
         with self._lock:
-            self.requests.append((model, key, status))
-        return status, payload, headers
+            self.requests.append((model, key, reply.status))
+        return reply
 
-    def _behave(
-        self, model: str, key: str, n_images: int, prompt: str, first: bool
-    ) -> tuple[int, bytes, dict[str, str]]:
+    def _behave(self, model: str, key: str, n_images: int, prompt: str, first: bool) -> Reply:
         error = json.dumps({"error": {"message": f"stand-in {model}"}}).encode()
         if model == "rate-limit" and first:
-            return 429, error, {"Retry-After": "1"}
+            return Reply(429, error, {"Retry-After": "1"})
         if (model == "flaky" and first) or model == "error-500":
-            return 500, error, {}
+            return Reply(500, error)
         if model == "fail-odd" and int(key, 16) % 2:
-            return 500, error, {}
+            return Reply(500, error)
         if model == "unauthorized":
-            return 401, error, {}
+            return Reply(401, error)
         if model == "malformed":
-            return 200, b'{"choices": [{"message": {"content": "trunc', {}
+            return Reply(200, b'{"choices": [{"message": {"content": "trunc')
         if model == "slow":
             time.sleep(self.slow_s)
+        fault, _, when = model.rpartition("-")
+        if when not in ("odd", "first"):
+            fault, when = model, "always"
+        if fault in TRANSPORT_FAULTS and (
+            when == "always" or (when == "first" and first) or (when == "odd" and int(key, 16) % 2)
+        ):
+            good = self._completion(model, key, n_images, prompt)
+            return _transport_fault(fault, good.payload)
+        return self._completion(model, key, n_images, prompt)
+
+    def _completion(self, model: str, key: str, n_images: int, prompt: str) -> Reply:
         if n_images:
             text = f"The video shows clip {key} in {n_images} frames."
             if model == "german":
@@ -165,7 +276,20 @@ class StandInServer:
                 "total_tokens": len(prompt.split()) + 85 * n_images + len(text.split()),
             },
         }
-        return 200, json.dumps(completion).encode(), {}
+        return Reply(200, json.dumps(completion).encode())
+
+
+def _transport_fault(fault: str, good: bytes) -> Reply:
+    """The reply a broken proxy or server gives instead of ``good`` (see the module docstring)."""
+    if fault == "truncated":
+        return Reply(200, good[: len(good) // 2], declared=len(good))
+    if fault == "html":
+        return Reply(200, HTML_PAGE, content_type="text/html; charset=utf-8")
+    if fault == "html-502":
+        return Reply(502, HTML_PAGE, content_type="text/html")
+    if fault == "not-json":
+        return Reply(200, b"OK, your request was queued.\n")
+    return Reply(200, b"this is not gzip" * 4, {"Content-Encoding": "gzip"})
 
 
 def main() -> None:

@@ -5,9 +5,11 @@ all of these servers accept. The payload is built once per clip and re-sent as i
 Requests run in the caption stage's worker threads through one shared ``httpx.Client`` (its
 connection pool is thread-safe and keeps connections alive between clips).
 
-Retried: 408, 409, 429, 5xx, timeouts, connection errors and answers that are not the JSON a
-chat completion should be (a proxy cutting a body short looks like that). ``Retry-After`` is
-honoured. 401/403 (key) and 404 (model or URL) fail the whole run at once with one line.
+Retried: 408, 409, 429, 5xx, timeouts, connection errors, answers cut short or not decodable,
+and answers that are not the JSON a chat completion should be (an HTML error page from a proxy).
+``Retry-After`` is honoured. Only a failed *connect* counts as "server unreachable"; a connection
+that breaks mid-answer is an ordinary transient failure. 401/403 (key) and 404 (model or URL)
+fail the whole run at once with one line.
 """
 
 from __future__ import annotations
@@ -173,11 +175,18 @@ class OpenAIBackend:
     def _post(self, url: str, body: bytes) -> dict[str, Any]:
         try:
             response = self.client.post(url, content=body)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
+        except httpx.ConnectError as exc:
             raise RetryableError(
                 f"cannot reach {self.base_url} ({type(exc).__name__})", unreachable=True
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"timed out ({type(exc).__name__})") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            # The server was reached but the exchange broke: a body cut short, a connection
+            # dropped mid-answer (server restarting), a body that does not decode as declared.
+            # Worth a retry, but not a sign the server is gone (that is ConnectError's job).
+            raise RetryableError(
+                f"broken answer ({type(exc).__name__}: {_short(str(exc), 100)})"
             ) from None
         status = response.status_code
         if status in RETRY_STATUS:
@@ -199,7 +208,10 @@ class OpenAIBackend:
         try:
             data = response.json()
         except ValueError:
-            raise RetryableError(f"malformed JSON answer: {_short(response.text, 80)!r}") from None
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise RetryableError(
+                f"malformed JSON answer ({kind}): {_short(response.text, 80)!r}"
+            ) from None
         if not isinstance(data, dict) or not data.get("choices"):
             raise RetryableError(f"answer has no choices: {_short(response.text, 80)!r}")
         return data
@@ -210,13 +222,21 @@ class OpenAIBackend:
             text = _message_text(choice["message"]["content"])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise CaptionFailed(f"answer without a message ({type(exc).__name__})") from None
-        usage = data.get("usage") or {}
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
         return CaptionReply(
             text=text.strip(),
             model=str(data.get("model") or self.model),
-            tokens_in=usage.get("prompt_tokens"),
-            tokens_out=usage.get("completion_tokens"),
+            tokens_in=_count(usage.get("prompt_tokens")),
+            tokens_out=_count(usage.get("completion_tokens")),
             latency_s=latency,
             attempts=tries,
             truncated=choice.get("finish_reason") == "length",
         )
+
+
+def _count(value: Any) -> int | None:
+    """A token count from a server's ``usage``; None when it is missing or not a count."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if value >= 0 else None

@@ -208,6 +208,12 @@ class CaptionStage(Stage):
             self._note_failure(exc)
             self._count(None)
             return out
+        except Exception as exc:
+            # A backend or decoder bug met by one odd answer or clip must cost that row only:
+            # raised from a worker it would stop the run and lose the unsaved chunk.
+            out["caption_error"] = error_text("caption", f"{type(exc).__name__}: {exc}")
+            self._count(None)
+            return out
         out.update(
             caption_raw=reply.text,
             caption=reply.text,
@@ -283,7 +289,7 @@ class CaptionStage(Stage):
             except CaptionFailed as exc:
                 row["caption_rewrite_error"] = error_text("rewrite", exc)
                 self._note_failure(exc)
-            except ValueError as exc:
+            except Exception as exc:  # a bad JSON answer, or any one-row surprise (see above)
                 row["caption_rewrite_error"] = error_text("rewrite", exc)
             with self._lock:
                 stats.attempted += 1
