@@ -244,8 +244,8 @@ def test_sections_download_and_ingest(server: Server, tmp_path: Path) -> None:
     assert clips["vidA.3_1"]["start_frame"] == 15
     assert clips["vidA.3_1"]["end_frame"] in (39, 40)
     assert clips["vidA.3_1"]["source_start_s"] == pytest.approx(2.6)
-    assert clips["vidA.3_1"]["caption"] == "second"
-    assert clips["vidA.3_1"]["caption_src"] == "hdvg"
+    assert clips["vidA.3_1"]["caption_src"] == "second"
+    assert clips["vidA.3_1"]["caption_dataset"] == "hdvg"
     assert all(c["keep"] and c["status"] == "ok" for c in clips.values())
     assert (tmp_path / "run" / "clips.parquet").is_file()
 

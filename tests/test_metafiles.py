@@ -113,11 +113,11 @@ def test_hdvg(tmp_path: Path) -> None:
     assert man.start_s == pytest.approx(183.52 + 30 / 25) and man.end_s == pytest.approx(
         183.52 + 86 / 25
     )
-    assert (man.section, man.caption, man.caption_src) == (11, "a man", "hdvg")
+    assert (man.section, man.caption, man.caption_dataset) == (11, "a man", "hdvg")
     assert man.end_frame - man.start_frame == 56
     whole = spans["44ot5_2UaaU.3_0"]
     assert (whole.start_s, whole.end_s) == pytest.approx((44.1, 71.7))
-    assert whole.caption is None and whole.caption_src is None
+    assert whole.caption is None and whole.caption_dataset is None
     # A scene ending past its clip span widens the section so the download holds it.
     assert second.sections[0].end_s == pytest.approx(3.0)
     assert second.spans[0].end_s == pytest.approx(3.0)
@@ -155,7 +155,7 @@ def test_panda70m(tmp_path: Path) -> None:
     assert [s.span_id for s in video.spans] == ["--1ApFKwvjE_0", "--1ApFKwvjE_1", "--1ApFKwvjE_2"]
     assert [s.caption for s in video.spans] == ["A race track.", "A man's car.", "The end."]
     assert video.spans[2].match_score == pytest.approx(0.31)
-    assert video.spans[1].caption_src == "panda70m"
+    assert video.spans[1].caption_dataset == "panda70m"
     # Touching spans share one section; the far one gets its own.
     assert [(s.start_s, s.end_s) for s in video.sections] == [(0.0, 7.0), (60.0, 62.5)]
     assert [s.section for s in video.spans] == [0, 0, 1]
@@ -408,7 +408,7 @@ def _video_row(**extra: object) -> dict:
 
 def test_plan_clips_from_spans_offsets_and_clamps() -> None:
     spans = [
-        {"span_id": "a", "start_s": 10.0, "end_s": 11.2, "caption": "x", "caption_src": "hdvg"},
+        {"span_id": "a", "start_s": 10.0, "end_s": 11.2, "caption": "x", "caption_dataset": "hdvg"},
         {"span_id": "b", "start_s": 13.0, "end_s": 99.0},
         {"span_id": "c", "start_s": 30.0, "end_s": 31.0},
         {"span_id": "d/e f", "start_s": 12.0, "end_s": None},
@@ -416,7 +416,7 @@ def test_plan_clips_from_spans_offsets_and_clamps() -> None:
     rows = {r["span_id"]: r for r in plan_clips_from_spans(_video_row(), spans)}
     assert (rows["a"]["start_frame"], rows["a"]["end_frame"]) == (0, 30)
     assert rows["a"]["start_s"] == 0.0 and rows["a"]["source_start_s"] == 10.0
-    assert (rows["a"]["caption"], rows["a"]["caption_src"], rows["a"]["keep"]) == (
+    assert (rows["a"]["caption_src"], rows["a"]["caption_dataset"], rows["a"]["keep"]) == (
         "x",
         "hdvg",
         True,
@@ -457,7 +457,8 @@ def test_ingest_meta_local_files(tmp_path: Path) -> None:
     assert "file not found" in videos[1]["error"]
     clips = result.clips.to_pylist()
     assert clips[0]["start_frame"] == 0 and clips[0]["end_frame"] == 50
-    assert clips[0]["caption"] == "a red square" and clips[0]["caption_src"] == "opensora"
+    assert clips[0]["caption_src"] == "a red square"
+    assert clips[0]["caption_dataset"] == "opensora"
     assert clips[1]["status"] == "error"
     assert isinstance(result.videos.schema.field("spans").type, pa.ListType)
 

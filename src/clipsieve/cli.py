@@ -81,6 +81,7 @@ def _run(
     workers: int | None = None,
     engine: str | None = None,
     address: str | None = None,
+    rows: list[dict] | None = None,
 ) -> None:
     from clipsieve.run import execute_run, prepare_run
 
@@ -94,7 +95,8 @@ def _run(
     if address is not None:
         config.engine.address = address
         config.engine.executor = "ray"
-    prepared = prepare_run(inputs, out, config, restart=restart)  # fails fast, before any bar
+    # fails fast, before any bar
+    prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
     options = [*(["--config", str(config_file)] if config_file else [])]
     options += [*(["--workers", str(workers)] if workers else [])]
     options += [*(["--engine", engine] if engine else [])]
@@ -128,7 +130,9 @@ def _run(
 
 @app.command()
 def run(
-    inputs: list[Path] = typer.Argument(..., help="Video files or folders (searched recursively)."),
+    inputs: list[Path] = typer.Argument(
+        None, help="Video files or folders (searched recursively)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; re-run to resume)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
     restart: bool = typer.Option(False, help="Discard an earlier run in --out first."),
@@ -141,10 +145,35 @@ def run(
     address: str | None = typer.Option(
         None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
     ),
+    metafile: Path | None = typer.Option(
+        None,
+        "--metafile",
+        help="Take videos, clip spans and captions from a metafile (HD-VG json, Panda-70M csv, "
+        "...) instead of searching INPUTS; shot detection is skipped.",
+    ),
+    videos_dir: Path | None = typer.Option(
+        None, "--videos", help="With --metafile: the `clipsieve download` folder of its files."
+    ),
+    range_: str | None = typer.Option(
+        None, "--range", help="With --metafile: videos START:END by index, as the original."
+    ),
 ) -> None:
-    """Run ingest → probe → shots → length policy → cut → export → report."""
+    """Run ingest → probe → shots → length policy → cut → score → export → report.
+
+    With --metafile the INPUTS argument may be left out.
+    """
     with _user_errors():
-        _run(inputs, out, config, restart, workers, engine, address)
+        rows = None
+        if metafile is not None:
+            from clipsieve.ingest.metafiles import read_metafile
+            from clipsieve.ingest.spans import resolve_rows
+
+            meta = read_metafile(metafile, select=range_)
+            rows = resolve_rows(meta, videos_dir)
+            inputs = [metafile]
+        elif not inputs:
+            raise _fail("give video files or folders, or --metafile FILE")
+        _run(inputs, out, config, restart, workers, engine, address, rows=rows)
 
 
 @app.command()

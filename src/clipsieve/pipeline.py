@@ -32,8 +32,12 @@ class Pipeline:
         return [stage.describe() for stage in self.stages]
 
 
-def build_pipeline(config: RunConfig, run_dir: Path) -> Pipeline:
-    """The ingest → probe → shots → policy → cut pipeline for ``config``."""
+def build_pipeline(config: RunConfig, run_dir: Path, from_spans: bool = False) -> Pipeline:
+    """The ingest → probe → shots → policy → cut → score pipeline for ``config``.
+
+    ``from_spans``: the videos come from a metafile whose rows carry their clip spans (and
+    captions), so shot detection and the length policy give way to :class:`SpanPlanStage`.
+    """
     from clipsieve.media.cut import CutStage
     from clipsieve.media.probe import ProbeStage
     from clipsieve.shots.policy import ClipPlanStage
@@ -57,6 +61,12 @@ def build_pipeline(config: RunConfig, run_dir: Path) -> Pipeline:
 
         clip_stages.append(
             ScoreStage(scorers=list(config.score.scorers), scorer_params=dict(config.score.params))
+        )
+    if from_spans:
+        from clipsieve.ingest.spans import SpanPlanStage
+
+        return Pipeline(
+            video_stages=[ProbeStage()], plan_stage=SpanPlanStage(), clip_stages=clip_stages
         )
     return Pipeline(
         video_stages=[

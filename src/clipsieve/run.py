@@ -105,12 +105,19 @@ def prepare_run(
     *,
     restart: bool = False,
     pipeline: Pipeline | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> PreparedRun:
-    """Everything that can fail because of the user, done before any video is touched."""
+    """Everything that can fail because of the user, done before any video is touched.
+
+    ``rows``: ready ``videos`` rows (from a metafile, carrying their clip spans) instead of
+    searching ``inputs`` for files; the run then plans clips from the spans, not from shots.
+    """
     run_dir = Path(run_dir)
-    rows = ingest_rows([str(p) for p in inputs])
+    from_spans = rows is not None
+    if rows is None:
+        rows = ingest_rows([str(p) for p in inputs])
     prepare_run_dir(run_dir, restart)
-    pipeline = pipeline or build_pipeline(config, run_dir)
+    pipeline = pipeline or build_pipeline(config, run_dir, from_spans=from_spans)
     stages = pipeline.describe()
     previous = _check_resumable(run_dir, stages)
     invocations = list((previous or {}).get("invocations", []))
@@ -215,7 +222,8 @@ def run_pipeline(
     progress: ProgressCallback | None = None,
     pipeline: Pipeline | None = None,
     clip_progress: ClipProgressCallback | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> RunOutputs:
-    """Run (or resume) the whole pipeline on ``inputs`` into ``run_dir``."""
-    prepared = prepare_run(inputs, run_dir, config, restart=restart, pipeline=pipeline)
+    """Run (or resume) the whole pipeline on ``inputs`` (or metafile ``rows``) into ``run_dir``."""
+    prepared = prepare_run(inputs, run_dir, config, restart=restart, pipeline=pipeline, rows=rows)
     return execute_run(prepared, progress=progress, clip_progress=clip_progress)

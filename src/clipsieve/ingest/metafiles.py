@@ -71,7 +71,7 @@ class Span:
     start_s: float
     end_s: float | None
     caption: str | None = None
-    caption_src: str | None = None
+    caption_dataset: str | None = None  # which dataset the caption comes from
     section: int | None = None
     fps: float | None = None
     start_frame: int | None = None
@@ -90,7 +90,7 @@ class Span:
             "fps": self.fps,
             "section": self.section,
             "caption": self.caption,
-            "caption_src": self.caption_src,
+            "caption_dataset": self.caption_dataset,
             "captions": list(self.captions),
             "match_score": self.match_score,
         }
@@ -281,7 +281,7 @@ def _frames(start_s: float, end_s: float | None, fps: float | None) -> tuple[int
 def _whole_span(
     span_id: str,
     caption: str | None,
-    caption_src: str,
+    caption_dataset: str,
     duration_s: float | None = None,
     fps: float | None = None,
     captions: tuple[str, ...] = (),
@@ -292,7 +292,7 @@ def _whole_span(
         start_s=0.0,
         end_s=duration_s,
         caption=caption,
-        caption_src=caption_src if caption is not None else None,
+        caption_dataset=caption_dataset if caption is not None else None,
         fps=fps,
         start_frame=start_frame,
         end_frame=end_frame,
@@ -501,7 +501,7 @@ def _hdvg_span(
         start_s=start_s,
         end_s=end_s,
         caption=caption,
-        caption_src="hdvg" if caption is not None else None,
+        caption_dataset="hdvg" if caption is not None else None,
         fps=fps,
         start_frame=start_frame,
         end_frame=end_frame,
@@ -576,7 +576,7 @@ def _panda_span(
         start_s=start,
         end_s=end,
         caption=caption,
-        caption_src="panda70m" if caption is not None else None,
+        caption_dataset="panda70m" if caption is not None else None,
         match_score=None if score is None else float(score),
     )
 
@@ -780,7 +780,7 @@ def read_vtt(path: Path) -> list[MetaVideo]:
                 start_s=start,
                 end_s=end,
                 caption=caption,
-                caption_src="vtt" if caption else None,
+                caption_dataset="vtt" if caption else None,
             )
         )
     if not spans:

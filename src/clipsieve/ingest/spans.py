@@ -8,7 +8,8 @@ video). This module maps those spans onto the files on disk and plans one ``clip
 * :func:`target_row` — the ``videos`` row of such a file: ``section_start_s`` says where the
   file's t=0 lies on the source timeline, ``spans`` (a list of structs) carries the spans inside;
 * :func:`plan_clips_from_spans` — a probed ``videos`` row → ``clips`` rows with start/end frames
-  and seconds *relative to the file*, plus ``span_id``, ``caption``, ``caption_src`` and the
+  and seconds *relative to the file*, plus ``span_id``, ``caption_src`` (the metafile's caption),
+  ``caption_dataset`` and the
   original ``source_start_s``/``source_end_s``;
 * :class:`SpanPlanStage` — the same as a pipeline stage (``videos`` → ``clips``): it takes the
   place of shot detection + length policy when a run starts from a metafile;
@@ -57,7 +58,7 @@ SPAN_TYPE = pa.struct(
         pa.field("fps", pa.float64()),
         pa.field("section", pa.int64()),
         pa.field("caption", pa.string()),
-        pa.field("caption_src", pa.string()),
+        pa.field("caption_dataset", pa.string()),
         pa.field("captions", pa.list_(pa.string())),
         pa.field("match_score", pa.float64()),
     ]
@@ -79,8 +80,8 @@ META_VIDEO_FIELDS: list[pa.Field] = [
 ]
 META_CLIP_FIELDS: list[pa.Field] = [
     pa.field("span_id", pa.string()),
-    pa.field("caption", pa.string()),
-    pa.field("caption_src", pa.string()),
+    pa.field("caption_src", pa.string()),  # the metafile's caption (``caption`` is a VLM's)
+    pa.field("caption_dataset", pa.string()),
     pa.field("source_video_id", pa.string()),
     pa.field("source_start_s", pa.float64()),
     pa.field("source_end_s", pa.float64()),
@@ -191,8 +192,8 @@ def plan_clips_from_spans(
             "keep": True,
             "drop_reason": None,
             "span_id": span["span_id"],
-            "caption": span.get("caption"),
-            "caption_src": span.get("caption_src"),
+            "caption_src": span.get("caption"),
+            "caption_dataset": span.get("caption_dataset"),
             "source_video_id": video_row.get("source_video_id"),
             "source_start_s": span.get("start_s"),
             "source_end_s": span.get("end_s"),
@@ -241,8 +242,8 @@ class SpanPlanStage(RowStage):
         "end_frame",
         "start_s",
         "end_s",
-        "caption",
         "caption_src",
+        "caption_dataset",
         "keep",
         "drop_reason",
     )
