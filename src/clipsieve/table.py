@@ -72,6 +72,24 @@ CLIP_SCHEMA = pa.schema(CLIP_FIELDS)
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
+CAPTION_COLUMNS = ("caption", "text", "caption_src")
+"""Where a clip's caption lives, best first: a VLM's new ``caption``, a ``text`` column from an
+Open-Sora table, the source caption ``caption_src`` (from a metafile). The first non-empty wins."""
+
+
+def caption_of(row: Mapping[str, Any]) -> str | None:
+    """The clip's caption: the first non-empty of :data:`CAPTION_COLUMNS`."""
+    for column in CAPTION_COLUMNS:
+        value = row.get(column)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def has_captions(table: pa.Table) -> bool:
+    """Whether ``table`` has any caption column at all."""
+    return any(c in table.column_names for c in CAPTION_COLUMNS)
+
 
 def error_text(stage: str, message: object) -> str:
     """One-line ``"<stage>: <message>"`` for the ``error`` column (newlines folded, capped)."""

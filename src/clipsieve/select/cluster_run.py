@@ -39,9 +39,9 @@ from clipsieve.select.cluster import (
     map_coordinates,
     nearest_to_centre,
 )
-from clipsieve.select.cluster_keywords import CAPTION_COLUMNS, DEFAULT_TEXT_MODEL, describe_cluster
+from clipsieve.select.cluster_keywords import DEFAULT_TEXT_MODEL, describe_cluster
 from clipsieve.select.marks import apply_marks, release_own_marks, set_column, string_list
-from clipsieve.table import write_json
+from clipsieve.table import CAPTION_COLUMNS, caption_of, write_json
 
 CLUSTERS_FILE = "clusters.json"
 VERSION = "1"
@@ -87,12 +87,9 @@ class ClusterOutcome:
 
 
 def _caption_list(clips: pa.Table) -> list[str | None]:
-    """Per row: the first non-empty caption among :data:`CAPTION_COLUMNS`."""
-    columns = [string_list(clips, c) for c in CAPTION_COLUMNS if c in clips.column_names]
-    out: list[str | None] = []
-    for i in range(clips.num_rows):
-        out.append(next((col[i] for col in columns if col[i] and col[i].strip()), None))
-    return out
+    """Per row: the clip's caption (:func:`clipsieve.table.caption_of`), or None."""
+    present = [c for c in CAPTION_COLUMNS if c in clips.column_names]
+    return [caption_of(row) for row in clips.select(present).to_pylist()]
 
 
 def _clip_files(clips: pa.Table, run_dir: Path) -> list[str | None]:

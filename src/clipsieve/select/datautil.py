@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clipsieve.table import CAPTION_COLUMNS
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -54,7 +56,6 @@ FLAGS: tuple[Flag, ...] = (
     Flag("text-area-max", "text_area_ratio", "<=", "Maximum text area ratio (0-1)."),
 )
 FLAG_BY_NAME = {f.name: f for f in FLAGS}
-CAPTION_COLUMNS = ("text", "caption")
 
 
 def _quote(value: str) -> str:
@@ -85,8 +86,9 @@ def flag_conditions(
     if langs:
         out.append(f"lang in ({', '.join(_quote(code) for code in langs)})")
     if remove_empty_caption:
-        caption = next((c for c in CAPTION_COLUMNS if c in columns), "caption")
-        out.append(f"{caption} is not null and {caption} != ''")
+        present = [c for c in CAPTION_COLUMNS if c in columns] or ["caption"]
+        tests = [f"{c} is not null and {c} != ''" for c in present]
+        out.append(tests[0] if len(tests) == 1 else " or ".join(f"({t})" for t in tests))
     return out
 
 
