@@ -19,6 +19,7 @@ from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
 from clipsieve.config import DEFAULT_CONFIG_YAML, load_config
+from clipsieve.evaluate.command import register_evaluate
 from clipsieve.export.command import register_export
 from clipsieve.ingest.command import register_ingest_meta
 from clipsieve.report.command import register_report
@@ -291,6 +292,7 @@ def config_init(
 
 
 register_detect_shots(app)
+register_evaluate(app)
 register_cluster(app)
 register_export(app)
 register_report(app)

@@ -65,5 +65,6 @@ def post_run_commands(run_dir: Path, labels: Path) -> list[list[str]]:
         ["cluster", run, "--k", "auto", "--balance", "cap=6"],
         ["export", run, "--format", "webdataset"],
         ["export", run, "--format", "opensora-csv"],
+        ["evaluate", run, "--no-clip"],
         ["report", run],
     ]

@@ -20,8 +20,9 @@ from typing import Any
 import jinja2
 import pyarrow as pa
 
+from clipsieve.evaluate import EVALUATION_FILE
 from clipsieve.export.opensora import score_columns
-from clipsieve.report.sections import ThumbBudget, selection_context
+from clipsieve.report.sections import ThumbBudget, read_json, selection_context
 from clipsieve.report.thumbs import thumbnail_jpeg
 from clipsieve.table import STATUS_ERROR, STATUS_OK, atomic_path
 
@@ -193,7 +194,8 @@ def write_report(
     Besides the run facts it shows the selection: funnel, score histograms with the filter's
     thresholds, percentile galleries, dropped examples, duplicate groups, clusters and the
     camera-motion and duration distributions (see :mod:`clipsieve.report.sections`); side files
-    ``funnel.json`` and ``clusters.json`` in ``run_dir`` are used when present.
+    ``funnel.json``, ``clusters.json`` and ``evaluation.json`` (written by ``clipsieve
+    evaluate``) in ``run_dir`` are used when present.
     """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
@@ -221,6 +223,7 @@ def write_report(
             cards=[_card(c, run_dir) for c in kept[:max_thumbs]],
             kept_total=len(kept),
             selection=selection,
+            evaluation=read_json(run_dir / EVALUATION_FILE),
             section_thumbs=budget.used,
             section_thumb_limit=max_section_thumbs,
         )
