@@ -102,13 +102,14 @@ def test_gpu_stages_get_actor_pools_and_cpu_stages_are_set_up_once_per_process()
     from clipsieve.stage import Resources
 
     assert has_setup(ShotDetectStage()) and not has_setup(ClipPlanStage())
-    assert not uses_actors(ShotDetectStage()) and not uses_actors(ProbeStage())
+    assert not uses_actors(ShotDetectStage(), 1) and not uses_actors(ProbeStage(), 1)
 
     @dataclass
     class GpuStage(ClipPlanStage):
         resources: ClassVar[Resources] = Resources(gpus=1.0)
 
-    assert uses_actors(GpuStage())
+    assert uses_actors(GpuStage(), 1)
+    assert not uses_actors(GpuStage(), 0)  # no GPU in the cluster: CPU tasks, not a hang
     first = _set_up(ShotDetectStage(detector="content"))
     assert _set_up(ShotDetectStage(detector="content")) is first
     assert _set_up(ShotDetectStage(detector="histogram")) is not first

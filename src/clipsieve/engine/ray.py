@@ -74,9 +74,13 @@ def has_setup(stage: Stage) -> bool:
     return type(stage).setup is not Stage.setup
 
 
-def uses_actors(stage: Stage) -> bool:
-    """GPU stages get an actor pool (see the module docs for why CPU stages do not)."""
-    return stage.resources.gpus > 0
+def uses_actors(stage: Stage, cluster_gpus: float) -> bool:
+    """GPU stages get an actor pool (see the module docs for why CPU stages do not).
+
+    On a cluster without GPUs a stage that would like one runs as CPU tasks: asking Ray for a
+    GPU that does not exist would leave it pending forever.
+    """
+    return stage.resources.gpus > 0 and cluster_gpus > 0
 
 
 # Stages already set up in *this Ray worker process*, by stage identity. Ray hands a task a fresh
@@ -247,22 +251,20 @@ class RayRunner:
     def _map(
         self, ds: Any, stage: Stage, cpus_cap: float, collector: Any, plan: bool = False
     ) -> Any:
+        import ray
         from ray.data import ActorPoolStrategy
 
         resources = stage.resources
+        gpus = float(ray.cluster_resources().get("GPU", 0))
         options: dict[str, Any] = {
             "batch_format": "pyarrow",
             "batch_size": 1,  # a video or a clip is already seconds of work
             "num_cpus": min(resources.cpus, cpus_cap),
         }
-        if resources.gpus:
-            options["num_gpus"] = resources.gpus
         if resources.memory_mb:
             options["memory"] = resources.memory_mb * 1024 * 1024
-        if uses_actors(stage):
-            import ray
-
-            gpus = float(ray.cluster_resources().get("GPU", 0))
+        if uses_actors(stage, gpus):
+            options["num_gpus"] = resources.gpus
             max_actors = max(1, math.floor(gpus / resources.gpus))
             return ds.map_batches(
                 StageActor,

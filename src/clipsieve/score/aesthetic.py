@@ -186,6 +186,7 @@ class LaionAestheticScorer(_AestheticScorer):
     name: ClassVar[str] = "aesthetic"
     version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("aes",)
+    gpu: ClassVar[bool] = True
     family: ClassVar[str] = "clip"
     head_class: ClassVar[type[nn.Module]] = LaionAestheticHead
 
@@ -206,6 +207,7 @@ class SiglipAestheticScorer(_AestheticScorer):
     name: ClassVar[str] = "aesthetic_siglip"
     version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("aes_siglip",)
+    gpu: ClassVar[bool] = True
     family: ClassVar[str] = "siglip"
     head_class: ClassVar[type[nn.Module]] = AestheticV25Head
 

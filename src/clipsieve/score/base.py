@@ -66,6 +66,7 @@ class Scorer(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]]  # the columns :meth:`score` returns, always all of them
+    gpu: ClassVar[bool] = False  # a large model that runs much faster on a GPU when one exists
 
     @abstractmethod
     def frame_spec(self) -> FrameSpec:

@@ -178,6 +178,11 @@ class _EncoderScorer(Scorer):
             raise model_unavailable(self.name, model_id, exc) from None
 
     @property
+    def gpu(self) -> bool:  # type: ignore[override]
+        """Hub encoders (CLIP, SigLIP, SDXL-VAE) are large: worth a GPU; EfficientNet is not."""
+        return self.encoder != DEFAULT_ENCODER
+
+    @property
     def embed_model(self) -> str:
         """What produced the vectors: the checkpoint spec or ``<family>:<model>``."""
         if self.encoder == DEFAULT_ENCODER:

@@ -72,6 +72,7 @@ class MatchScorer(Scorer):
     name: ClassVar[str] = "match"
     version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("match", "match_max")
+    gpu: ClassVar[bool] = True
 
     model: str = DEFAULT_CLIP
     text_column: str | None = None

@@ -68,7 +68,6 @@ class ScoreStage(RowStage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("path", "source_path", "start_frame", "end_frame", "fps")
-    resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     scorers: list[str] = field(default_factory=lambda: list(DEFAULT_SCORERS))
     scorer_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -79,6 +78,16 @@ class ScoreStage(RowStage):
     def __post_init__(self) -> None:
         self._scorers = [make_scorer(n, **self.scorer_params.get(n, {})) for n in self.scorers]
         self._sampler = FrameSampler({s.name: s.frame_spec() for s in self._scorers})
+
+    @property
+    def resources(self) -> Resources:  # type: ignore[override]
+        """One CPU; plus a GPU when a scorer runs a large model (CLIP, SigLIP, a hub encoder).
+
+        Executors place the stage by this (Ray: an actor pool with ``num_gpus``); on a machine
+        or cluster without GPUs they run it on CPU as usual.
+        """
+        wants_gpu = any(s.gpu for s in self._scorers)
+        return Resources(cpus=1.0, gpus=1.0 if wants_gpu else 0.0)
 
     @property
     def outputs(self) -> tuple[str, ...]:  # type: ignore[override]
