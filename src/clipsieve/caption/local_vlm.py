@@ -25,7 +25,7 @@ from clipsieve.score.base import FrameSpec
 
 
 def chat_messages(prompt: str, num_images: int) -> list[dict[str, Any]]:
-    """The chat turn for a processor's template: image placeholders first, then the prompt."""
+    """The chat turn for a processor's template: image entries first, then the prompt."""
     content: list[dict[str, Any]] = [{"type": "image"} for _ in range(num_images)]
     content.append({"type": "text", "text": prompt})
     return [{"role": "user", "content": content}]

@@ -1,8 +1,8 @@
 """Caption prompt templates: shipped ones by name, or the user's own file.
 
-Templates are plain text with ``$name`` placeholders (``string.Template``), so JSON examples in a
+Templates are plain text with ``$name`` fields (``string.Template``), so JSON examples in a
 prompt need no escaping. Placeholders: ``$caption`` (the clip's existing caption, ``caption_src``)
-and ``$camera_motion`` (the measured camera motion, in words). A placeholder whose column is
+and ``$camera_motion`` (the measured camera motion, in words). A field whose column is
 missing or null is filled with a neutral phrase rather than left as ``$name``.
 
 Shipped: ``recaption`` (the original filtering project's prompt: improve the given caption, all
@@ -50,7 +50,7 @@ class PromptTemplate:
 
     @property
     def fields(self) -> set[str]:
-        """The placeholders the template uses."""
+        """The ``$name`` fields the template uses."""
         found = set()
         for match in string.Template.pattern.finditer(self.text):
             name = match.group("named") or match.group("braced")

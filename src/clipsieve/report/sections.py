@@ -3,7 +3,7 @@
 Each builder turns the clip rows (plus ``funnel.json`` / ``clusters.json`` when the selection
 commands wrote them) into plain dicts for the template. Thumbnails come from one shared
 :class:`ThumbBudget`, so a run with many scores and clusters still renders in seconds: once the
-budget is spent, cards show a placeholder instead of decoding more video.
+budget is spent, cards say "no thumbnail" instead of decoding more video.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -117,7 +118,7 @@ def _pooled(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-class HubEncoder:
+class HubEncoder(ABC):
     """A frozen backbone that maps frames (and, for CLIP, texts) to vectors.
 
     ``spec`` is the provenance name (``clip:openai/clip-vit-large-patch14``); ``model_id`` is
@@ -143,8 +144,9 @@ class HubEncoder:
         """Frames of any size -> the model's normalised input batch (numpy, float32)."""
         return prepare_images(images, self.size, self.crop, self.mean, self.std)
 
+    @abstractmethod
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The backbone's features for a prepared batch already on the device."""
 
     def encode_prepared(self, x: np.ndarray) -> np.ndarray:
         """Features for prepared inputs, in chunks of ``max_batch``, as float32 numpy."""
@@ -163,8 +165,9 @@ class HubEncoder:
         return self.encode_prepared(self.prepare(images))
 
     @property
+    @abstractmethod
     def dim(self) -> int:
-        raise NotImplementedError
+        """Length of one feature vector."""
 
 
 class ClipEncoder(HubEncoder):
