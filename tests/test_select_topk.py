@@ -54,6 +54,37 @@ def test_one_per_span_and_ascending() -> None:
     assert _kept(low) == ["s2", "s3", "s4"]
 
 
+def test_scenes_of_one_original_clip_share_a_span_group() -> None:
+    """HD-VG: scenes vid.3_0 and vid.3_1 come from clip vid.3, so only the better one stays."""
+    clips = _table(
+        [
+            {
+                "clip_id": "a",
+                "video_id": "v",
+                "span_id": "vid.3_0",
+                "span_group": "vid.3",
+                "score": 2.0,
+            },
+            {
+                "clip_id": "b",
+                "video_id": "v",
+                "span_id": "vid.3_1",
+                "span_group": "vid.3",
+                "score": 3.0,
+            },
+            {
+                "clip_id": "c",
+                "video_id": "v",
+                "span_id": "vid.4_0",
+                "span_group": "vid.4",
+                "score": 1.0,
+            },
+        ]
+    )
+    out, summary = select_top_n(clips, "score", n=None)
+    assert _kept(out) == ["b", "c"] and summary["span_column"] == "span_group"
+
+
 def test_ties_break_by_clip_id_whatever_the_row_order() -> None:
     rows = [{"clip_id": c, "video_id": "v", "score": 1.0} for c in ("c", "a", "b")]
     for order in (rows, rows[::-1]):

@@ -80,6 +80,7 @@ META_VIDEO_FIELDS: list[pa.Field] = [
 ]
 META_CLIP_FIELDS: list[pa.Field] = [
     pa.field("span_id", pa.string()),
+    pa.field("span_group", pa.string()),
     pa.field("caption_src", pa.string()),  # the metafile's caption (``caption`` is a VLM's)
     pa.field("caption_dataset", pa.string()),
     pa.field("source_video_id", pa.string()),
@@ -192,6 +193,12 @@ def plan_clips_from_spans(
             "keep": True,
             "drop_reason": None,
             "span_id": span["span_id"],
+            # the original clip a scene was cut from (HD-VG: "<video>.<k>"): top-N keeps one each
+            "span_group": (
+                f"{video_row.get('source_video_id') or video_row['video_id']}.{span['section']}"
+                if span.get("section") is not None
+                else span["span_id"]
+            ),
             "caption_src": span.get("caption"),
             "caption_dataset": span.get("caption_dataset"),
             "source_video_id": video_row.get("source_video_id"),

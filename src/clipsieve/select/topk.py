@@ -5,8 +5,10 @@ two scenes cut from the same original clip span. Rules, in order:
 
 1. rows are ranked by ``by`` (descending, or ascending with ``ascending=True``), ties broken by
    ``clip_id`` so the result never depends on row order;
-2. a row whose span (``span_id`` when the table has it and the row has a value, else the row
-   itself) already supplied a kept row is dropped (``top_n: not the best of its span``);
+2. a row whose span already supplied a kept row is dropped (``top_n: not the best of its
+   span``); the span is the original clip the row was cut from: ``span_group`` (metafile
+   ingest: an HD-VG clip ``<video>.<k>`` holds several scenes), else ``span_id``, else the row
+   itself;
 3. a row of a video that already has ``n`` kept rows is dropped (``top_n: beyond the top N of
    its video``); ``n=None`` sets no per-video cap (only the span rule applies);
 4. a row with no ``by`` value fails (allow-list: an unscored clip never wins a slot).
@@ -34,7 +36,7 @@ from clipsieve.select.marks import (
 )
 
 TOPN_REASON = "top_n: "
-SPAN_COLUMN = "span_id"
+SPAN_COLUMNS = ("span_group", "span_id")  # the first the table has names a row's original clip
 STEP_NAME = "topn"
 STEP_VERSION = "1"
 
@@ -76,7 +78,8 @@ def select_top_n(
     eligible = eligible_rows(clips, keep)
     clip_ids = string_list(clips, "clip_id")
     videos = string_list(clips, "video_id")
-    spans = string_list(clips, SPAN_COLUMN)
+    span_column = next((c for c in SPAN_COLUMNS if c in clips.column_names), None)
+    spans = string_list(clips, span_column) if span_column else [None] * clips.num_rows
     sign = 1.0 if ascending else -1.0
     order = sorted(
         (i for i in np.flatnonzero(eligible) if scores[i] is not None),
@@ -112,7 +115,7 @@ def select_top_n(
         "by": by,
         "n": n,
         "ascending": ascending,
-        "span_column": SPAN_COLUMN if SPAN_COLUMN in clips.column_names else None,
+        "span_column": span_column,
         "eligible": int(eligible.sum()),
         "kept": int(sum(1 for r in rank if r is not None)),
         "dropped_unscored": counts["unscored"],
