@@ -278,6 +278,32 @@ def demo(
         console.print(f"[bold green]demo done:[/] open {run_dir / 'report.html'}")
 
 
+@app.command()
+def recipe(
+    name: str = typer.Argument(
+        ..., help="A packaged recipe (hdvg-supershy) or a recipe .yaml file."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder ({out} in the recipe)."),
+    set_: list[str] = typer.Option([], "--set", help="Recipe variable KEY=VALUE (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands, run nothing."),
+) -> None:
+    """Replay a whole workflow: the recipe's clipsieve commands, in order."""
+    import shlex
+
+    from clipsieve.recipe import describe, load_recipe, parse_sets
+
+    with _user_errors():
+        loaded = load_recipe(name)
+        commands = loaded.commands(loaded.values(out, parse_sets(set_)))
+        if dry_run:
+            typer.echo(describe(commands))
+            return
+        for args in commands:
+            console.rule(f"clipsieve {shlex.join(args)}", style="dim")
+            app(args, prog_name="clipsieve", standalone_mode=False)
+        console.print(f"[bold green]recipe {loaded.name} done:[/] {out}")
+
+
 @config_app.command("init")
 def config_init(
     path: Path = typer.Argument(Path("clipsieve.yaml"), help="Where to write the config."),
