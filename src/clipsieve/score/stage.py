@@ -86,7 +86,7 @@ class ScoreStage(RowStage):
         Executors place the stage by this (Ray: an actor pool with ``num_gpus``); on a machine
         or cluster without GPUs they run it on CPU as usual.
         """
-        wants_gpu = any(s.gpu for s in self._scorers)
+        wants_gpu = any(getattr(s, "gpu", False) for s in self._scorers)
         return Resources(cpus=1.0, gpus=1.0 if wants_gpu else 0.0)
 
     @property
