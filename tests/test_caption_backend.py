@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import caption_server
 from clipsieve.caption.backends import (
     BackendUnavailable,
     CaptionFailed,
@@ -29,21 +27,9 @@ from clipsieve.errors import UserError
 from clipsieve.score.base import FrameSpec
 
 
-def _load_server_module():
-    name = "clipsieve_tests_caption_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("caption_server.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[object]:
-    with _load_server_module().StandInServer(slow_s=1.5) as srv:
+    with caption_server.StandInServer(slow_s=1.5) as srv:
         yield srv
 
 

@@ -7,7 +7,6 @@ a healthy server asking again for exactly the rows that failed.
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
+import caption_server
 from clipsieve.caption.openai_compat import OpenAIBackend
 from clipsieve.caption.run import caption_run
 from clipsieve.caption.stage import CaptionStage, PostOptions
@@ -26,28 +26,16 @@ from clipsieve.cli import app
 from clipsieve.runfolder import load_clips
 
 
-def _load_server_module():
-    name = "clipsieve_tests_caption_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("caption_server.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Any]:
-    with _load_server_module().StandInServer() as srv:
+    with caption_server.StandInServer() as srv:
         yield srv
 
 
 @pytest.fixture
 def crashing_server() -> Iterator[Any]:
     """A server of its own: it goes down and comes back during the test."""
-    with _load_server_module().StandInServer() as srv:
+    with caption_server.StandInServer() as srv:
         yield srv
 
 

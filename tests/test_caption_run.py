@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
+import caption_server
 from clipsieve.caption.run import caption_run
 from clipsieve.caption.stage import CaptionStage, PostOptions
 from clipsieve.cli import app
@@ -21,21 +21,9 @@ from clipsieve.runfolder import load_clips
 from clipsieve.table import parquet_metadata
 
 
-def _load_server_module():
-    name = "clipsieve_tests_caption_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("caption_server.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Any]:
-    with _load_server_module().StandInServer() as srv:
+    with caption_server.StandInServer() as srv:
         yield srv
 
 
