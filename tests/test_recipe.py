@@ -85,3 +85,17 @@ def test_hdvg_supershy_recipe_replays_the_workflow(tmp_path: Path) -> None:
     assert kept and kept <= moving  # the classifier learned the rule; stills are dropped
     assert (out / "evaluation.json").is_file() and (out / "report.html").is_file()
     assert (out / "export" / "opensora-csv" / "clips.csv").is_file()
+
+
+def test_a_failing_step_stops_the_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "steps:\n  - [config, init, '{out}/a.yaml']\n  - [filter, '{out}', --where, 'x > 1']\n"
+        "  - [config, init, '{out}/b.yaml']\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    result = CliRunner().invoke(app, ["recipe", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "stopped there" in result.output
+    assert (out / "a.yaml").is_file() and not (out / "b.yaml").exists()

@@ -254,13 +254,23 @@ def score(
             console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)
 
 
+def _replay(commands: list[list[str]]) -> None:
+    """Run clipsieve commands in order, as typed; the first that fails stops the rest."""
+    import shlex
+
+    for args in commands:
+        console.rule(f"clipsieve {shlex.join(args)}", style="dim")
+        code = app(args, prog_name="clipsieve", standalone_mode=False)
+        if code not in (None, 0):
+            raise _fail(f"`clipsieve {shlex.join(args)}` failed (exit code {code}); stopped there")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for samples and run."),
 ) -> None:
     """Build a sample set with ffmpeg and run every stage on it: run, filter, dedup, classifier,
     top-N, clusters, exports and the report (captioning needs a VLM server and is left out)."""
-    import shlex
 
     from clipsieve.demo import post_run_commands, write_demo_config, write_demo_labels
     from clipsieve.media.synth import make_sample_set
@@ -272,9 +282,7 @@ def demo(
         config = write_demo_config(out / "demo.yaml")
         _run([samples], run_dir, config, restart=True)
         labels = write_demo_labels(run_dir)
-        for args in post_run_commands(run_dir, labels):
-            console.rule(f"clipsieve {shlex.join(args)}", style="dim")
-            app(args, prog_name="clipsieve", standalone_mode=False)
+        _replay(post_run_commands(run_dir, labels))
         console.print(f"[bold green]demo done:[/] open {run_dir / 'report.html'}")
 
 
@@ -288,7 +296,6 @@ def recipe(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands, run nothing."),
 ) -> None:
     """Replay a whole workflow: the recipe's clipsieve commands, in order."""
-    import shlex
 
     from clipsieve.recipe import describe, load_recipe, parse_sets
 
@@ -298,9 +305,7 @@ def recipe(
         if dry_run:
             typer.echo(describe(commands))
             return
-        for args in commands:
-            console.rule(f"clipsieve {shlex.join(args)}", style="dim")
-            app(args, prog_name="clipsieve", standalone_mode=False)
+        _replay(commands)
         console.print(f"[bold green]recipe {loaded.name} done:[/] {out}")
 
 

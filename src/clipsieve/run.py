@@ -112,7 +112,8 @@ def prepare_run(
     ``rows``: ready ``videos`` rows (from a metafile, carrying their clip spans) instead of
     searching ``inputs`` for files; the run then plans clips from the spans, not from shots.
     """
-    run_dir = Path(run_dir)
+    # absolute: clip paths in the table must not depend on the directory the command ran from
+    run_dir = Path(run_dir).absolute()
     from_spans = rows is not None
     if rows is None:
         rows = ingest_rows([str(p) for p in inputs])
