@@ -132,6 +132,14 @@ class ShardStore:
         write_parquet(clips, self._path(video_id, "clips"))
         write_parquet(videos, self._path(video_id, "videos"))
 
+    def merge_run(
+        self, run_dir: Path, rows: list[dict[str, Any]], metadata: Mapping[str, Any] | None
+    ) -> tuple[Path, Path, MergeCounts]:
+        """Merge the shards of ``rows`` into ``run_dir``'s videos/clips tables (every engine)."""
+        videos_path, clips_path = run_dir / "videos.parquet", run_dir / "clips.parquet"
+        counts = self.merge([row["video_id"] for row in rows], videos_path, clips_path, metadata)
+        return videos_path, clips_path, counts
+
     def merge(
         self,
         video_ids: list[str],

@@ -188,11 +188,7 @@ class LocalRunner:
     ) -> RunResult:
         """Process (or resume) ``rows``, then stream the shards into the two merged tables."""
         processed, skipped, stats = self.execute(rows, progress, clip_progress)
-        videos_path = self.run_dir / "videos.parquet"
-        clips_path = self.run_dir / "clips.parquet"
-        counts = self.store.merge(
-            [row["video_id"] for row in rows], videos_path, clips_path, metadata
-        )
+        videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
         return RunResult(
             videos_path, clips_path, processed, skipped, stats, counts, "local", self.workers
         )

@@ -364,11 +364,7 @@ class RayRunner:
     ) -> RunResult:
         stats: StatsByStage = {}
         processed, skipped = self.execute(rows, progress, clip_progress, stats)
-        videos_path = self.run_dir / "videos.parquet"
-        clips_path = self.run_dir / "clips.parquet"
-        counts = self.store.merge(
-            [row["video_id"] for row in rows], videos_path, clips_path, metadata
-        )
+        videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
         return RunResult(
             videos_path, clips_path, processed, skipped, stats, counts, "ray",
             self.num_cpus or 0, self.startup_s,
