@@ -309,3 +309,41 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class ScriptedBackend:
+    """A caption backend for tests whose ``answer`` decides each request (no network at all).
+
+    Subclasses set ``name`` and implement ``answer(call_number)``; every call is counted in
+    ``calls`` (a class list, cleared by the test).
+    """
+
+    name = "scripted"
+    wants_jpeg = False
+    max_concurrency = None
+    calls: list[int] = []
+
+    @property
+    def model(self) -> str:
+        return self.name
+
+    def default_frames(self, count, size):
+        from clipsieve.score.base import FrameSpec
+
+        return FrameSpec(count=1, short_side=32)
+
+    def check(self) -> None:
+        return None
+
+    def answer(self, call: int):
+        raise NotImplementedError
+
+    def caption(self, request):
+        type(self).calls.append(1)
+        return self.answer(len(type(self).calls))
+
+    def describe(self) -> dict:
+        return {"backend": self.name}
+
+    def close(self) -> None:
+        return None

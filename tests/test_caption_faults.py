@@ -192,36 +192,18 @@ def test_hostile_usage_values_do_not_break_a_reply() -> None:
     assert OpenAIBackend()._reply({**data, "usage": [1, 2]}, 0.1, 1).tokens_in is None
 
 
-class _BuggyBackend:
+class _BuggyBackend(caption_server.ScriptedBackend):
     """Raises an unexpected exception (not CaptionFailed) for every other clip."""
 
-    name: ClassVar[str] = "buggy"
-    wants_jpeg: ClassVar[bool] = False
-    max_concurrency: ClassVar[int | None] = None
-    model = "buggy"
+    name = "buggy"
     calls: ClassVar[list[int]] = []
 
-    def default_frames(self, count, size):
-        from clipsieve.score.base import FrameSpec
-
-        return FrameSpec(count=1, short_side=32)
-
-    def check(self) -> None:
-        return None
-
-    def caption(self, request):
+    def answer(self, call: int):
         from clipsieve.caption.backends import CaptionReply
 
-        _BuggyBackend.calls.append(1)
-        if len(_BuggyBackend.calls) % 2:
+        if call % 2:
             raise KeyError("surprise")
         return CaptionReply(text="a caption", model="buggy")
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "buggy"}
-
-    def close(self) -> None:
-        return None
 
 
 def test_unexpected_backend_exception_costs_one_row(run_copy: Path, monkeypatch) -> None:

@@ -213,36 +213,18 @@ def test_rematch_without_match_scorer_is_one_line(run_copy: Path, server: Any, m
     assert all(r["caption"] for r in _wanted(load_clips(run_copy).to_pylist()))
 
 
-class _DownBackend:
+class _DownBackend(caption_server.ScriptedBackend):
     """Passes the preflight, then loses the connection on every request (server died)."""
 
-    name: ClassVar[str] = "down"
-    wants_jpeg: ClassVar[bool] = False
-    max_concurrency: ClassVar[int | None] = None
-    model = "down"
+    name = "down"
     calls: ClassVar[list[int]] = []
 
-    def default_frames(self, count, size):
-        from clipsieve.score.base import FrameSpec
-
-        return FrameSpec(count=1, short_side=32)
-
-    def check(self) -> None:
-        return None
-
-    def caption(self, request):
+    def answer(self, call: int):
         from clipsieve.caption.backends import CaptionFailed
 
-        _DownBackend.calls.append(1)
         raise CaptionFailed(
             "cannot reach http://x (ConnectError) (gave up after 5 tries)", "unreachable"
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "down"}
-
-    def close(self) -> None:
-        return None
 
 
 def test_server_dying_mid_run_stops_after_a_few_clips(run_copy: Path, monkeypatch) -> None:
