@@ -510,7 +510,20 @@ def main() -> int:
         help="cProfile the default set on the first N videos and print the top",
     )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scores.json")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OpenCV/torch threads, as one engine worker gets them: cores / workers, and a "
+        "default run has one worker per core (default 1)",
+    )
     args = ap.parse_args()
+    import cv2
+    import torch
+
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+    print(f"OpenCV/torch threads: {args.threads} (as in an engine worker)")
     if not (args.data / "ground_truth.json").is_file():
         print(f"error: no ground_truth.json in {args.data}", file=sys.stderr)
         return 2
