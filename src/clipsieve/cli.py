@@ -83,6 +83,7 @@ def _run(
     engine: str | None = None,
     address: str | None = None,
     rows: list[dict] | None = None,
+    source_options: list[str] | None = None,
 ) -> None:
     from clipsieve.run import execute_run, prepare_run
 
@@ -98,7 +99,9 @@ def _run(
         config.engine.executor = "ray"
     # fails fast, before any bar
     prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
-    options = [*(["--config", str(config_file)] if config_file else [])]
+    # what says where the videos came from when they are not INPUTS (e.g. --metafile META)
+    options = list(source_options or [])
+    options += [*(["--config", str(config_file)] if config_file else [])]
     options += [*(["--workers", str(workers)] if workers else [])]
     options += [*(["--engine", engine] if engine else [])]
     options += [*(["--address", address] if address else [])]
@@ -121,7 +124,8 @@ def _run(
 
             outputs = execute_run(prepared, progress=on_progress, clip_progress=on_clips)
     except KeyboardInterrupt:
-        console.print(f"resume with: {_resume_hint(inputs, out, options)}", highlight=False)
+        hint = _resume_hint([] if source_options else inputs, out, options)
+        console.print(f"resume with: {hint}", highlight=False)
         raise
     _print_summary(outputs)
     report = outputs.files.get("report.html")
@@ -164,7 +168,7 @@ def run(
     With --metafile the INPUTS argument may be left out.
     """
     with _user_errors():
-        rows = None
+        rows, source = None, None
         if metafile is not None:
             from clipsieve.ingest.metafiles import read_metafile
             from clipsieve.ingest.spans import resolve_rows
@@ -172,9 +176,12 @@ def run(
             meta = read_metafile(metafile, select=range_)
             rows = resolve_rows(meta, videos_dir)
             inputs = [metafile]
+            source = ["--metafile", str(metafile)]
+            source += ["--videos", str(videos_dir)] if videos_dir else []
+            source += ["--range", range_] if range_ else []
         elif not inputs:
             raise _fail("give video files or folders, or --metafile FILE")
-        _run(inputs, out, config, restart, workers, engine, address, rows=rows)
+        _run(inputs, out, config, restart, workers, engine, address, rows, source)
 
 
 @app.command()
