@@ -255,3 +255,16 @@ def test_detect_shots_table_and_bad_detector(videos: dict[str, Path]) -> None:
     assert result.exit_code == 0 and "25, 50, 75" in result.stdout
     result = runner.invoke(_app(), ["detect-shots", str(videos["cuts"]), "-d", "nope"])
     assert result.exit_code == 2
+
+
+def test_hybrid_in_chunks_equals_one_pass(videos: dict[str, Path], monkeypatch) -> None:
+    """Long videos are detected in overlapping chunks; the cuts equal a single pass."""
+    from clipsieve.shots import hybrid
+
+    detector = get_detector("hybrid")
+    whole = detector.detect(videos["cuts"])
+    monkeypatch.setattr(hybrid, "CHUNK_FRAMES", 30)
+    monkeypatch.setattr(hybrid, "OVERLAP_FRAMES", 20)
+    chunked = detector.detect(videos["cuts"])
+    assert chunked.num_frames == whole.num_frames == 100
+    assert chunked.cuts == whole.cuts and whole.cuts
