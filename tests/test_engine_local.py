@@ -7,7 +7,6 @@ run takes seconds; the default pipeline on the full set is covered by ``test_run
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from clipsieve.engine.checkpoint import ShardStore, merge_parquet
 from clipsieve.engine.tasks import join_chunks, split_rows
 from clipsieve.run import run_pipeline
 from clipsieve.table import CLIP_SCHEMA, concat_tables, read_parquet, write_parquet
+from run_tables import table_rows
 
 SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4", "truncated.mp4")
 
@@ -47,15 +47,6 @@ def cheap_config(workers: int, clips_per_task: int = 1) -> RunConfig:
     return config
 
 
-def normalised(run_dir: Path, name: str) -> list[dict]:
-    """A merged table's rows with paths inside the run folder made relative to it."""
-    rows = read_parquet(run_dir / name).to_pylist()
-    for row in rows:
-        if row.get("path") and str(row["path"]).startswith(str(run_dir)):
-            row["path"] = os.path.relpath(row["path"], run_dir)
-    return rows
-
-
 @pytest.fixture(scope="module")
 def serial_run(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("serial") / "run"
@@ -70,7 +61,7 @@ def test_pooled_run_equals_serial_run_row_for_row(serial_run: Path, subset: Path
     result = outputs.result
     assert result.workers == 2 and result.processed == len(SUBSET)
     for name in ("videos.parquet", "clips.parquet"):
-        assert normalised(run_dir, name) == normalised(serial_run, name), name
+        assert table_rows(run_dir, name) == table_rows(serial_run, name), name
     # the long take was split into several clips, each cut and scored as its own task
     clips = result.clips.to_pylist()
     long_take = [c for c in clips if c["video_id"].startswith("long_take")]
@@ -98,7 +89,7 @@ def test_interrupted_run_resumes_to_the_same_tables(serial_run: Path, subset: Pa
     assert resumed.skipped == len(finished)
     assert resumed.processed == len(SUBSET) - len(finished)
     for name in ("videos.parquet", "clips.parquet"):
-        assert normalised(run_dir, name) == normalised(serial_run, name), name
+        assert table_rows(run_dir, name) == table_rows(serial_run, name), name
 
 
 def _children(pid: int) -> list[int]:

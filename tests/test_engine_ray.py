@@ -23,6 +23,7 @@ from clipsieve.run import run_pipeline
 from clipsieve.shots.policy import ClipPlanStage
 from clipsieve.shots.stage import ShotDetectStage
 from clipsieve.table import VIDEO_SCHEMA, read_parquet, rows_to_table
+from run_tables import table_rows
 
 SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4")
 
@@ -59,15 +60,6 @@ def cheap_config(executor: str) -> RunConfig:
     return config
 
 
-def rows(run_dir: Path, name: str) -> list[dict]:
-    table = read_parquet(run_dir / name).to_pylist()
-    for row in table:
-        if row.get("path") and str(row["path"]).startswith(str(run_dir)):
-            row["path"] = os.path.relpath(row["path"], run_dir)
-    key = "clip_id" if name.startswith("clips") else "video_id"
-    return sorted(table, key=lambda r: r[key])
-
-
 def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path):
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     local = run_pipeline([subset], local_dir, cheap_config("local")).result
@@ -76,14 +68,14 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path):
     summary = {n: (s.rows_in, s.rows_out, dict(s.errors)) for n, s in outputs.result.stats.items()}
     assert summary == {n: (s.rows_in, s.rows_out, dict(s.errors)) for n, s in local.stats.items()}
     for name in ("videos.parquet", "clips.parquet"):
-        assert rows(ray_dir, name) == rows(local_dir, name), name
+        assert table_rows(ray_dir, name, sort=True) == table_rows(local_dir, name, sort=True), name
     clips = read_parquet(ray_dir / "clips.parquet")
     assert not set(PRIVATE) & set(clips.column_names)
     # a second invocation finds every video committed and redoes nothing
     again = run_pipeline([subset], ray_dir, cheap_config("ray")).result
     assert (again.processed, again.skipped) == (0, len(SUBSET))
     assert ShardStore(ray_dir).done_ids() == {
-        r["video_id"] for r in rows(ray_dir, "videos.parquet")
+        r["video_id"] for r in table_rows(ray_dir, "videos.parquet", sort=True)
     }
 
 
@@ -95,7 +87,9 @@ def test_ray_run_of_the_sample_set_equals_the_shared_local_run(
     config.engine.executor = "ray"
     run_pipeline([sample_set], tmp_path / "ray", config)
     for name in ("videos.parquet", "clips.parquet"):
-        assert rows(tmp_path / "ray", name) == rows(sample_run, name), name
+        assert table_rows(tmp_path / "ray", name, sort=True) == table_rows(
+            sample_run, name, sort=True
+        ), name
 
 
 def test_gpu_stages_get_actor_pools_and_cpu_stages_are_set_up_once_per_process():

@@ -420,15 +420,7 @@ def _hdvg_clip(
     """
     if not isinstance(clip, dict):
         raise where.error(rec, None, "expected an object with 'span', 'fps', 'scene_split'")
-    span = clip.get("span")
-    if not isinstance(span, (list, tuple)) or len(span) != 2:
-        raise where.error(rec, "span", f"expected [start, end], got {_one_line(span)}")
-    try:
-        start, end = parse_time(span[0]), parse_time(span[1])
-    except ValueError as exc:
-        raise where.error(rec, "span", f"{exc}: {_one_line(span)}") from None
-    if end <= start:
-        raise where.error(rec, "span", f"end must be after start: {_one_line(span)}")
+    start, end = _time_pair(where, rec, "span", clip.get("span"))
     fps = clip.get("fps")
     if fps is not None and (
         isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000
@@ -556,17 +548,23 @@ def read_panda70m(path: Path) -> list[MetaVideo]:
     return videos
 
 
+def _time_pair(where: _Where, rec: str, field: str, value: Any) -> tuple[float, float]:
+    """``[start, end]`` time stamps in seconds, end after start, or a one-line error."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise where.error(rec, field, f"expected [start, end], got {_one_line(value)}")
+    try:
+        start, end = parse_time(value[0]), parse_time(value[1])
+    except ValueError as exc:
+        raise where.error(rec, field, f"{exc}: {_one_line(value)}") from None
+    if end <= start:
+        raise where.error(rec, field, f"end must be after start: {_one_line(value)}")
+    return start, end
+
+
 def _panda_span(
     where: _Where, rec: str, video_id: str, k: int, stamp: Any, caption: Any, score: Any
 ) -> Span:
-    if not isinstance(stamp, (list, tuple)) or len(stamp) != 2:
-        raise where.error(rec, "timestamp", f"expected [start, end], got {_one_line(stamp)}")
-    try:
-        start, end = parse_time(stamp[0]), parse_time(stamp[1])
-    except ValueError as exc:
-        raise where.error(rec, "timestamp", f"{exc}: {_one_line(stamp)}") from None
-    if end <= start:
-        raise where.error(rec, "timestamp", f"end must be after start: {_one_line(stamp)}")
+    start, end = _time_pair(where, rec, "timestamp", stamp)
     if caption is not None and not isinstance(caption, str):
         raise where.error(rec, "caption", f"expected a string, got {_one_line(caption)}")
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
