@@ -79,6 +79,12 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rows_for(paths: list[Path], n: int) -> list[dict[str, Any]]:
     return [
         {
@@ -93,9 +99,9 @@ def rows_for(paths: list[Path], n: int) -> list[dict[str, Any]]:
 
 
 def time_stage(
-    url: str, rows: list[dict[str, Any]], concurrency: int, frames: int
-) -> tuple[float, float]:
-    """(clips per wall second, clips per CPU second of this client process)."""
+    url: str, rows: list[dict[str, Any]], concurrency: int, frames: int, server_pid: int
+) -> tuple[float, float, float]:
+    """(clips per wall second, clips per client CPU second, server CPU ms per clip)."""
     stage = CaptionStage(
         backend_params={"base_url": url, "model": "echo", "max_tries": 1},
         frames=frames,
@@ -103,14 +109,16 @@ def time_stage(
     )
     stage.setup()
     work = [dict(r) for r in rows]
+    server_cpu = process_cpu_s(server_pid)
     started, cpu = time.perf_counter(), time.process_time()
     stage.caption_rows(work)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    server_cpu = process_cpu_s(server_pid) - server_cpu
     stage.backend_instance.close()
     failed = sum(1 for r in work if r.get("caption_error"))
     if failed:
         raise RuntimeError(f"{failed} clips failed: {work[0].get('caption_error')}")
-    return len(rows) / seconds, len(rows) / cpu
+    return len(rows) / seconds, len(rows) / cpu, 1000 * server_cpu / len(rows)
 
 
 def time_frames_only(
@@ -153,18 +161,25 @@ def main() -> None:
         rows = rows_for(paths, args.clips)
         proc, url = start_server()
         try:
-            time_stage(url, rows[:8], 4, args.frames)  # warm-up: imports, connections
+            time_stage(url, rows[:8], 4, args.frames, proc.pid)  # warm-up: imports, connections
             results: dict[str, Any] = {
                 "clips": args.clips,
                 "frames": args.frames,
                 "cpus": os.cpu_count(),
                 "stage": {},
                 "stage_per_cpu_s": {},
+                "server_cpu_ms_per_clip": {},
             }
             for level in levels:
-                runs = [time_stage(url, rows, level, args.frames) for _ in range(args.repeat)]
+                runs = [
+                    time_stage(url, rows, level, args.frames, proc.pid)
+                    for _ in range(args.repeat)
+                ]
                 results["stage"][str(level)] = statistics.median(r[0] for r in runs)
                 results["stage_per_cpu_s"][str(level)] = statistics.median(r[1] for r in runs)
+                results["server_cpu_ms_per_clip"][str(level)] = statistics.median(
+                    r[2] for r in runs
+                )
             top = max(levels)
             runs = [time_frames_only(rows, top, args.frames) for _ in range(args.repeat)]
             results["frames_only"] = statistics.median(r[0] for r in runs)
@@ -179,15 +194,19 @@ def main() -> None:
         f"## caption client throughput ({args.clips} clips of 640x360, "
         f"{args.frames} frames each, {results['cpus']} CPUs)\n"
     )
-    print("| run | clips/s (wall) | clips per client CPU-s |\n|---|---|---|")
+    print(
+        "| run | clips/s (wall) | clips per client CPU-s | server CPU ms per clip |\n"
+        "|---|---|---|---|"
+    )
     for level, rate in results["stage"].items():
         per_cpu = results["stage_per_cpu_s"][level]
-        print(f"| stage, concurrency {level} | {rate:.1f} | {per_cpu:.1f} |")
+        server_ms = results["server_cpu_ms_per_clip"][level]
+        print(f"| stage, concurrency {level} | {rate:.1f} | {per_cpu:.1f} | {server_ms:.1f} |")
     print(
         f"| baseline: decode + JPEG only, concurrency {top} | {results['frames_only']:.1f} "
-        f"| {results['frames_only_per_cpu_s']:.1f} |"
+        f"| {results['frames_only_per_cpu_s']:.1f} | |"
     )
-    print(f"| baseline: requests only, concurrency {top} | {results['requests_only']:.1f} | |")
+    print(f"| baseline: requests only, concurrency {top} | {results['requests_only']:.1f} | | |")
     stage_ms = 1000 / results["stage_per_cpu_s"][str(top)]
     frames_ms = 1000 / results["frames_only_per_cpu_s"]
     print(

@@ -117,6 +117,9 @@ class StandInServer:
 
         def get_request(self) -> tuple[socket.socket, Any]:
             conn, address = super().get_request()
+            # Headers and body go out in two writes; without TCP_NODELAY (which real servers
+            # such as uvicorn set) Nagle holds the body for the client's delayed ACK: 40 ms.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.owner._lock:
                 self.owner._connections.add(conn)
             return conn, address

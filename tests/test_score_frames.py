@@ -15,12 +15,16 @@ from clipsieve.score.stage import ScoreStage
 from clipsieve.table import CLIP_SCHEMA, rows_to_table
 
 
-def _grey_ramp_video(path, frames=100, fps=25, size="160x96", extra=()):
-    """Every frame a different flat grey level (frame i has level 2*i+20): identifiable."""
+def _grey_ramp_video(path, frames=100, fps=25, size="160x96", extra=(), quality=("-qp", "0")):
+    """Every frame a different flat grey level (frame i has level 2*i+20): identifiable.
+
+    Lossless (the default) makes x264 use no B-frames at all; ``quality=("-crf", "18")`` gives
+    the usual I/P/B pattern.
+    """
     expr = "geq=lum='2*N+20':cb=128:cr=128,format=yuv420p"
     run_ffmpeg(
         ["-f", "lavfi", "-i", f"color=c=black:s={size}:r={fps}:d={frames / fps}"]
-        + ["-vf", expr, "-c:v", "libx264", "-qp", "0", "-g", "30", "-bf", "2", *extra, str(path)]
+        + ["-vf", expr, "-c:v", "libx264", *quality, "-g", "30", "-bf", "2", *extra, str(path)]
     )
     return path
 
@@ -184,3 +188,73 @@ def test_score_stage_asks_for_a_gpu_only_for_large_models():
     embed = ScoreStage(scorers=["embed"], scorer_params={"embed": {"encoder": "clip:some/model"}})
     assert embed.resources.gpus == 1
     assert ScoreStage(scorers=["embed"]).resources.gpus == 0
+
+
+def _count_decoded(monkeypatch) -> list[int]:
+    """Patch the sampler to count the frames the decoder hands out (skipped ones never are)."""
+    seen: list[int] = []
+    real = FrameSampler._indexed_frames
+
+    def counting(self, *args, **kwargs):
+        for item in real(self, *args, **kwargs):
+            seen.append(item[0])
+            yield item
+
+    monkeypatch.setattr(FrameSampler, "_indexed_frames", counting)
+    return seen
+
+
+def test_reference_frames_only_takes_the_nearest_decoded_frame(tmp_path, monkeypatch):
+    video = _grey_ramp_video(tmp_path / "ramp.mp4", quality=("-crf", "18"))  # I/P/B frames
+    seen = _count_decoded(monkeypatch)
+    spec = FrameSpec(count=3, positions="ends")
+    exact = FrameSampler({"a": spec}).sample(video)["a"]
+    exact_decoded = len(seen)
+    seen.clear()
+    fast = FrameSampler({"a": spec}, reference_frames_only=True).sample(video)["a"]
+    assert len(seen) < 0.8 * exact_decoded  # B-frames were skipped, not decoded
+    assert exact.indices.tolist() == [0, 50, 99]
+    assert len(fast.indices) == 3
+    assert np.abs(fast.indices - exact.indices).max() <= 3
+    reference = _reference_levels(video)
+    for index, image in zip(fast.indices, fast.images, strict=True):
+        assert _level(image) == pytest.approx(reference[index], abs=1)  # labelled truthfully
+    assert fast.times_s.tolist() == pytest.approx(fast.indices / 25.0)
+
+
+def test_reference_frames_only_is_exact_without_b_frames(tmp_path):
+    video = _grey_ramp_video(tmp_path / "ip.mp4", frames=40, extra=("-bf", "0"))
+    fast = FrameSampler({"a": FrameSpec(count=4)}, reference_frames_only=True).sample(video)["a"]
+    assert fast.indices.tolist() == spec_indices(FrameSpec(count=4), 40, 25.0).tolist()
+
+
+def test_reference_frames_only_on_a_span_of_the_source(tmp_path):
+    video = _grey_ramp_video(tmp_path / "ramp.mp4", quality=("-crf", "18"))
+    sampler = FrameSampler(
+        {"ends": FrameSpec(count=3, positions="ends")}, reference_frames_only=True
+    )
+    span = sampler.sample(video, start_frame=40, end_frame=81, fps=25.0)["ends"]
+    assert np.abs(span.indices - np.array([0, 20, 40])).max() <= 3
+    reference = _reference_levels(video)
+    for index, image in zip(span.indices, span.images, strict=True):
+        assert _level(image) == pytest.approx(reference[40 + index], abs=1)
+
+
+def test_codec_threads_follow_the_environment(tmp_path, monkeypatch):
+    from clipsieve.media import threads
+
+    video = _grey_ramp_video(tmp_path / "ramp.mp4", frames=10)
+    monkeypatch.delenv(threads.CODEC_THREADS_ENV, raising=False)
+    assert threads.codec_threads() == 0 and threads.ffmpeg_thread_args() == []
+    monkeypatch.setenv(threads.CODEC_THREADS_ENV, "1")
+    assert threads.ffmpeg_thread_args() == ["-threads", "1", "-filter_threads", "1"]
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        threads.configure_decoder(stream)
+        assert stream.codec_context.thread_count == 1
+        threads.configure_decoder(stream, threads=3)
+        assert stream.codec_context.thread_count == 3
+    monkeypatch.setenv(threads.CODEC_THREADS_ENV, "lots")
+    assert threads.codec_threads() == 0  # a bad value means FFmpeg's default, not a crash
+    # Decoding under the cap still works.
+    assert FrameSampler({"a": FrameSpec(count=2)}).sample(video)["a"].images.shape[0] == 2

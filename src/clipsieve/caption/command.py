@@ -37,6 +37,11 @@ def caption(
     frame_size: int | None = typer.Option(
         None, "--frame-size", help="Short side of frames in px (gemini: square side)."
     ),
+    exact_frames: bool = typer.Option(
+        False,
+        "--exact-frames",
+        help="Decode every frame for exact positions (default: nearest reference frame, faster).",
+    ),
     concurrency: int = typer.Option(8, "--concurrency", "-j", help="Requests in flight."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer length limit."),
     temperature: float | None = typer.Option(None, "--temperature"),
@@ -82,6 +87,7 @@ def caption(
             prompt=prompt,
             frames=frames,
             frame_size=frame_size,
+            exact_frames=exact_frames,
             concurrency=max(1, concurrency),
             all_rows=all_rows,
             overwrite=overwrite,

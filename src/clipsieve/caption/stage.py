@@ -13,6 +13,7 @@ failing thousands of rows one timeout at a time.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,7 @@ class CaptionStage(Stage):
     prompt: str = "recaption"
     frames: int | None = None
     frame_size: int | None = None
+    exact_frames: bool = False
     concurrency: int = 8
     all_rows: bool = False
     overwrite: bool = False
@@ -102,6 +104,11 @@ class CaptionStage(Stage):
     _template: PromptTemplate | None = field(default=None, init=False, repr=False)
     _frames: ClipFrames | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _decode_slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(os.cpu_count() or 1),
+        init=False,
+        repr=False,
+    )
     _unreachable_run: int = field(default=0, init=False, repr=False)
     aborted: str | None = field(default=None, init=False)
     stats: CaptionStats = field(default_factory=CaptionStats, init=False)
@@ -124,6 +131,7 @@ class CaptionStage(Stage):
             "positions": spec.positions,
             "size": spec.size,
             "short_side": spec.short_side,
+            "exact": self.exact_frames,
         }
 
     @property
@@ -142,7 +150,9 @@ class CaptionStage(Stage):
         """Build the backend, load the prompt and the frame sampler (no request yet)."""
         backend = self.backend_instance
         _ = self.template
-        self._frames = ClipFrames(backend.default_frames(self.frames, self.frame_size))
+        self._frames = ClipFrames(
+            backend.default_frames(self.frames, self.frame_size), exact=self.exact_frames
+        )
 
     @property
     def workers(self) -> int:
@@ -195,8 +205,11 @@ class CaptionStage(Stage):
             return out
         assert self._frames is not None
         try:
-            images = self._frames.arrays(row)
-            jpegs = self._frames.jpegs(images) if self.backend_instance.wants_jpeg else ()
+            # Requests wait on the server; decoding wants a core. At most one decode per core
+            # runs at a time, so 16 requests in flight do not mean 16 decoders thrashing.
+            with self._decode_slots:
+                images = self._frames.arrays(row)
+                jpegs = self._frames.jpegs(images) if self.backend_instance.wants_jpeg else ()
             request = CaptionRequest(self.template.render(row), images, jpegs)
             reply = self.backend_instance.caption(request)
         except SampleError as exc:

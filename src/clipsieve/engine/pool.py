@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from clipsieve.engine.tasks import ClipTaskResult, VideoTaskResult, run_clip_task, run_video_task
+from clipsieve.media.threads import CODEC_THREADS_ENV
 from clipsieve.pipeline import Pipeline
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -73,6 +74,8 @@ def _init_worker(blob: bytes, threads: int, parent: int) -> None:
     # N workers each using every core for OpenMP would oversubscribe the machine N times over.
     for name in THREAD_ENV:
         os.environ.setdefault(name, str(threads))
+    # Likewise FFmpeg's decoders and encoders (see clipsieve.media.threads).
+    os.environ.setdefault(CODEC_THREADS_ENV, str(threads))
     pipeline: Pipeline = pickle.loads(blob)
     for stage in pipeline.stages:
         stage.setup()

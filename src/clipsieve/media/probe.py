@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import av
 import numpy as np
 
+from clipsieve.media.threads import configure_decoder
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import STATUS_OK, VIDEO_SCHEMA
 
@@ -213,7 +214,7 @@ def _first_frame_rotation(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
 ) -> int:
     """Decode the first frame: proves the stream decodes and yields the display rotation."""
-    stream.thread_type = "AUTO"
+    configure_decoder(stream)
     try:
         for frame in container.decode(stream):
             return int(round(frame.rotation)) % 360
@@ -431,7 +432,7 @@ def _decoded_times(
 ) -> np.ndarray:
     """Frame times by decoding (slow path for streams whose packets carry no pts)."""
     container.seek(0, stream=stream)
-    stream.thread_type = "AUTO"
+    configure_decoder(stream)
     rate = float(stream.guessed_rate or stream.average_rate or 25)
     times: list[float] = []
     for i, frame in enumerate(container.decode(stream)):

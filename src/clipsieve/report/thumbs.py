@@ -15,13 +15,15 @@ from fractions import Fraction
 
 import av
 
+from clipsieve.media.threads import configure_decoder
+
 log = logging.getLogger(__name__)
 
 
 def _frame_image(path: str, frame: int | None, time_s: float | None):  # -> PIL.Image | None
     with av.open(path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        configure_decoder(stream)
         rate = stream.average_rate or stream.guessed_rate
         tb = stream.time_base
         if rate is None or tb is None:

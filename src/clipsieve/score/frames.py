@@ -11,18 +11,25 @@ they are counted exactly in decode output order. When scoring straight from a so
 (cutting disabled), the sampler seeks to the keyframe before the clip and maps each frame's
 timestamp to ``round(t * fps)``: exact for constant-frame-rate sources, approximate for
 variable-frame-rate ones.
+
+``reference_frames_only=True`` trades exact positions for speed where "about the middle" is
+enough (caption frames, cluster thumbnails): the decoder skips frames no other frame depends on
+(``skip_frame=NONREF``: most B-frames of an x264 stream, ~40 % of the decode work) and each
+wanted index gets the nearest frame that was decoded, at most a few frames away. The frames'
+``indices`` then say which frames were really used.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from clipsieve.media.threads import configure_decoder
 from clipsieve.score.base import Frames, FrameSpec
 
 
@@ -69,14 +76,24 @@ class FrameSampler:
     """Decodes clips once for a fixed set of named frame specs.
 
     ``timeout_s`` bounds one clip's decode, blocking reads included: a stuck or pathologically
-    slow file costs at most that long and its row records why.
+    slow file costs at most that long and its row records why. ``reference_frames_only``: see
+    the module docstring (approximate positions, less decoding). ``decode_threads``: FFmpeg
+    threads per decode (None: the process's share, see :mod:`clipsieve.media.threads`; 1 when
+    the caller already decodes many clips in parallel).
     """
 
     def __init__(
-        self, specs: Mapping[str, FrameSpec], timeout_s: float = DEFAULT_SAMPLE_TIMEOUT_S
+        self,
+        specs: Mapping[str, FrameSpec],
+        timeout_s: float = DEFAULT_SAMPLE_TIMEOUT_S,
+        *,
+        reference_frames_only: bool = False,
+        decode_threads: int | None = None,
     ) -> None:
         self.specs = dict(specs)
         self.timeout_s = timeout_s
+        self.reference_frames_only = reference_frames_only
+        self.decode_threads = decode_threads
 
     def sample(
         self,
@@ -99,7 +116,7 @@ class FrameSampler:
             if not container.streams.video:
                 raise SampleError(f"{path} has no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            configure_decoder(stream, self.decode_threads)
             rate = fps or float(stream.average_rate or stream.guessed_rate or 0) or 25.0
             if end_frame is None:
                 end_frame = start_frame + (stream.frames or int(_duration_s(container) * rate))
@@ -112,10 +129,14 @@ class FrameSampler:
             for name, indices in wanted.items():
                 for i in indices:
                     users.setdefault(int(i), []).append(self.specs[name])
-            decoded = self._decode(container, stream, start_frame, rate, needed, users)
+            if self.reference_frames_only:
+                decoded, used = self._decode_nearest(container, stream, start_frame, rate, users)
+            else:
+                decoded = self._decode(container, stream, start_frame, rate, needed, users)
+                used = {index: index for index in decoded}
         if not decoded:
             raise SampleError(f"{path}: no frames decoded in [{start_frame}, {end_frame})")
-        return self._assemble(decoded, wanted, rate)
+        return self._assemble(decoded, used, wanted, rate)
 
     # ------------------------------------------------------------------------- decoding
 
@@ -137,24 +158,8 @@ class FrameSampler:
         need = set(int(i) for i in needed)
         last = int(needed.max())
         out: dict[int, tuple[dict[tuple[int, int, str], np.ndarray], tuple[int, int]]] = {}
-        tb = stream.time_base
-        origin = stream.start_time if stream.start_time is not None else 0
-        if start_frame > 0:
-            target = origin + int((start_frame / rate - 1.0) / tb) if tb else 0
-            container.seek(max(target, origin), stream=stream, backward=True, any_frame=False)
-        count = 0
-        deadline = time.monotonic() + self.timeout_s
         try:
-            for frame in container.decode(stream):
-                if time.monotonic() > deadline:
-                    raise SampleError(f"decoding timed out after {self.timeout_s:g} s")
-                if start_frame > 0:
-                    if frame.pts is None or not tb:
-                        continue
-                    index = round(float((frame.pts - origin) * tb) * rate) - start_frame
-                else:
-                    index = count
-                count += 1
+            for index, frame in self._indexed_frames(container, stream, start_frame, rate):
                 if index < 0 or index not in need:
                     if index > last:
                         break
@@ -170,6 +175,99 @@ class FrameSampler:
                     f"decode failed: {getattr(exc, 'strerror', None) or exc}"
                 ) from None
         return out
+
+    def _decode_nearest(
+        self,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        start_frame: int,
+        rate: float,
+        users: Mapping[int, list[FrameSpec]],
+    ) -> tuple[
+        dict[int, tuple[dict[tuple[int, int, str], np.ndarray], tuple[int, int]]],
+        dict[int, int],
+    ]:
+        """Like :meth:`_decode`, skipping non-reference frames; wanted index → nearest decoded.
+
+        Returns the converted frames keyed by wanted index and, per wanted index, the index of
+        the frame that stands in for it.
+        """
+        scalers: dict[tuple[int, int, str], VideoReformatter] = {}
+        targets = sorted(users)
+        out: dict[int, tuple[dict[tuple[int, int, str], np.ndarray], tuple[int, int]]] = {}
+        used: dict[int, int] = {}
+        stream.codec_context.skip_frame = "NONREF"
+        previous: tuple[int, av.VideoFrame] | None = None
+        pending = 0  # position in targets of the next index to fill
+
+        def take(target: int, index: int, frame: av.VideoFrame) -> None:
+            out[target] = self._convert(frame, scalers, users[target])
+            used[target] = index
+
+        try:
+            for index, frame in self._indexed_frames(
+                container, stream, start_frame, rate, by_timestamp=True
+            ):
+                if index < 0:
+                    continue
+                while pending < len(targets) and targets[pending] <= index:
+                    target = targets[pending]
+                    if previous is not None and target - previous[0] < index - target:
+                        take(target, *previous)
+                    else:
+                        take(target, index, frame)
+                    pending += 1
+                if pending == len(targets):
+                    break
+                previous = (index, frame)
+        except av.error.ExitError:
+            raise SampleError(f"reading timed out after {self.timeout_s:g} s") from None
+        except av.FFmpegError as exc:
+            if not out and previous is None:
+                raise SampleError(
+                    f"decode failed: {getattr(exc, 'strerror', None) or exc}"
+                ) from None
+        if previous is not None:  # the clip ended before the last wanted indices
+            for target in targets[pending:]:
+                take(target, *previous)
+        return out, used
+
+    def _indexed_frames(
+        self,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        start_frame: int,
+        rate: float,
+        *,
+        by_timestamp: bool = False,
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(clip-relative index, frame) in decode output order, within the decode deadline.
+
+        Indices are counted when the clip is its own file, unless ``by_timestamp`` (frames are
+        being skipped) or the clip starts inside its file; then they come from timestamps.
+        A stream without timestamps falls back to counting and decodes every frame.
+        """
+        tb = stream.time_base
+        origin = stream.start_time if stream.start_time is not None else 0
+        if start_frame > 0:
+            target = origin + int((start_frame / rate - 1.0) / tb) if tb else 0
+            container.seek(max(target, origin), stream=stream, backward=True, any_frame=False)
+        timed = by_timestamp or start_frame > 0
+        count = 0
+        deadline = time.monotonic() + self.timeout_s
+        for frame in container.decode(stream):
+            if time.monotonic() > deadline:
+                raise SampleError(f"decoding timed out after {self.timeout_s:g} s")
+            if timed and (frame.pts is None or not tb):
+                if start_frame > 0:
+                    continue
+                timed = False  # no timestamps to place skipped frames by: count them all
+                stream.codec_context.skip_frame = "DEFAULT"
+            index = count
+            if timed:
+                index = round(float((frame.pts - origin) * tb) * rate) - start_frame
+            count += 1
+            yield index, frame
 
     def _convert(
         self,
@@ -207,6 +305,7 @@ class FrameSampler:
     def _assemble(
         self,
         decoded: dict[int, tuple[dict[tuple[int, int, str], np.ndarray], tuple[int, int]]],
+        used: Mapping[int, int],
         wanted: dict[str, np.ndarray],
         rate: float,
     ) -> dict[str, Frames]:
@@ -220,8 +319,9 @@ class FrameSampler:
                 continue
             w, h = _target_size(spec, *source_size)
             # A container may hold fewer frames than it claims: keep the indices that decoded.
-            idx = np.array([i for i in wanted[name] if i in decoded], np.int64)
-            images = [decoded[int(i)][0][(w, h, spec.color)] for i in idx]
+            keys = [int(i) for i in wanted[name] if i in decoded]
+            idx = np.array([used[i] for i in keys], np.int64)
+            images = [decoded[i][0][(w, h, spec.color)] for i in keys]
             shape = (0, h, w) if spec.color == "gray" else (0, h, w, 3)
             result[name] = Frames(
                 images=np.stack(images) if images else np.zeros(shape, np.uint8),

@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from clipsieve.media.threads import configure_decoder
+
 
 class DecodeError(RuntimeError):
     """The video cannot be opened or decoded; the message is one line naming the file."""
@@ -89,7 +91,7 @@ class FrameReader:
         width: int = 64,
         size: tuple[int, int] | Callable[[int, int], tuple[int, int]] | None = None,
         fast: bool = True,
-        threads: int = 0,
+        threads: int | None = None,
         pix_fmt: str = "rgb24",
         timeout_s: float | None = None,
     ) -> None:
@@ -149,9 +151,7 @@ class FrameReader:
         container = self._open()
         try:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if self._threads:
-                stream.codec_context.thread_count = self._threads
+            configure_decoder(stream, self._threads)
             if self._fast:
                 stream.codec_context.options = {"skip_loop_filter": "all"}
             index = 0
