@@ -189,3 +189,53 @@ def test_chunk_columns_come_back_in_the_serial_order():
         {"clip_id": "a", "cut_mode": None, "score": None},
         {"clip_id": "b", "cut_mode": "reencode", "score": 1.0},
     ]
+
+
+def test_a_video_that_kills_its_worker_is_isolated_and_the_run_goes_on(
+    serial_run: Path, subset: Path, tmp_path: Path
+):
+    from clipsieve.pipeline import build_pipeline
+    from crashing_stage import CrashOnName
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for name in SUBSET:
+        shutil.copy(subset / name, folder / name)
+    shutil.copy(subset / "cuts.mp4", folder / "poison.mp4")
+    run_dir = tmp_path / "run"
+    config = cheap_config(workers=2)
+    pipeline = build_pipeline(config, run_dir)
+    pipeline.clip_stages.insert(0, CrashOnName())
+    outputs = run_pipeline([folder], run_dir, config, pipeline=pipeline)
+    videos = {r["video_id"].split("-")[0]: r for r in table_rows(run_dir, "videos.parquet")}
+    assert videos["poison"]["status"] == "error"
+    assert "worker process died while processing this video alone" in videos["poison"]["error"]
+    assert outputs.result.stats["engine"].errors == {"worker process died": 1}
+    # every other video went through untouched, including those in flight beside it
+    clips = table_rows(run_dir, "clips.parquet", sort=True)
+    assert not [c for c in clips if c["video_id"].startswith("poison")]
+    expected = table_rows(serial_run, "clips.parquet", sort=True)
+    drop = ("path", "source_path")
+    assert [{k: v for k, v in c.items() if k not in drop} for c in clips] == [
+        {k: v for k, v in c.items() if k not in drop} for c in expected
+    ]
+    # the quarantined video is committed: a second invocation redoes nothing
+    again = run_pipeline([folder], run_dir, config, pipeline=pipeline).result
+    assert again.processed == 0 and again.skipped == len(SUBSET) + 1
+
+
+def test_workers_that_never_finish_a_task_stop_the_run_instead_of_blaming_videos(
+    subset: Path, tmp_path: Path
+):
+    from clipsieve.engine.local import LocalRunner, WorkerDied
+    from clipsieve.ingest.folder import ingest_rows
+    from clipsieve.pipeline import build_pipeline
+    from crashing_stage import CrashInSetup
+
+    run_dir = tmp_path / "run"
+    pipeline = build_pipeline(cheap_config(workers=2), run_dir)
+    pipeline.clip_stages.insert(0, CrashInSetup())
+    rows = ingest_rows([str(subset / "cuts.mp4")])
+    with pytest.raises(WorkerDied, match="before finishing any task"):
+        LocalRunner(pipeline, run_dir, workers=2).execute(rows)
+    assert not ShardStore(run_dir).done_ids()  # nothing was marked as an error

@@ -245,9 +245,12 @@ def test_codec_threads_follow_the_environment(tmp_path, monkeypatch):
 
     video = _grey_ramp_video(tmp_path / "ramp.mp4", frames=10)
     monkeypatch.delenv(threads.CODEC_THREADS_ENV, raising=False)
-    assert threads.codec_threads() == 0 and threads.ffmpeg_thread_args() == []
+    assert threads.codec_threads() == 0 and threads.ffmpeg_input_thread_args() == []
+    assert threads.ffmpeg_output_thread_args() == ["-threads", "1"]  # the encoder: always 1
+    monkeypatch.setenv(threads.CODEC_THREADS_ENV, "2")
+    assert threads.ffmpeg_input_thread_args() == ["-threads", "2"]
+    assert threads.ffmpeg_output_thread_args() == ["-threads", "1", "-filter_threads", "2"]
     monkeypatch.setenv(threads.CODEC_THREADS_ENV, "1")
-    assert threads.ffmpeg_thread_args() == ["-threads", "1", "-filter_threads", "1"]
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         threads.configure_decoder(stream)

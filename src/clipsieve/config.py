@@ -71,7 +71,9 @@ class ReportConfig:
 class EngineConfig:
     executor: Literal["local", "ray"] = "local"  # ray: Ray Data on a machine or cluster
     workers: int | None = None  # worker processes (null: one per core); ray: CPUs of a local Ray
-    clips_per_task: int = 1  # local: clips cut+scored per task (small: long videos spread out)
+    # clips cut+scored per task (null: local 1, so long videos spread out; ray 8, since a
+    # Ray Data task costs ~0.1 s of scheduling)
+    clips_per_task: int | None = None
     address: str | None = None  # ray: auto | HOST:PORT | ray://HOST:PORT; null: start locally
 
 
@@ -181,7 +183,7 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: cut.crf must be between 0 and 51")
     if config.engine.workers is not None and config.engine.workers < 1:
         raise ConfigError("config: engine.workers must be >= 1 (or null for one per core)")
-    if config.engine.clips_per_task < 1:
+    if config.engine.clips_per_task is not None and config.engine.clips_per_task < 1:
         raise ConfigError("config: engine.clips_per_task must be >= 1")
     if config.cut.short_side is not None and config.cut.short_side < 2:
         raise ConfigError("config: cut.short_side must be >= 2 (or null)")
@@ -262,6 +264,6 @@ report:
 engine:
   executor: local       # local (process pool on this machine) or ray (Ray Data)
   workers: null         # worker processes (null: one per core); ray: CPUs of a local Ray
-  clips_per_task: 1     # clips cut+scored per task (small values spread long videos out)
+  clips_per_task: null  # clips cut+scored per task (null: local 1, ray 8; small: spread out)
   address: null         # ray: auto, HOST:PORT or ray://HOST:PORT; null starts Ray locally
 """

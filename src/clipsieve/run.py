@@ -147,7 +147,11 @@ def _execute(
         from clipsieve.engine.ray import RayRunner
 
         ray_runner = RayRunner(
-            prepared.pipeline, prepared.run_dir, address=engine.address, num_cpus=engine.workers
+            prepared.pipeline,
+            prepared.run_dir,
+            address=engine.address,
+            num_cpus=engine.workers,
+            clips_per_task=engine.clips_per_task,
         )
         return ray_runner.run(
             prepared.rows, progress=progress, clip_progress=clip_progress, metadata=provenance
@@ -156,7 +160,7 @@ def _execute(
         prepared.pipeline,
         prepared.run_dir,
         workers=engine.workers,
-        clips_per_task=engine.clips_per_task,
+        clips_per_task=engine.clips_per_task or 1,
     )
     return runner.run(
         prepared.rows, progress=progress, clip_progress=clip_progress, metadata=provenance

@@ -18,6 +18,11 @@ How work flows (see :mod:`clipsieve.engine.tasks` for the two task kinds)::
   pair of :class:`~clipsieve.engine.checkpoint.ShardStore`; a resume redoes exactly the
   uncommitted videos, and chunks are joined in plan order, so interrupted + resumed equals
   uninterrupted, row for row.
+- **A video that kills workers does not kill the run.** When a worker process dies (a crash
+  in a decoder, the OOM killer), the pool is restarted and every video that was in flight is
+  retried alone; one that kills its worker even then is committed as an error row
+  (``engine: worker process died ...``) and the run goes on. (``workers=1`` runs in this
+  process, so there a crash ends the run; a resume then redoes only uncommitted videos.)
 - **Ctrl-C.** The scheduler terminates the workers and re-raises; committed shards stay, nothing
   half-written is trusted (temp files are removed on the next start).
 """
@@ -52,10 +57,17 @@ from clipsieve.engine.tasks import (
 )
 from clipsieve.errors import UserError
 from clipsieve.pipeline import Pipeline
+from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, VIDEO_SCHEMA, error_text, rows_to_table
 
 
 class WorkerDied(UserError):
-    """A worker process vanished mid-task; the run can be resumed."""
+    """Worker processes die before finishing any task: nothing to blame on one video."""
+
+
+RESUME_HINT = (
+    "finished videos are saved: fix that and run the same command again, or use --workers 1 "
+    "to see the error"
+)
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (video path, videos done, total)
@@ -110,6 +122,7 @@ class _VideoJob:
     planned_columns: list[str] = field(default_factory=list)
     parts: list[ClipTaskResult | None] = field(default_factory=list)
     unscheduled: pa.Table | None = None  # the plan itself when there are no clip stages
+    planned: int = 0  # clip rows in the plan
 
     @property
     def complete(self) -> bool:
@@ -163,21 +176,59 @@ class LocalRunner:
         if not todo:
             return 0, skipped, stats
         scheduler = _Scheduler(self, todo, stats, len(rows), skipped, progress, clip_progress)
+        committed = 0
+        while True:
+            suspects = self._schedule(scheduler)
+            committed += scheduler.committed
+            if suspects is None:
+                return committed, skipped, stats
+            if not suspects:
+                raise WorkerDied("a worker process died with no task in flight; " + RESUME_HINT)
+            # A worker died with these videos in flight; one of them may kill any worker it
+            # reaches (a decoder crash, memory blow-up), so each is retried alone first.
+            last = scheduler  # carries the counts (finished, clips, tasks) forward
+            for row in suspects:
+                alone = last = last.follow_up([row], max_videos=1)
+                if self._schedule(alone) is not None:
+                    if not alone.tasks_done:
+                        raise WorkerDied(
+                            "worker processes die before finishing any task (out of memory, a "
+                            "broken install, or a Python script without `if __name__ == "
+                            "'__main__':`); " + RESUME_HINT
+                        )
+                    self._quarantine(row, stats)
+                    alone.finished += 1
+                    alone.committed += 1
+                    if progress is not None:
+                        progress(row["path"], alone.finished, len(rows))
+                committed += alone.committed
+            scheduler = last.follow_up(list(scheduler.rows))
+
+    def _schedule(self, scheduler: _Scheduler) -> list[dict[str, Any]] | None:
+        """Run ``scheduler`` on a fresh pool; the rows in flight if a worker died, else None."""
         pool = self._pool()
         try:
             scheduler.run(pool)
         except BrokenProcessPool:
             pool.terminate()
-            raise WorkerDied(
-                "a worker process died (out of memory, a crash in a decoder, or a Python script "
-                "without `if __name__ == '__main__':`); finished videos are saved: run the same "
-                "command again to resume, or use --workers 1"
-            ) from None
+            return scheduler.abandon()
         except BaseException:
             pool.terminate()
             raise
         pool.close()
-        return scheduler.committed, skipped, stats
+        return None
+
+    def _quarantine(self, row: dict[str, Any], stats: StatsByStage) -> None:
+        """Commit ``row`` as an error: it killed a worker even when it was the only video."""
+        reason = "worker process died"
+        error = error_text(
+            "engine",
+            f"{reason} while processing this video alone (a crash in a decoder or library, or "
+            "out of memory); skipped so the run can go on",
+        )
+        videos = rows_to_table([{**row, "status": STATUS_ERROR, "error": error}], VIDEO_SCHEMA)
+        self.store.write(row["video_id"], videos, rows_to_table([], CLIP_SCHEMA))
+        stats.setdefault("engine", StageStats()).errors[reason] += 1
 
     def run(
         self,
@@ -206,9 +257,11 @@ class _Scheduler:
         skipped: int,
         progress: ProgressCallback | None,
         clip_progress: ClipProgressCallback | None,
+        max_videos: int | None = None,
     ) -> None:
         self.runner = runner
         self.rows = iter(todo)
+        self.max_videos = max_videos
         self.stats = stats
         self.total = total
         self.finished = skipped
@@ -220,10 +273,36 @@ class _Scheduler:
         self.futures: set[Future[Any]] = set()
         self.clips_done = 0
         self.clips_planned = 0
+        self.tasks_done = 0  # tasks that came back from a worker, over all follow-ups
+
+    def follow_up(self, todo: list[dict[str, Any]], max_videos: int | None = None) -> _Scheduler:
+        """A scheduler for ``todo`` that continues this one's counts (after a worker died)."""
+        after = _Scheduler(
+            self.runner, todo, self.stats, self.total, self.finished, self.progress,
+            self.clip_progress, max_videos,
+        )  # fmt: skip
+        after.clips_done, after.clips_planned = self.clips_done, self.clips_planned
+        after.tasks_done = self.tasks_done
+        return after
+
+    def abandon(self) -> list[dict[str, Any]]:
+        """Forget the videos in flight (their worker died) and return their rows.
+
+        Their clips no longer count as planned or done; they are planned again when retried.
+        """
+        rows = []
+        for job in self.jobs.values():
+            rows.append(job.row)
+            self.clips_planned -= job.planned
+            self.clips_done -= sum(p.clips.num_rows for p in job.parts if p is not None)
+        self.jobs.clear()
+        self.ready.clear()
+        self.futures.clear()
+        return rows
 
     def _fill(self, pool: Any) -> None:
         max_tasks = 2 * pool.workers
-        max_videos = 2 * pool.workers + 1
+        max_videos = self.max_videos or 2 * pool.workers + 1
         while len(self.futures) < max_tasks and self.ready:
             self.futures.add(pool.submit_clips(*self.ready.popleft()))
         while len(self.futures) < max_tasks and len(self.jobs) < max_videos:
@@ -242,6 +321,7 @@ class _Scheduler:
             for future in finished:
                 self.futures.discard(future)
                 self._handle(future.result())
+                self.tasks_done += 1
 
     def _handle(self, result: VideoTaskResult | ClipTaskResult) -> None:
         job = self.jobs[result.video_id]
@@ -255,7 +335,8 @@ class _Scheduler:
                 self.ready.extend((result.video_id, i, c) for i, c in enumerate(chunks))
             else:
                 job.unscheduled = result.planned
-            self.clips_planned += result.planned.num_rows
+            job.planned = result.planned.num_rows
+            self.clips_planned += job.planned
         else:
             job.parts[result.chunk] = result
             self.clips_done += result.clips.num_rows

@@ -42,6 +42,7 @@ from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.engine.local import ClipProgressCallback, ProgressCallback
 from clipsieve.engine.result import RunResult
 from clipsieve.engine.tasks import StatsByStage, join_chunks, merge_stats, timed
+from clipsieve.media.threads import CODEC_THREADS_ENV
 from clipsieve.pipeline import Pipeline
 from clipsieve.stage import Stage
 from clipsieve.table import (
@@ -88,7 +89,25 @@ def uses_actors(stage: Stage, cluster_gpus: float) -> bool:
 _worker_stages: dict[tuple[str, str, str], Stage] = {}
 
 
+def _cap_codec_threads() -> None:
+    """FFmpeg threads of this Ray worker: the CPUs Ray gave the task (see media/threads.py).
+
+    Ray already sets ``OMP_NUM_THREADS`` to the task's CPUs; FFmpeg's decoders and x264 would
+    otherwise start a thread per core of the node in every worker.
+    """
+    if CODEC_THREADS_ENV in os.environ:
+        return
+    import ray
+
+    context = ray.get_runtime_context()
+    if context.worker.mode != ray.WORKER_MODE:  # called in the driver (tests): leave it be
+        return
+    cpus = context.get_assigned_resources().get("CPU", 1.0)
+    os.environ[CODEC_THREADS_ENV] = str(max(1, int(cpus)))
+
+
 def _set_up(stage: Stage) -> Stage:
+    _cap_codec_threads()
     if not has_setup(stage):
         return stage
     key = (type(stage).__qualname__, stage.version, repr(stage.params()))
@@ -113,6 +132,7 @@ class StageActor:
         self.stage = stage
         self.plan = plan
         self.collector = collector
+        _cap_codec_threads()
         stage.setup()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -213,6 +233,23 @@ class _Pending:
     rows: list[tuple[int, pa.Table]] = field(default_factory=list)
 
 
+RAY_CLIPS_PER_TASK = 8
+"""Clips cut and scored per Ray task. Ray Data spends ~0.1-0.2 s between one task of an
+operator finishing and the next starting on that CPU (its scheduling loop waits up to 0.1 s for
+other tasks), so a task must be seconds of work: one 2-second clip is about 0.25 s."""
+
+MAX_VIDEOS_PER_TASK = 4
+
+
+def videos_per_task(videos: int, cpus: float) -> int:
+    """Videos probed and shot-detected per Ray task: several when there are many videos.
+
+    Batching amortises Ray Data's per-task gap; keeping at least ~8 tasks per CPU keeps the end
+    of the run balanced.
+    """
+    return max(1, min(MAX_VIDEOS_PER_TASK, int(videos // (8 * max(cpus, 1.0)))))
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join (or start) Ray; True when this call started it (and so should stop it).
 
@@ -240,16 +277,24 @@ class RayRunner:
         run_dir: Path,
         address: str | None = None,
         num_cpus: int | None = None,
+        clips_per_task: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.run_dir = Path(run_dir)
         self.store = ShardStore(self.run_dir)
         self.address = address
         self.num_cpus = num_cpus
+        self.clips_per_task = max(1, clips_per_task or RAY_CLIPS_PER_TASK)
         self.startup_s = 0.0
 
     def _map(
-        self, ds: Any, stage: Stage, cpus_cap: float, collector: Any, plan: bool = False
+        self,
+        ds: Any,
+        stage: Stage,
+        cpus_cap: float,
+        collector: Any,
+        batch_size: int,
+        plan: bool = False,
     ) -> Any:
         import ray
         from ray.data import ActorPoolStrategy
@@ -258,7 +303,7 @@ class RayRunner:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         options: dict[str, Any] = {
             "batch_format": "pyarrow",
-            "batch_size": 1,  # a video or a clip is already seconds of work
+            "batch_size": batch_size,
             "num_cpus": min(resources.cpus, cpus_cap),
         }
         if resources.memory_mb:
@@ -296,15 +341,24 @@ class RayRunner:
         started = connect(self.address, self.num_cpus)
         self.startup_s = time.perf_counter() - began
         try:
-            cpus_cap = max(1.0, float(ray.cluster_resources().get("CPU", 1)) / 2)
+            cpus = float(ray.cluster_resources().get("CPU", 1))
+            cpus_cap = max(1.0, cpus / 2)
+            per_task = videos_per_task(len(todo), cpus)
             table = rows_to_table(todo, VIDEO_SCHEMA)
-            ds = ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
+            blocks = [table.slice(i, per_task) for i in range(0, table.num_rows, per_task)]
+            ds = ray.data.from_arrow(blocks)
             collector = stats_collector()
             for stage in self.pipeline.video_stages:
-                ds = self._map(ds, stage, cpus_cap, collector)
-            ds = self._map(ds, self.pipeline.plan_stage, cpus_cap, collector, plan=True)
+                ds = self._map(ds, stage, cpus_cap, collector, per_task)
+            plan = self.pipeline.plan_stage
+            ds = self._map(ds, plan, cpus_cap, collector, per_task, plan=True)
+            if self.pipeline.clip_stages:
+                # Clip rows leave the video tasks in blocks of clips_per_task and the clip
+                # stages run as tasks of their own: a long video's clips spread over the
+                # cluster instead of running one after another in the task that planned them.
+                ds = ds.repartition(target_num_rows_per_block=self.clips_per_task)
             for stage in self.pipeline.clip_stages:
-                ds = self._map(ds, stage, cpus_cap, collector)
+                ds = self._map(ds, stage, cpus_cap, collector, self.clips_per_task)
             committed = self._collect(ds, len(rows), skipped, progress, clip_progress)
             if stats is not None:
                 merge_stats(stats, ray.get(collector.get.remote()))

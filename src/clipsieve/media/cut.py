@@ -49,7 +49,7 @@ from clipsieve.media.probe import (
     probe_video,
     select_video_stream,
 )
-from clipsieve.media.threads import ffmpeg_thread_args
+from clipsieve.media.threads import ffmpeg_input_thread_args, ffmpeg_output_thread_args
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import STATUS_OK, atomic_path
 
@@ -195,10 +195,11 @@ def _reencode_args(
     seek_to = float(src.times[start]) - src.container_start_s - SEEK_MARGIN_S
     if seek and seek_to > 0:
         args += ["-ss", f"{seek_to:.6f}"]
+    args += ffmpeg_input_thread_args()
     args += ["-i", src.path, "-map", f"0:{src.stream_index}", "-an", "-sn", "-dn"]
     args += ["-vf", ",".join(filters), "-fps_mode", "passthrough"]
     args += ["-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p"]
-    args += ffmpeg_thread_args()
+    args += ffmpeg_output_thread_args()
     if not out_fps:
         args += ["-frames:v", str(end - start)]
     else:

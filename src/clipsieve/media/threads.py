@@ -36,10 +36,28 @@ def configure_decoder(stream: av.video.stream.VideoStream, threads: int | None =
         stream.codec_context.thread_count = count
 
 
-def ffmpeg_thread_args() -> list[str]:
-    """Output options capping the ffmpeg command line's encoder and filter threads alike."""
+def ffmpeg_input_thread_args() -> list[str]:
+    """Input options for an ffmpeg command line: decoder threads capped like PyAV's."""
     count = codec_threads()
-    return ["-threads", str(count), "-filter_threads", str(count)] if count > 0 else []
+    return ["-threads", str(count)] if count > 0 else []
 
 
-__all__ = ["CODEC_THREADS_ENV", "codec_threads", "configure_decoder", "ffmpeg_thread_args"]
+def ffmpeg_output_thread_args() -> list[str]:
+    """Output options: a single-threaded encoder, filter threads capped like the decoder's.
+
+    The encoder runs on one thread whatever the worker count: x264's output depends on its
+    thread count (frame threads limit motion search), and a clip must be the same bytes whether
+    the run used 1 worker, 2 workers or a Ray cluster, on this machine or another. Parallelism
+    comes from the workers.
+    """
+    count = codec_threads()
+    return ["-threads", "1"] + (["-filter_threads", str(count)] if count > 0 else [])
+
+
+__all__ = [
+    "CODEC_THREADS_ENV",
+    "codec_threads",
+    "configure_decoder",
+    "ffmpeg_input_thread_args",
+    "ffmpeg_output_thread_args",
+]
