@@ -13,7 +13,7 @@ timestamp to ``round(t * fps)``: exact for constant-frame-rate sources, approxim
 variable-frame-rate ones.
 
 ``reference_frames_only=True`` trades exact positions for speed where "about the middle" is
-enough (caption frames, cluster thumbnails): the decoder skips frames no other frame depends on
+enough (caption frames, cluster keyword labels): the decoder skips frames no other frame depends on
 (``skip_frame=NONREF``: most B-frames of an x264 stream, ~40 % of the decode work) and each
 wanted index gets the nearest frame that was decoded, at most a few frames away. The frames'
 ``indices`` then say which frames were really used.

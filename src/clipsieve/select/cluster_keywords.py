@@ -140,8 +140,10 @@ def classify_clip_frames(
     from clipsieve.score.frames import FrameSampler, SampleError
 
     encoder = load_encoder(encoder_spec or DEFAULT_MODEL)
+    # Labels describe what a clip shows: the nearest decodable frame is as good as the exact one.
     sampler = FrameSampler(
-        {"label": FrameSpec(count=frames_per_clip, size=(INPUT_SIZE, INPUT_SIZE))}
+        {"label": FrameSpec(count=frames_per_clip, size=(INPUT_SIZE, INPUT_SIZE))},
+        reference_frames_only=True,
     )
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for path in clip_paths:
