@@ -71,8 +71,8 @@ class ReportConfig:
 class EngineConfig:
     executor: Literal["local", "ray"] = "local"  # ray: Ray Data on a machine or cluster
     workers: int | None = None  # worker processes (null: one per core); ray: CPUs of a local Ray
-    # clips cut+scored per task (null: local 1, so long videos spread out; ray 8, since a
-    # Ray Data task costs ~0.1 s of scheduling)
+    # clips cut+scored per task (null: local 1, so long videos spread out; ray 2 per video
+    # batched into a task, 4-16, since a Ray Data task costs ~0.15 s of scheduling)
     clips_per_task: int | None = None
     address: str | None = None  # ray: auto | HOST:PORT | ray://HOST:PORT; null: start locally
 
@@ -264,6 +264,6 @@ report:
 engine:
   executor: local       # local (process pool on this machine) or ray (Ray Data)
   workers: null         # worker processes (null: one per core); ray: CPUs of a local Ray
-  clips_per_task: null  # clips cut+scored per task (null: local 1, ray 8; small: spread out)
+  clips_per_task: null  # clips cut+scored per task (null: local 1, ray 4-16; small: spread)
   address: null         # ray: auto, HOST:PORT or ray://HOST:PORT; null starts Ray locally
 """
