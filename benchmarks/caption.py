@@ -172,8 +172,7 @@ def main() -> None:
             }
             for level in levels:
                 runs = [
-                    time_stage(url, rows, level, args.frames, proc.pid)
-                    for _ in range(args.repeat)
+                    time_stage(url, rows, level, args.frames, proc.pid) for _ in range(args.repeat)
                 ]
                 results["stage"][str(level)] = statistics.median(r[0] for r in runs)
                 results["stage_per_cpu_s"][str(level)] = statistics.median(r[1] for r in runs)

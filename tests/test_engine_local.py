@@ -239,3 +239,29 @@ def test_workers_that_never_finish_a_task_stop_the_run_instead_of_blaming_videos
     with pytest.raises(WorkerDied, match="before finishing any task"):
         LocalRunner(pipeline, run_dir, workers=2).execute(rows)
     assert not ShardStore(run_dir).done_ids()  # nothing was marked as an error
+
+
+def test_segmented_shot_detection_in_the_pool_equals_a_whole_read(subset: Path, tmp_path: Path):
+    """A long video's segments run as tasks on several workers; the tables equal a serial
+    run that reads every video whole (the long take is split in 3 segments here)."""
+
+    def config(workers: int, segment_s: float | None) -> RunConfig:
+        cfg = cheap_config(workers)
+        cfg.shots.detector = "hybrid"
+        cfg.shots.segment_s = segment_s
+        return cfg
+
+    whole = run_pipeline([subset], tmp_path / "whole", config(1, None)).result
+    pooled = run_pipeline([subset], tmp_path / "pooled", config(2, 4.0)).result
+    assert pooled.stats["shots"].rows_in == whole.stats["shots"].rows_in
+    for name in ("videos.parquet", "clips.parquet"):
+        assert table_rows(tmp_path / "pooled", name) == table_rows(tmp_path / "whole", name)
+    videos = {
+        r["video_id"].split("-")[0]: r for r in table_rows(tmp_path / "pooled", "videos.parquet")
+    }
+    assert videos["long_take"]["num_frames_decoded"] == 325
+    # the pool's video task stopped at the shots stage for these segments (workers use split)
+    from clipsieve.shots.stage import ShotDetectStage
+
+    stage = ShotDetectStage(detector="hybrid", segment_s=4.0)
+    assert stage.segments(videos["long_take"]) == [(0, 100), (100, 200), (200, None)]

@@ -268,3 +268,80 @@ def test_hybrid_in_chunks_equals_one_pass(videos: dict[str, Path], monkeypatch) 
     chunked = detector.detect(videos["cuts"])
     assert chunked.num_frames == whole.num_frames == 100
     assert chunked.cuts == whole.cuts and whole.cuts
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 shots of 60 frames (cuts at 60, 120, ... 420), keyframes every 250 frames."""
+    out = tmp_path_factory.mktemp("long") / "long.mp4"
+    return _concat(out, [SOURCES[i % 4] for i in range(8)], [60] * 8)
+
+
+def test_reader_range_equals_the_slice_of_a_whole_read(long_video: Path) -> None:
+    whole = list(FrameReader(long_video, size=(48, 36)))
+    assert len(whole) == 480
+    part = FrameReader(long_video, size=(48, 36), start_frame=290, end_frame=330)
+    got = list(part)  # starts after the keyframe at 250: decoded from there, numbered by time
+    assert [i for i, _ in got] == list(range(290, 330)) and part.num_frames == 40
+    for (i, image), (j, expected) in zip(got, whole[290:330], strict=True):
+        assert i == j and np.array_equal(image, expected)
+    tail = list(FrameReader(long_video, size=(48, 36), start_frame=470))
+    assert [i for i, _ in tail] == list(range(470, 480))
+
+
+@pytest.mark.parametrize("name", ["transnet", DEFAULT_DETECTOR])
+def test_segmented_detection_equals_whole_detection(long_video: Path, name, monkeypatch) -> None:
+    from clipsieve.shots import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "SEGMENT_OVERLAP_FRAMES", 30)
+    row = {"video_id": "v", "path": str(long_video), "fps": 25.0, "num_frames": 480}
+    whole = ShotDetectStage(detector=name, segment_s=None)
+    split = ShotDetectStage(detector=name, segment_s=4.8)  # 120 frames: edges on cuts
+    assert split.segments(row) == [(0, 120), (120, 240), (240, 360), (360, None)]
+    expected = whole.process_row(dict(row))
+    got = split.process_row(dict(row))
+    assert expected["cuts"] == [60, 120, 180, 240, 300, 360, 420]
+    assert got["cuts"] == expected["cuts"]
+    assert got["num_frames_decoded"] == expected["num_frames_decoded"] == 480
+    # never split: short videos, variable frame rate, unknown length
+    assert split.segments({**row, "num_frames": 200}) == []
+    assert split.segments({**row, "vfr": True}) == []
+    assert split.segments({**row, "num_frames": None}) == []
+    # PySceneDetect's detectors carry state from their first frame: never split
+    assert ShotDetectStage(detector="content", segment_s=4.8).segments(row) == []
+    # a tail shorter than half a segment joins the previous one
+    assert split.segments({**row, "num_frames": 410})[-1] == (240, None)
+
+
+def test_engine_runs_segments_as_tasks_and_gets_the_whole_result(long_video: Path) -> None:
+    """The local engine's split path (video task → segment tasks → tail task) == one task."""
+    from clipsieve.config import RunConfig
+    from clipsieve.engine.tasks import run_segment_task, run_video_tail, run_video_task
+    from clipsieve.ingest.folder import ingest_rows
+    from clipsieve.pipeline import build_pipeline
+
+    config = RunConfig()
+    config.score.scorers = []
+    config.cut.enabled = False
+    config.shots.segment_s = 6.0  # the default (hybrid) detector
+    pipeline = build_pipeline(config, long_video.parent / "run")
+    for stage in pipeline.stages:
+        stage.setup()
+    row = ingest_rows([str(long_video)])[0]
+    head = run_video_task(pipeline, row, split=True)
+    assert head.split is not None and len(head.split.segments) == 3
+    parts = [
+        run_segment_task(pipeline, row["video_id"], head.split, head.videos, i).part
+        for i in range(len(head.split.segments))
+    ]
+    tail = run_video_tail(pipeline, row["video_id"], head.split, head.videos, parts)
+    serial = run_video_task(pipeline, row)  # the stage runs its segments one after another
+    assert tail.split is None and serial.split is None
+    assert tail.videos.to_pylist() == serial.videos.to_pylist()
+    assert tail.planned.to_pylist() == serial.planned.to_pylist()
+    assert tail.videos.column("cuts").to_pylist()[0] == [60, 120, 180, 240, 300, 360, 420]
+    # a failed segment fails the video's row with its reason, like a whole detection would
+    broken = run_video_tail(pipeline, row["video_id"], head.split, head.videos,
+                            [*parts[:-1], {"error": "decoder exploded"}])  # fmt: skip
+    video = broken.videos.to_pylist()[0]
+    assert video["status"] == "error" and video["error"] == "shots: decoder exploded"

@@ -27,6 +27,7 @@ class ConfigError(UserError):
 class ShotsConfig:
     detector: str = "hybrid"  # content | adaptive | histogram | transnet | hybrid
     params: dict[str, Any] = field(default_factory=dict)  # passed to the detector
+    segment_s: float | None = 600.0  # longer videos are detected in segments, in parallel
 
 
 @dataclass
@@ -179,6 +180,8 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: policy.max_s must be >= policy.min_s (or null)")
     if policy.trim_frames < 0:
         raise ConfigError("config: policy.trim_frames must be >= 0")
+    if config.shots.segment_s is not None and config.shots.segment_s < 10:
+        raise ConfigError("config: shots.segment_s must be >= 10 seconds (or null)")
     if not 0 <= config.cut.crf <= 51:
         raise ConfigError("config: cut.crf must be between 0 and 51")
     if config.engine.workers is not None and config.engine.workers < 1:
@@ -233,6 +236,8 @@ shots:
   # content / adaptive (PySceneDetect), histogram, transnet (TransNetV2 on every frame).
   detector: hybrid
   params: {}            # detector parameters, e.g. {threshold: 27.0} for content
+  segment_s: 600        # a video over 2 segments is detected in segments on several workers
+                        # (same cuts as whole); null: one task per video
 
 policy:
   min_s: 2.0            # shots shorter than this are dropped (row kept, drop_reason too_short)

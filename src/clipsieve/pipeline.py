@@ -72,7 +72,9 @@ def build_pipeline(config: RunConfig, run_dir: Path, from_spans: bool = False) -
         video_stages=[
             ProbeStage(),
             ShotDetectStage(
-                detector=config.shots.detector, detector_params=dict(config.shots.params)
+                detector=config.shots.detector,
+                detector_params=dict(config.shots.params),
+                segment_s=config.shots.segment_s,
             ),
         ],
         plan_stage=ClipPlanStage(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -112,13 +112,21 @@ class RowStage(Stage):
         return [row]
 
     def process(self, batch: pa.Table) -> pa.Table:
+        return self.map_rows(batch, self.process_row)
+
+    def map_rows(
+        self,
+        batch: pa.Table,
+        fn: Callable[[dict[str, Any]], dict[str, Any] | list[dict[str, Any]]],
+    ) -> pa.Table:
+        """:meth:`process` with ``fn`` in place of :meth:`process_row` (same error handling)."""
         out: list[dict[str, Any]] = []
         for row in table_to_rows(batch):
             if self.skip_errored and row.get("status") == STATUS_ERROR:
                 out.extend(self.passthrough(row))
                 continue
             try:
-                result = self.process_row(row)
+                result = fn(row)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:  # a bad row must not stop the run
@@ -133,3 +141,29 @@ def merge_row(row: Mapping[str, Any], **updates: Any) -> dict[str, Any]:
     merged = dict(row)
     merged.update(updates)
     return merged
+
+
+Segment = tuple[int, int | None]
+"""``[start_frame, end_frame)`` of a video; ``None``: to the end of the file."""
+
+
+class SegmentedStage(ABC):
+    """A ``videos`` stage whose work on one long video splits into independent segments.
+
+    An engine may run :meth:`process_segment` for each segment on a different worker and then
+    :meth:`combine_segments` the parts, so one long video does not keep a single worker busy
+    while the others wait. The stage's own ``process`` runs the same segments one after the
+    other, so the result never depends on which engine ran it or how many workers it had.
+    """
+
+    @abstractmethod
+    def segments(self, row: dict[str, Any]) -> list[Segment]:
+        """How to split ``row``'s work; an empty list means "do it whole"."""
+
+    @abstractmethod
+    def process_segment(self, row: dict[str, Any], segment: Segment) -> dict[str, Any]:
+        """The part of the result that belongs to ``segment`` (plain, picklable values)."""
+
+    @abstractmethod
+    def combine_segments(self, row: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The finished row from every segment's part, in segment order."""

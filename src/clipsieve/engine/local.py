@@ -44,6 +44,8 @@ from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.engine.result import RunResult
 from clipsieve.engine.tasks import (
     ClipTaskResult,
+    SegmentPlan,
+    SegmentTaskResult,
     StageStats,
     StatsByStage,
     VideoTaskResult,
@@ -123,6 +125,9 @@ class _VideoJob:
     parts: list[ClipTaskResult | None] = field(default_factory=list)
     unscheduled: pa.Table | None = None  # the plan itself when there are no clip stages
     planned: int = 0  # clip rows in the plan
+    split: SegmentPlan | None = None  # a segmented video stage still running
+    split_videos: pa.Table | None = None  # the row the segments work on
+    segment_parts: list[dict[str, Any] | None] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -269,7 +274,9 @@ class _Scheduler:
         self.progress = progress
         self.clip_progress = clip_progress
         self.jobs: dict[str, _VideoJob] = {}
-        self.ready: deque[tuple[str, int, pa.Table]] = deque()
+        # Tasks of started videos, run before new videos start: ("clips" | "segment" | "tail",
+        # arguments of the pool's submit_<kind>).
+        self.ready: deque[tuple[str, tuple[Any, ...]]] = deque()
         self.futures: set[Future[Any]] = set()
         self.clips_done = 0
         self.clips_planned = 0
@@ -304,7 +311,8 @@ class _Scheduler:
         max_tasks = 2 * pool.workers
         max_videos = self.max_videos or 2 * pool.workers + 1
         while len(self.futures) < max_tasks and self.ready:
-            self.futures.add(pool.submit_clips(*self.ready.popleft()))
+            kind, args = self.ready.popleft()
+            self.futures.add(getattr(pool, f"submit_{kind}")(*args))
         while len(self.futures) < max_tasks and len(self.jobs) < max_videos:
             row = next(self.rows, None)
             if row is None:
@@ -323,16 +331,32 @@ class _Scheduler:
                 self._handle(future.result())
                 self.tasks_done += 1
 
-    def _handle(self, result: VideoTaskResult | ClipTaskResult) -> None:
+    def _handle(self, result: VideoTaskResult | SegmentTaskResult | ClipTaskResult) -> None:
         job = self.jobs[result.video_id]
         merge_stats(self.stats, result.stats)
+        if isinstance(result, VideoTaskResult) and result.split is not None:
+            # A long video: its segments become tasks; the tail task finishes the video.
+            job.split, job.split_videos = result.split, result.videos
+            job.segment_parts = [None] * len(result.split.segments)
+            self.ready.extend(
+                ("segment", (result.video_id, result.split, result.videos, i))
+                for i in range(len(result.split.segments))
+            )
+            return
+        if isinstance(result, SegmentTaskResult):
+            job.segment_parts[result.index] = result.part
+            if all(p is not None for p in job.segment_parts):
+                parts = [p for p in job.segment_parts if p is not None]
+                args = (result.video_id, job.split, job.split_videos, parts)
+                self.ready.appendleft(("tail", args))  # clips wait on it: first in line
+            return
         if isinstance(result, VideoTaskResult):
             job.videos = result.videos
             job.planned_columns = result.planned.column_names
             if self.runner.pipeline.clip_stages:
                 chunks = split_rows(result.planned, self.runner.clips_per_task)
                 job.parts = [None] * len(chunks)
-                self.ready.extend((result.video_id, i, c) for i, c in enumerate(chunks))
+                self.ready.extend(("clips", (result.video_id, i, c)) for i, c in enumerate(chunks))
             else:
                 job.unscheduled = result.planned
             job.planned = result.planned.num_rows

@@ -23,7 +23,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from clipsieve.engine.tasks import ClipTaskResult, VideoTaskResult, run_clip_task, run_video_task
+from clipsieve.engine.tasks import (
+    ClipTaskResult,
+    SegmentPlan,
+    SegmentTaskResult,
+    VideoTaskResult,
+    run_clip_task,
+    run_segment_task,
+    run_video_tail,
+    run_video_task,
+)
 from clipsieve.media.threads import CODEC_THREADS_ENV
 from clipsieve.pipeline import Pipeline
 
@@ -90,7 +99,19 @@ def _pipeline() -> Pipeline:
 
 
 def _video_task(row: dict[str, Any]) -> VideoTaskResult:
-    return run_video_task(_pipeline(), row)
+    return run_video_task(_pipeline(), row, split=True)
+
+
+def _segment_task(
+    video_id: str, plan: SegmentPlan, videos: pa.Table, index: int
+) -> SegmentTaskResult:
+    return run_segment_task(_pipeline(), video_id, plan, videos, index)
+
+
+def _tail_task(
+    video_id: str, plan: SegmentPlan, videos: pa.Table, parts: list[dict[str, Any]]
+) -> VideoTaskResult:
+    return run_video_tail(_pipeline(), video_id, plan, videos, parts)
 
 
 def _clip_task(video_id: str, chunk: int, clips: pa.Table) -> ClipTaskResult:
@@ -112,6 +133,16 @@ class StagePool:
 
     def submit_video(self, row: dict[str, Any]) -> Future[VideoTaskResult]:
         return self._executor.submit(_video_task, row)
+
+    def submit_segment(
+        self, video_id: str, plan: SegmentPlan, videos: pa.Table, index: int
+    ) -> Future[SegmentTaskResult]:
+        return self._executor.submit(_segment_task, video_id, plan, videos, index)
+
+    def submit_tail(
+        self, video_id: str, plan: SegmentPlan, videos: pa.Table, parts: list[dict[str, Any]]
+    ) -> Future[VideoTaskResult]:
+        return self._executor.submit(_tail_task, video_id, plan, videos, parts)
 
     def submit_clips(self, video_id: str, chunk: int, clips: pa.Table) -> Future[ClipTaskResult]:
         return self._executor.submit(_clip_task, video_id, chunk, clips)

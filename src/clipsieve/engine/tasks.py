@@ -7,8 +7,9 @@ A video's work is split in two kinds of task so that one long video cannot hold 
 - a **clip task** runs the ``clips`` stages (cut, score) on a few consecutive planned rows of one
   video.
 
-Shot detection needs the whole video (a cut is a relation between neighbouring frames), so it
-stays one task per video; everything after it is per clip and spreads over all workers. Every
+Shot detection of a long video splits into segment tasks (read with overlapping context, see
+:mod:`clipsieve.shots.stage`) that a **tail task** combines before planning; everything after it
+is per clip and spreads over all workers. Every
 stage is row-wise and deterministic, so concatenating the clip chunks in plan order gives exactly
 the table a serial run over the whole video gives.
 """
@@ -17,15 +18,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from clipsieve.pipeline import Pipeline
-from clipsieve.stage import Stage
-from clipsieve.table import CLIP_SCHEMA, VIDEO_SCHEMA, concat_tables, rows_to_table
+from clipsieve.stage import RowStage, Segment, SegmentedStage, Stage, StageError
+from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, VIDEO_SCHEMA, concat_tables, rows_to_table
 
 
 @dataclass
@@ -74,10 +75,16 @@ def count_new_errors(before: pa.Table, after: pa.Table) -> Counter[str]:
     return counter
 
 
-def timed(stats: StatsByStage, stage: Stage, batch: pa.Table) -> pa.Table:
-    """``stage.process(batch)``, with its time, row counts and new errors added to ``stats``."""
+def timed(
+    stats: StatsByStage,
+    stage: Stage,
+    batch: pa.Table,
+    process: Callable[[pa.Table], pa.Table] | None = None,
+) -> pa.Table:
+    """``stage.process(batch)`` (or ``process(batch)``), with its time, row counts and new
+    errors added to ``stats``."""
     start = time.perf_counter()
-    out = stage.process(batch)
+    out = (process or stage.process)(batch)
     entry = stats.setdefault(stage.name, StageStats())
     entry.seconds += time.perf_counter() - start
     entry.rows_in += batch.num_rows
@@ -87,10 +94,27 @@ def timed(stats: StatsByStage, stage: Stage, batch: pa.Table) -> pa.Table:
 
 
 @dataclass
+class SegmentPlan:
+    """A video task stopped at a :class:`SegmentedStage`: its segments are tasks of their own."""
+
+    stage_index: int  # position of that stage in ``pipeline.video_stages``
+    segments: list[Segment]
+
+
+@dataclass
 class VideoTaskResult:
     video_id: str
-    videos: pa.Table  # one row
+    videos: pa.Table  # one row (with ``split``: as it was before the segmented stage)
     planned: pa.Table  # the plan stage's clip rows (possibly none)
+    stats: StatsByStage
+    split: SegmentPlan | None = None  # set: run the segments, then run_video_tail
+
+
+@dataclass
+class SegmentTaskResult:
+    video_id: str
+    index: int  # position of the segment
+    part: dict[str, Any]  # the stage's part, or {"error": message}
     stats: StatsByStage
 
 
@@ -103,16 +127,78 @@ class ClipTaskResult:
     added: list[list[str]] = field(default_factory=list)  # new columns, per clip stage
 
 
-def run_video_task(pipeline: Pipeline, row: dict[str, Any]) -> VideoTaskResult:
-    """Probe, detect shots and plan clips for one ingested video row."""
+def run_video_task(pipeline: Pipeline, row: dict[str, Any], split: bool = False) -> VideoTaskResult:
+    """Probe, detect shots and plan clips for one ingested video row.
+
+    With ``split``, a :class:`SegmentedStage` that wants to split this video stops the task
+    there: the result carries the segments, which the caller runs as
+    :func:`run_segment_task` and finishes with :func:`run_video_tail`.
+    """
     stats: StatsByStage = {}
     videos = rows_to_table([row], VIDEO_SCHEMA)
-    for stage in pipeline.video_stages:
+    for index, stage in enumerate(pipeline.video_stages):
+        if split and isinstance(stage, SegmentedStage):
+            current = videos.to_pylist()[0]
+            segments = [] if current.get("status") == STATUS_ERROR else stage.segments(current)
+            if len(segments) > 1:
+                plan = SegmentPlan(index, segments)
+                return VideoTaskResult(row["video_id"], videos, _no_clips(), stats, plan)
         videos = timed(stats, stage, videos)
+    return _plan(pipeline, row["video_id"], videos, stats)
+
+
+def run_segment_task(
+    pipeline: Pipeline, video_id: str, plan: SegmentPlan, videos: pa.Table, index: int
+) -> SegmentTaskResult:
+    """One segment of a split video stage; a failure becomes the part's ``error``."""
+    stage = pipeline.video_stages[plan.stage_index]
+    assert isinstance(stage, SegmentedStage)
+    started = time.perf_counter()
+    try:
+        part = stage.process_segment(videos.to_pylist()[0], plan.segments[index])
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # recorded on the video's row by combine_segments
+        part = {"error": str(exc) or type(exc).__name__}
+    stats = {stage.name: StageStats(seconds=time.perf_counter() - started)}
+    return SegmentTaskResult(video_id, index, part, stats)
+
+
+def run_video_tail(
+    pipeline: Pipeline,
+    video_id: str,
+    plan: SegmentPlan,
+    videos: pa.Table,
+    parts: list[dict[str, Any]],
+) -> VideoTaskResult:
+    """Combine a split stage's parts, then run the remaining video stages and the plan."""
+    stats: StatsByStage = {}
+    stage = pipeline.video_stages[plan.stage_index]
+    assert isinstance(stage, RowStage) and isinstance(stage, SegmentedStage)
+
+    def combine(row: dict[str, Any]) -> dict[str, Any]:
+        failed = next((p["error"] for p in parts if "error" in p), None)
+        if failed is not None:
+            raise StageError(failed)
+        return stage.combine_segments(row, parts)
+
+    videos = timed(stats, stage, videos, lambda batch: stage.map_rows(batch, combine))
+    for later in pipeline.video_stages[plan.stage_index + 1 :]:
+        videos = timed(stats, later, videos)
+    return _plan(pipeline, video_id, videos, stats)
+
+
+def _no_clips() -> pa.Table:
+    return CLIP_SCHEMA.empty_table()
+
+
+def _plan(
+    pipeline: Pipeline, video_id: str, videos: pa.Table, stats: StatsByStage
+) -> VideoTaskResult:
     planned = timed(stats, pipeline.plan_stage, videos)
     if planned.num_rows == 0:
-        planned = CLIP_SCHEMA.empty_table()
-    return VideoTaskResult(row["video_id"], videos, planned, stats)
+        planned = _no_clips()
+    return VideoTaskResult(video_id, videos, planned, stats)
 
 
 def run_clip_task(pipeline: Pipeline, video_id: str, chunk: int, clips: pa.Table) -> ClipTaskResult:

@@ -82,6 +82,12 @@ class FrameReader:
     one-shot iterator; ``num_frames`` holds the decoded count once it is exhausted.
     ``timeout_s`` bounds the whole decode (default: :func:`default_decode_timeout`): a file that
     decodes pathologically slowly, or a read that blocks, costs at most that long.
+
+    ``start_frame``/``end_frame`` read only frames ``[start_frame, end_frame)`` (a segment of a
+    long video, see :mod:`clipsieve.shots.stage`): the reader seeks to the keyframe before the
+    start and numbers frames by timestamp, ``round((pts - start) * fps)``, which equals the
+    decode-order count of a whole read for constant-frame-rate streams (the only ones split).
+    Indices are always frame numbers of the whole video.
     """
 
     def __init__(
@@ -94,8 +100,12 @@ class FrameReader:
         threads: int | None = None,
         pix_fmt: str = "rgb24",
         timeout_s: float | None = None,
+        start_frame: int = 0,
+        end_frame: int | None = None,
     ) -> None:
         self.path = str(path)
+        self.start_frame = max(0, int(start_frame))
+        self.end_frame = end_frame
         self._pix_fmt = pix_fmt
         self._width = width
         self._size = size
@@ -154,14 +164,13 @@ class FrameReader:
             configure_decoder(stream, self._threads)
             if self._fast:
                 stream.codec_context.options = {"skip_loop_filter": "all"}
-            index = 0
             deadline = time.monotonic() + self.timeout_s
             try:
-                for frame in container.decode(stream):
+                for index, frame in self._numbered(container, stream):
                     if time.monotonic() > deadline:
                         raise DecodeError(
                             f"decoding {self.path} timed out after {self.timeout_s:g} s "
-                            f"({index} frames)"
+                            f"({self.num_frames} frames)"
                         )
                     if frame.width >= mid_w and frame.height >= mid_h:
                         mid = scaler.reformat(
@@ -172,17 +181,46 @@ class FrameReader:
                         image = scaler.reformat(
                             frame, width, height, self._pix_fmt, interpolation="BILINEAR"
                         ).to_ndarray()
+                    self.num_frames += 1
                     yield index, image
-                    index += 1
-                    self.num_frames = index
             except av.error.ExitError:
-                raise DecodeError(f"reading {self.path} timed out ({index} frames)") from None
+                raise DecodeError(
+                    f"reading {self.path} timed out ({self.num_frames} frames)"
+                ) from None
             except av.error.FFmpegError as exc:
-                if index == 0:
+                if self.num_frames == 0:
                     raise DecodeError(f"cannot decode {self.path}: {_reason(exc)}") from None
                 # A truncated tail still leaves every frame before it usable.
         finally:
             container.close()
+
+    def _numbered(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """(frame number, frame) within ``[start_frame, end_frame)``: see the class docs."""
+        end = self.end_frame
+        if self.start_frame == 0:  # counted in decode order, like every whole read
+            for index, frame in enumerate(container.decode(stream)):
+                if end is not None and index >= end:
+                    return
+                yield index, frame
+            return
+        fps, tb = self.info.fps, stream.time_base
+        if fps <= 0 or not tb:
+            raise DecodeError(f"{self.path}: no frame rate or time base to seek by")
+        origin = stream.start_time if stream.start_time is not None else 0
+        # A second early: the keyframe at or before it also precedes the start frame.
+        target = origin + int((self.start_frame / fps - 1.0) / tb)
+        container.seek(max(target, origin), stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            index = round(float((frame.pts - origin) * tb) * fps)
+            if index < self.start_frame:
+                continue
+            if end is not None and index >= end:
+                return
+            yield index, frame
 
 
 def _reason(exc: BaseException) -> str:

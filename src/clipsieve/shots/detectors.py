@@ -36,9 +36,10 @@ class ShotResult:
     """What a detector found in one video."""
 
     fps: float
-    num_frames: int
+    num_frames: int  # frames decoded (from ``first_frame`` on)
     cuts: list[int]
     scores: np.ndarray | None = None  # per-frame metric the decision was made on, if any
+    first_frame: int = 0  # frame number of the first decoded frame (a segment's start)
 
     def to_json(self, video: str) -> dict[str, Any]:
         """The ``detect-shots --json`` line for this video."""
@@ -51,16 +52,30 @@ class ShotResult:
 
 
 class ShotDetector(Protocol):
-    """The interface: a name, its parameters, and ``detect(path)``."""
+    """The interface: a name, its parameters, and ``detect(path)``.
+
+    ``start_frame``/``end_frame`` detect in frames ``[start_frame, end_frame)`` only (a segment
+    of a long video; cut numbers stay the whole video's); a cut at ``start_frame`` itself cannot
+    be seen there (no frame before it), so segments are read with an overlap.
+    """
 
     name: ClassVar[str]
+    # Whether a segment read with enough context on both sides finds the same cuts as a whole
+    # read: true for detectors that look at a bounded window of frames. PySceneDetect's keep
+    # state from the first frame on (its flash filter), so a segment starting elsewhere can
+    # miss a cut a whole read finds (seen: a cut 60 frames into a segment).
+    segmentable: ClassVar[bool]
 
     def params(self) -> dict[str, Any]: ...
 
-    def detect(self, path: str | Path) -> ShotResult: ...
+    def detect(
+        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
+    ) -> ShotResult: ...
 
 
 class _ParamsMixin:
+    segmentable: ClassVar[bool] = False
+
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
@@ -76,21 +91,37 @@ def _scenedetect_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width / factor)), max(1, round(height / factor))
 
 
-def _run_scenedetect(detector: Any, path: str | Path, fast: bool) -> ShotResult:
+def _run_scenedetect(
+    detector: Any, path: str | Path, fast: bool, start_frame: int, end_frame: int | None
+) -> ShotResult:
     """Feed our decoder's BGR frames to a PySceneDetect detector; return its cuts."""
     from scenedetect import FrameTimecode
 
-    reader = FrameReader(path, size=_scenedetect_size, fast=fast, pix_fmt="bgr24")
+    reader = FrameReader(
+        path,
+        size=_scenedetect_size,
+        fast=fast,
+        pix_fmt="bgr24",
+        start_frame=start_frame,
+        end_frame=end_frame,
+    )
     fps = reader.info.fps or 25.0
     cuts: list[int] = []
-    last = None
+    first = last = None
     for index, frame in reader:
+        first = index if first is None else first
         last = FrameTimecode(index, fps)
         cuts.extend(tc.frame_num for tc in detector.process_frame(last, frame))
     if last is not None:
         cuts.extend(tc.frame_num for tc in detector.post_process(last))
-    n = reader.num_frames
-    return ShotResult(fps=fps, num_frames=n, cuts=sorted({c for c in cuts if 0 < c < n}))
+    first = first or 0
+    end = first + reader.num_frames
+    return ShotResult(
+        fps=fps,
+        num_frames=reader.num_frames,
+        cuts=sorted({c for c in cuts if first < c < end}),
+        first_frame=first,
+    )
 
 
 @dataclass
@@ -102,13 +133,17 @@ class ContentDetector(_ParamsMixin):
     min_scene_len: int = 15
     fast_decode: bool = True
 
-    def detect(self, path: str | Path) -> ShotResult:
+    def detect(
+        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
+    ) -> ShotResult:
         from scenedetect.detectors import ContentDetector as SDContent
 
         return _run_scenedetect(
             SDContent(threshold=self.threshold, min_scene_len=self.min_scene_len),
             path,
             self.fast_decode,
+            start_frame,
+            end_frame,
         )
 
 
@@ -123,7 +158,9 @@ class AdaptiveDetector(_ParamsMixin):
     min_scene_len: int = 15
     fast_decode: bool = True
 
-    def detect(self, path: str | Path) -> ShotResult:
+    def detect(
+        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
+    ) -> ShotResult:
         from scenedetect.detectors import AdaptiveDetector as SDAdaptive
 
         return _run_scenedetect(
@@ -135,6 +172,8 @@ class AdaptiveDetector(_ParamsMixin):
             ),
             path,
             self.fast_decode,
+            start_frame,
+            end_frame,
         )
 
 
@@ -148,13 +187,17 @@ class HistogramDetector(_ParamsMixin):
     min_scene_len: int = 15
     fast_decode: bool = True
 
-    def detect(self, path: str | Path) -> ShotResult:
+    def detect(
+        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
+    ) -> ShotResult:
         from scenedetect.detectors import HistogramDetector as SDHistogram
 
         return _run_scenedetect(
             SDHistogram(threshold=self.threshold, bins=self.bins, min_scene_len=self.min_scene_len),
             path,
             self.fast_decode,
+            start_frame,
+            end_frame,
         )
 
 
@@ -166,6 +209,7 @@ class TransNetDetector(_ParamsMixin):
     """TransNetV2 on every frame (48x27 RGB from our decoder); the model loads once."""
 
     name: ClassVar[str] = "transnet"
+    segmentable: ClassVar[bool] = True  # windows of 100 frames
     threshold: float = 0.5
     threads: int = 0  # torch intra-op threads; 0 keeps torch's setting
     _model: Any = field(default=None, init=False, repr=False)
@@ -178,19 +222,26 @@ class TransNetDetector(_ParamsMixin):
     def params(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "threads": self.threads}
 
-    def detect(self, path: str | Path) -> ShotResult:
+    def detect(
+        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
+    ) -> ShotResult:
         from clipsieve.shots.transnet import INPUT_H, INPUT_W, predict, predictions_to_cuts
 
-        reader = FrameReader(path, size=(INPUT_W, INPUT_H))
-        frames = [image for _, image in reader]
+        reader = FrameReader(
+            path, size=(INPUT_W, INPUT_H), start_frame=start_frame, end_frame=end_frame
+        )
+        numbered = list(reader)
+        first = numbered[0][0] if numbered else start_frame
+        frames = [image for _, image in numbered]
         stack = np.stack(frames) if frames else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8)
         with _torch_threads(self.threads):
             probs = predict(self._model, stack)
         return ShotResult(
             fps=reader.info.fps or 0.0,
             num_frames=len(frames),
-            cuts=predictions_to_cuts(probs, self.threshold),
+            cuts=[first + c for c in predictions_to_cuts(probs, self.threshold)],
             scores=probs,
+            first_frame=first,
         )
 
 

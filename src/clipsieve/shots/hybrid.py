@@ -103,6 +103,7 @@ class HybridDetector:
     """Cheap signals + fade logic + TransNetV2 on unsure windows (see module docs)."""
 
     name: ClassVar[str] = "hybrid"
+    segmentable: ClassVar[bool] = True  # already reads long videos in overlapping chunks
     threshold: float = 0.5  # TransNetV2 probability that confirms an unsure candidate
     weak_threshold: float = 0.1  # ... or this probability for a peak that stands out by ...
     weak_ratio: float = 5.5  # ... this factor above its neighbourhood
@@ -147,28 +148,41 @@ class HybridDetector:
 
     # ------------------------------------------------------------------------------ public
 
-    def detect(self, path: str | Path) -> ShotResult:
-        reader = FrameReader(path, size=(INPUT_W, INPUT_H))
+    def detect(
+        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
+    ) -> ShotResult:
+        reader = FrameReader(
+            path, size=(INPUT_W, INPUT_H), start_frame=start_frame, end_frame=end_frame
+        )
         cuts: list[int] = []
         window: list[np.ndarray] = []
-        offset = 0  # index of window[0] in the video
-        total = 0
-        for _, image in reader:
+        first: int | None = None  # frame number of the first decoded frame
+        offset = 0  # frame number of window[0]
+        for index, image in reader:
+            if first is None:
+                first = offset = index
             window.append(image)
-            total += 1
             if len(window) == CHUNK_FRAMES + OVERLAP_FRAMES:
-                cuts += self._chunk_cuts(window, offset, last=False)
+                cuts += self._chunk_cuts(window, offset, last=False, leading=offset == first)
                 window = window[CHUNK_FRAMES:]
                 offset += CHUNK_FRAMES
         if window:
-            cuts += self._chunk_cuts(window, offset, last=True)
-        return ShotResult(fps=reader.info.fps or 0.0, num_frames=total, cuts=sorted(set(cuts)))
+            cuts += self._chunk_cuts(window, offset, last=True, leading=offset == first)
+        return ShotResult(
+            fps=reader.info.fps or 0.0,
+            num_frames=reader.num_frames,
+            cuts=sorted(set(cuts)),
+            first_frame=first if first is not None else start_frame,
+        )
 
-    def _chunk_cuts(self, window: list[np.ndarray], offset: int, last: bool) -> list[int]:
-        """Cuts of one chunk that belong to it: past the first half-overlap (except in the first
-        chunk) and before the last half-overlap (except in the last), as video frame numbers."""
+    def _chunk_cuts(
+        self, window: list[np.ndarray], offset: int, last: bool, leading: bool
+    ) -> list[int]:
+        """Cuts of one chunk that belong to it: past the first half-overlap (except in the
+        leading chunk) and before the last half-overlap (except in the last), as video frame
+        numbers."""
         found, _ = self.detect_frames(np.stack(window))
-        low = OVERLAP_FRAMES // 2 if offset > 0 else 0
+        low = 0 if leading else OVERLAP_FRAMES // 2
         high = len(window) if last else CHUNK_FRAMES + OVERLAP_FRAMES // 2
         return [offset + c for c in found if low <= c < high]
 
