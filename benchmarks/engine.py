@@ -16,6 +16,8 @@ pipeline (``content`` shot detector, cut, the default scorers; no report) and it
 * **ray**: Ray's overhead vs the local engine at 2 workers, from the same runs (target ≤ 15 %).
 * **memory**: peak memory (PSS) of the whole process tree (driver + workers, summed from
   ``/proc`` every 50 ms) for the smallest and the largest input size (target: within 20 %).
+* **long**: one long video alone (``--long-minutes``) with 2 workers, shot detection only
+  (hybrid): read whole (one task) vs in ``--segment-s`` segments on both workers; same cuts.
 * **faults**: an uninterrupted reference run, then one run that is SIGKILLed (whole process
   group) ``--kills`` times, each at a random moment of what is left of its work (after a random
   number of further videos are committed, plus a random part of one video's time), and resumed
@@ -356,13 +358,49 @@ def faults(work: Path, inputs: Path, config: Path, kills: int, seed: int) -> dic
     }  # fmt: skip
 
 
+LONG_CONFIG_YAML = """\
+shots: {{detector: hybrid, segment_s: {segment_s}}}
+cut: {{enabled: false}}
+score: {{scorers: []}}
+export: {{formats: [parquet]}}
+report: {{enabled: false}}
+"""
+
+
+def long_video(work: Path, bases: list[Path], minutes: float, segment_s: float) -> dict[str, Any]:
+    """One long video alone, 2 workers: shot detection whole (one task) vs in segments."""
+    repeats = max(1, round(minutes * 60 / (2 * SECONDS_PER_SHOT)))
+    folder = work / "long-input"
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / "long.mp4"
+    if not video.exists():
+        listing = work / "long.txt"
+        listing.write_text("".join(f"file '{bases[i % len(bases)]}'\n" for i in range(repeats)))
+        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(video)])
+    out: dict[str, Any] = {"minutes": repeats * 2 * SECONDS_PER_SHOT / 60}
+    for label, seg in (("whole", "null"), ("segments", f"{segment_s:g}")):
+        config = work / f"long-{label}.yaml"
+        config.write_text(LONG_CONFIG_YAML.format(segment_s=seg))
+        run = out[label] = run_once(folder, work / f"long-{label}", config, 2, "local")
+        print(f"  {label:8}: engine {run['engine_s']:.1f} s, CPU {run['cpu_s']:.1f} s "
+              f"({run['cpu_s'] / run['wall_s']:.2f} cores used)")  # fmt: skip
+    out["equal"] = normalised_rows(work / "long-whole", "videos.parquet") == normalised_rows(
+        work / "long-segments", "videos.parquet"
+    )
+    out["speedup"] = out["whole"]["engine_s"] / out["segments"]["engine_s"]
+    print(f"  segments vs whole: {out['speedup']:.2f}x; same cuts and tables: {out['equal']}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=32, help="input size for scaling and faults")
     ap.add_argument("--memory", default="20,200", help="input sizes compared for peak RSS")
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--parts", default="scaling,ray,memory,faults")
+    ap.add_argument("--parts", default="scaling,ray,memory,faults,long")
+    ap.add_argument("--long-minutes", type=float, default=10.0, help="length for the long part")
+    ap.add_argument("--segment-s", type=float, default=120.0, help="segments for the long part")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: temp)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "engine.json")
     args = ap.parse_args()
@@ -391,6 +429,9 @@ def main() -> None:
             print("memory:")
             sizes = [int(s) for s in args.memory.split(",")]
             results["memory"] = memory(work, bases, config, sizes)
+        if "long" in parts:
+            print(f"one long video ({args.long_minutes:g} min), 2 workers, shot detection only:")
+            results["long"] = long_video(work, bases, args.long_minutes, args.segment_s)
         if "faults" in parts:
             print(f"faults ({args.kills} SIGKILLs, {args.videos} videos):")
             results["faults"] = faults(work, inputs, config, args.kills, args.seed)

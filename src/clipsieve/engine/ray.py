@@ -350,6 +350,11 @@ class RayRunner:
         started = connect(self.address, self.num_cpus)
         self.startup_s = time.perf_counter() - began
         try:
+            # The command shows its own progress (videos committed, clips done); Ray Data's
+            # bars, or its log lines when stderr is not a terminal, would interleave with it.
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            context.print_on_execution_start = False
             cpus = float(ray.cluster_resources().get("CPU", 1))
             cpus_cap = max(1.0, cpus / 2)
             per_task = videos_per_task(len(todo), cpus)
