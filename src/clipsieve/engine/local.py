@@ -1,9 +1,11 @@
 """The local engine: a streaming scheduler over a process pool, checkpointing per video.
 
-How work flows (see :mod:`clipsieve.engine.tasks` for the two task kinds)::
+How work flows (see :mod:`clipsieve.engine.tasks` for the task kinds)::
 
     ingest rows ──▶ video task (probe, shots, plan) ──▶ clip tasks (cut, score), a few clips each
-                                                              │
+                     │ long video: stops after probe        ▲         │
+                     └▶ shot segment tasks ──▶ tail task ───┘         │
+                        (any worker)           (combine, plan)        │
                         all chunks of a video back ──▶ ShardStore.write (atomic, commit marker)
 
 - **Bounded.** At most ``2 × workers`` tasks are queued or running, and at most
