@@ -81,6 +81,31 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path):
     }
 
 
+def test_ray_runs_a_long_videos_shot_segments_as_tasks_with_the_whole_reads_result(
+    ray_session, subset: Path, tmp_path: Path
+):
+    """The long take (325 frames) in 3 segments of 100 frames, each a Ray task of its own."""
+    local_config, ray_config = cheap_config("local"), cheap_config("ray")
+    for config in (local_config, ray_config):
+        config.shots.detector = "hybrid"
+        config.cut.enabled = False
+        config.score.scorers = []
+    local_config.shots.segment_s = None  # read whole
+    ray_config.shots.segment_s = 4.0
+    run_pipeline([subset], tmp_path / "local", local_config)
+    run_pipeline([subset], tmp_path / "ray", ray_config)
+    for name in ("videos.parquet", "clips.parquet"):
+        assert table_rows(tmp_path / "ray", name, sort=True) == table_rows(
+            tmp_path / "local", name, sort=True
+        ), name
+    long_take = next(
+        r for r in table_rows(tmp_path / "ray", "videos.parquet") if "long_take" in r["path"]
+    )
+    assert ShotDetectStage(detector="hybrid", segment_s=4.0).segments(long_take) == [
+        (0, 100), (100, 200), (200, None)
+    ]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_ray_run_of_the_sample_set_equals_the_shared_local_run(
     ray_session, sample_set: Path, sample_run: Path, tmp_path: Path

@@ -41,10 +41,17 @@ import pyarrow.compute as pc
 from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.engine.local import ClipProgressCallback, ProgressCallback
 from clipsieve.engine.result import RunResult
-from clipsieve.engine.tasks import StatsByStage, join_chunks, merge_stats, timed
+from clipsieve.engine.tasks import (
+    StatsByStage,
+    combine_parts,
+    join_chunks,
+    merge_stats,
+    segment_part,
+    timed,
+)
 from clipsieve.media.threads import CODEC_THREADS_ENV
 from clipsieve.pipeline import Pipeline
-from clipsieve.stage import Stage
+from clipsieve.stage import RowStage, Segment, SegmentedStage, Stage
 from clipsieve.table import (
     CLIP_SCHEMA,
     STATUS_ERROR,
@@ -143,7 +150,36 @@ def run_stage_task(
     batch: pa.Table, stage: Stage, plan: bool = False, collector: Any = None
 ) -> pa.Table:
     """A stage as a Ray task, set up once per Ray worker process."""
-    return apply_stage(batch, _set_up(stage), plan, collector)
+    return apply_stage(batch, _set_up(stage), plan, collector, original=stage)
+
+
+def _segment_task(stage: Stage, row: dict[str, Any], segment: Segment) -> dict[str, Any]:
+    """One segment of a long video, as a Ray task of its own."""
+    ready = _set_up(stage)
+    assert isinstance(ready, SegmentedStage)
+    return segment_part(ready, row, segment)
+
+
+def _segmented(stage: Stage, original: Stage, batch: pa.Table) -> pa.Table:
+    """Run a :class:`SegmentedStage` with each long video's segments as parallel Ray tasks.
+
+    The waiting task gives its CPU back to Ray while it waits (``ray.get`` releases it), so
+    the segments can use every CPU. ``original`` is the stage as the driver sent it (not set
+    up): that is what travels to the segment tasks, not a loaded model.
+    """
+    import ray
+
+    assert isinstance(stage, RowStage) and isinstance(stage, SegmentedStage)
+    remote = ray.remote(num_cpus=1, max_retries=2)(_segment_task)
+
+    def row_fn(row: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+        segments = stage.segments(row)
+        if len(segments) < 2:
+            return stage.process_row(row)
+        parts = ray.get([remote.remote(original, row, segment) for segment in segments])
+        return combine_parts(stage, row, parts)
+
+    return stage.map_rows(batch, row_fn)
 
 
 def stats_collector() -> Any:
@@ -164,24 +200,38 @@ def stats_collector() -> Any:
     return StatsCollector.remote()
 
 
-def apply_stage(batch: pa.Table, stage: Stage, plan: bool, collector: Any = None) -> pa.Table:
-    """Run ``stage`` on a batch; the plan stage also tags its output (see module docs)."""
+def apply_stage(
+    batch: pa.Table,
+    stage: Stage,
+    plan: bool,
+    collector: Any = None,
+    original: Stage | None = None,
+) -> pa.Table:
+    """Run ``stage`` on a batch; the plan stage also tags its output (see module docs).
+
+    ``original``: the stage before setup, given when a segmented stage may send segments to
+    tasks of their own.
+    """
     import ray
 
     stats: StatsByStage = {}
-    out = _apply(batch, stage, plan, stats)
+    out = _apply(batch, stage, plan, stats, original)
     if collector is not None and stats:
         # waited for, so the sum the driver reads at the end cannot miss a late message
         ray.get(collector.add.remote(stats))
     return out
 
 
-def _apply(batch: pa.Table, stage: Stage, plan: bool, stats: StatsByStage) -> pa.Table:
+def _apply(
+    batch: pa.Table, stage: Stage, plan: bool, stats: StatsByStage, original: Stage | None = None
+) -> pa.Table:
     if plan:
         return _plan(batch, stage, stats)
     if batch.num_rows == 0:
         return batch
     if stage.table == "videos":
+        if original is not None and isinstance(stage, SegmentedStage):
+            return timed(stats, stage, batch, lambda b: _segmented(stage, original, b))
         return timed(stats, stage, batch)
     real = pc.greater_equal(batch.column(POS_COL), 0)
     markers = batch.filter(pc.invert(real))

@@ -154,14 +154,30 @@ def run_segment_task(
     stage = pipeline.video_stages[plan.stage_index]
     assert isinstance(stage, SegmentedStage)
     started = time.perf_counter()
-    try:
-        part = stage.process_segment(videos.to_pylist()[0], plan.segments[index])
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # recorded on the video's row by combine_segments
-        part = {"error": str(exc) or type(exc).__name__}
+    part = segment_part(stage, videos.to_pylist()[0], plan.segments[index])
     stats = {stage.name: StageStats(seconds=time.perf_counter() - started)}
     return SegmentTaskResult(video_id, index, part, stats)
+
+
+def segment_part(stage: SegmentedStage, row: dict[str, Any], segment: Segment) -> dict[str, Any]:
+    """``stage.process_segment``; a failure becomes the part's ``error`` (see combine_parts)."""
+    try:
+        return stage.process_segment(row, segment)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        return {"error": str(exc) or type(exc).__name__}
+
+
+def combine_parts(
+    stage: SegmentedStage, row: dict[str, Any], parts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The finished row; a failed segment fails it with that segment's reason, the same error a
+    whole read raising it would record."""
+    failed = next((p["error"] for p in parts if "error" in p), None)
+    if failed is not None:
+        raise StageError(failed)
+    return stage.combine_segments(row, parts)
 
 
 def run_video_tail(
@@ -177,10 +193,7 @@ def run_video_tail(
     assert isinstance(stage, RowStage) and isinstance(stage, SegmentedStage)
 
     def combine(row: dict[str, Any]) -> dict[str, Any]:
-        failed = next((p["error"] for p in parts if "error" in p), None)
-        if failed is not None:
-            raise StageError(failed)
-        return stage.combine_segments(row, parts)
+        return combine_parts(stage, row, parts)
 
     videos = timed(stats, stage, videos, lambda batch: stage.map_rows(batch, combine))
     for later in pipeline.video_stages[plan.stage_index + 1 :]:

@@ -7,8 +7,8 @@ and cut frames index the decoded sequence.
 
 A video longer than two segments (``segment_s``, 10 minutes by default) is detected segment by
 segment: each segment is read with :data:`SEGMENT_OVERLAP_FRAMES` of context on both sides (far
-more than any fade, dissolve or model window needs) and keeps the cuts inside it. The local
-engine runs the segments on different workers, so a two-hour film is not one worker's job while
+more than any fade, dissolve or model window needs) and keeps the cuts inside it. The engines
+run the segments on different workers, so a two-hour film is not one worker's job while
 the others idle; run whole or in segments, the same video gives the same cuts. Only detectors
 that look at a bounded window of frames are split (hybrid, transnet; PySceneDetect's keep state
 from the first frame), and variable frame rate videos never are (a segment is found by
