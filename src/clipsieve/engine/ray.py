@@ -27,6 +27,7 @@ The pipeline becomes one Ray Data dataset, one ``map_batches`` per stage, over A
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -160,6 +161,14 @@ def _segment_task(stage: Stage, row: dict[str, Any], segment: Segment) -> dict[s
     return segment_part(ready, row, segment)
 
 
+@functools.cache
+def _remote_segment_task() -> Any:
+    """``_segment_task`` as a Ray remote function (registered with Ray once per process)."""
+    import ray
+
+    return ray.remote(num_cpus=1, max_retries=2)(_segment_task)
+
+
 def _segmented(stage: Stage, original: Stage, batch: pa.Table) -> pa.Table:
     """Run a :class:`SegmentedStage` with each long video's segments as parallel Ray tasks.
 
@@ -170,7 +179,7 @@ def _segmented(stage: Stage, original: Stage, batch: pa.Table) -> pa.Table:
     import ray
 
     assert isinstance(stage, RowStage) and isinstance(stage, SegmentedStage)
-    remote = ray.remote(num_cpus=1, max_retries=2)(_segment_task)
+    remote = _remote_segment_task()
 
     def row_fn(row: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
         segments = stage.segments(row)

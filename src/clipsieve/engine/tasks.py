@@ -1,17 +1,18 @@
-"""The two units of work every local executor schedules, and per-stage accounting.
+"""The units of work every local executor schedules, and per-stage accounting.
 
-A video's work is split in two kinds of task so that one long video cannot hold the whole run:
+A video's work is split into tasks so that one long video cannot hold the whole run:
 
 - a **video task** runs the ``videos`` stages (probe, shot detection) and the plan stage on one
   video row, returning the finished ``videos`` row and the planned ``clips`` rows;
+- for a long video it stops before a :class:`~clipsieve.stage.SegmentedStage` (shot detection)
+  instead: one **segment task** per segment (read with overlapping context, see
+  :mod:`clipsieve.shots.stage`), then a **tail task** combines them and plans the clips;
 - a **clip task** runs the ``clips`` stages (cut, score) on a few consecutive planned rows of one
   video.
 
-Shot detection of a long video splits into segment tasks (read with overlapping context, see
-:mod:`clipsieve.shots.stage`) that a **tail task** combines before planning; everything after it
-is per clip and spreads over all workers. Every
-stage is row-wise and deterministic, so concatenating the clip chunks in plan order gives exactly
-the table a serial run over the whole video gives.
+Every stage is row-wise and deterministic and a segmented stage's combined parts equal its
+whole result, so concatenating the clip chunks in plan order gives exactly the table a serial
+run over the whole video gives.
 """
 
 from __future__ import annotations
