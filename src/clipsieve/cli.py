@@ -66,7 +66,7 @@ def _engine_label(result: object) -> str:
     return f"{engine}, {workers} workers" if engine == "local" else engine
 
 
-def _resume_hint(inputs: list[Path], out: Path, options: list[str]) -> str:
+def _resume_hint(inputs: list[Path], out: str | Path, options: list[str]) -> str:
     """The exact command that resumes an interrupted run (the same command, minus --restart)."""
     import shlex
 
@@ -76,7 +76,7 @@ def _resume_hint(inputs: list[Path], out: Path, options: list[str]) -> str:
 
 def _run(
     inputs: list[Path],
-    out: Path,
+    out: str | Path,
     config_file: Path | None,
     restart: bool,
     workers: int | None = None,
@@ -138,7 +138,13 @@ def run(
     inputs: list[Path] = typer.Argument(
         None, help="Video files or folders (searched recursively)."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder (created; re-run to resume)."),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Run folder (created; re-run to resume): a path, or an fsspec URL such as "
+        "s3://bucket/run (staged locally, uploaded as it goes).",
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
     restart: bool = typer.Option(False, help="Discard an earlier run in --out first."),
     workers: int | None = typer.Option(

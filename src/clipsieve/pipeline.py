@@ -32,11 +32,27 @@ class Pipeline:
         return [stage.describe() for stage in self.stages]
 
 
-def build_pipeline(config: RunConfig, run_dir: Path, from_spans: bool = False) -> Pipeline:
+def _with_publish(stages: list[Stage], staging: str, url: str) -> list[Stage]:
+    """``stages`` with the upload after the last one, or right after the cut when a later
+    stage wants a GPU: a GPU stage may run on another node, which then reads the clip's URL."""
+    from clipsieve.storage import PublishClipsStage
+
+    publish = PublishClipsStage(staging_dir=staging, url=url)
+    if any(stage.resources.gpus > 0 for stage in stages[1:]):
+        return [stages[0], publish, *stages[1:]]
+    return [*stages, publish]
+
+
+def build_pipeline(
+    config: RunConfig, run_dir: Path, from_spans: bool = False, publish_to: str | None = None
+) -> Pipeline:
     """The ingest → probe → shots → policy → cut → score pipeline for ``config``.
 
     ``from_spans``: the videos come from a metafile whose rows carry their clip spans (and
     captions), so shot detection and the length policy give way to :class:`SpanPlanStage`.
+    ``publish_to``: the clips folder URL of a URL run folder (``run_dir`` is then its local
+    staging folder); a :class:`~clipsieve.storage.PublishClipsStage` uploads each clip after
+    the stages that read it.
     """
     from clipsieve.media.cut import CutStage
     from clipsieve.media.probe import ProbeStage
@@ -62,6 +78,8 @@ def build_pipeline(config: RunConfig, run_dir: Path, from_spans: bool = False) -
         clip_stages.append(
             ScoreStage(scorers=list(config.score.scorers), scorer_params=dict(config.score.params))
         )
+    if publish_to is not None and config.cut.enabled:
+        clip_stages = _with_publish(clip_stages, str(run_dir / "clips"), publish_to)
     if from_spans:
         from clipsieve.ingest.spans import SpanPlanStage
 

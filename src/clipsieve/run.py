@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from clipsieve.config import RunConfig
+from clipsieve.engine.checkpoint import SHARD_DIR
 from clipsieve.engine.local import ClipProgressCallback, LocalRunner, ProgressCallback
 from clipsieve.engine.result import RunResult
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
 from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
+from clipsieve.storage import RunLocation, upload_table_files
 from clipsieve.table import write_json
 
 RUN_JSON = "run.json"
@@ -35,23 +37,30 @@ class RunDirError(UserError):
 @dataclass
 class RunOutputs:
     result: RunResult
-    run_dir: Path
-    files: dict[str, Path]
+    run_dir: Path  # where the files were made (the staging folder of a URL run folder)
+    files: dict[str, Path | str]  # the run's top-level files (URLs for a URL run folder)
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _check_resumable(run_dir: Path, stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The previous run.json, or None; refuse to resume a run made with other stage params."""
-    path = run_dir / RUN_JSON
-    if not path.exists():
+    run_dir = location.target
+    path = location.local / RUN_JSON
+    if location.remote:
+        text = location.read_text(RUN_JSON)
+    else:
+        text = path.read_text(encoding="utf-8") if path.exists() else None
+    if text is None:
         return None
     try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = json.loads(text)
     except ValueError:
-        raise RunDirError(f"{path} is not valid JSON; remove it or choose another --out") from None
+        raise RunDirError(
+            f"{location.url(RUN_JSON)} is not valid JSON; remove it or choose another --out"
+        ) from None
     before = {s["name"]: s for s in previous.get("stages", [])}
     for stage in stages:
         old = before.get(stage["name"])
@@ -66,10 +75,20 @@ def _check_resumable(run_dir: Path, stages: list[dict[str, Any]]) -> dict[str, A
     return previous
 
 
-def prepare_run_dir(run_dir: Path, restart: bool) -> None:
-    """Create the run folder (or clear it with ``restart``) and check it is writable."""
+RUN_OUTPUTS = (SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet")
+
+
+def prepare_run_dir(location: RunLocation, restart: bool) -> None:
+    """Create the run folder (or clear it with ``restart``) and check it is writable.
+
+    A URL run folder is checked with a probe object, cleared remotely on ``restart``, and its
+    staging shards are made equal to the remote ones (the remote folder is what resumes).
+    """
+    run_dir = location.local
+    if restart:
+        location.remove(RUN_OUTPUTS)
     if restart and run_dir.exists():
-        for name in ("shards", "clips", RUN_JSON, "videos.parquet", "clips.parquet"):
+        for name in RUN_OUTPUTS:
             target = run_dir / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -85,17 +104,25 @@ def prepare_run_dir(run_dir: Path, restart: bool) -> None:
             f"cannot write to output folder {run_dir}: {exc.strerror or exc} "
             "(choose a writable --out)"
         ) from None
+    location.check_writable()
+    location.sync_shards(SHARD_DIR)
 
 
 @dataclass
 class PreparedRun:
     """A validated run: folder ready, inputs found, stages built, ``run.json`` written."""
 
-    run_dir: Path
+    run_dir: Path  # where files are made: the run folder, or a URL run folder's staging
     config: RunConfig
     pipeline: Pipeline
     rows: list[dict[str, Any]]
     run_info: dict[str, Any]
+    location: RunLocation
+
+    def save_run_json(self) -> None:
+        """Write ``run.json`` (atomically) and upload it to a URL run folder."""
+        write_json(self.run_info, self.run_dir / RUN_JSON)
+        self.location.upload([RUN_JSON])
 
 
 def prepare_run(
@@ -112,15 +139,18 @@ def prepare_run(
     ``rows``: ready ``videos`` rows (from a metafile, carrying their clip spans) instead of
     searching ``inputs`` for files; the run then plans clips from the spans, not from shots.
     """
-    # absolute: clip paths in the table must not depend on the directory the command ran from
-    run_dir = Path(run_dir).absolute()
+    location = RunLocation.resolve(run_dir)
+    run_dir = location.local
     from_spans = rows is not None
     if rows is None:
         rows = ingest_rows([str(p) for p in inputs])
-    prepare_run_dir(run_dir, restart)
-    pipeline = pipeline or build_pipeline(config, run_dir, from_spans=from_spans)
+    prepare_run_dir(location, restart)
+    publish_to = location.url("clips") if location.remote else None
+    pipeline = pipeline or build_pipeline(
+        config, run_dir, from_spans=from_spans, publish_to=publish_to
+    )
     stages = pipeline.describe()
-    previous = _check_resumable(run_dir, stages)
+    previous = _check_resumable(location, stages)
     invocations = list((previous or {}).get("invocations", []))
     invocations.append({"started": _now()})
     run_info: dict[str, Any] = {
@@ -131,8 +161,9 @@ def prepare_run(
         "invocations": invocations,
         "num_videos": len(rows),
     }
-    write_json(run_info, run_dir / RUN_JSON)
-    return PreparedRun(run_dir, config, pipeline, rows, run_info)
+    prepared = PreparedRun(run_dir, config, pipeline, rows, run_info, location)
+    prepared.save_run_json()
+    return prepared
 
 
 def _execute(
@@ -149,6 +180,7 @@ def _execute(
         ray_runner = RayRunner(
             prepared.pipeline,
             prepared.run_dir,
+            location=prepared.location,
             address=engine.address,
             num_cpus=engine.workers,
             clips_per_task=engine.clips_per_task,
@@ -159,6 +191,7 @@ def _execute(
     runner = LocalRunner(
         prepared.pipeline,
         prepared.run_dir,
+        location=prepared.location,
         workers=engine.workers,
         clips_per_task=engine.clips_per_task or 1,
     )
@@ -181,10 +214,15 @@ def execute_run(
     started = time.perf_counter()
     result = _execute(prepared, provenance, progress, clip_progress)
     engine_seconds = time.perf_counter() - started
-    files = {"videos.parquet": result.videos_path, "clips.parquet": result.clips_path}
+    files: dict[str, Path] = {
+        "videos.parquet": result.videos_path,
+        "clips.parquet": result.clips_path,
+    }
     # The run folder always holds both Parquet tables; csv/jsonl are the optional exports.
     other_formats = tuple(f for f in config.export.formats if f != "parquet")
-    exported = export_run(run_dir, result.clips, formats=other_formats)
+    exported = export_run(
+        run_dir, result.clips, formats=other_formats, root=prepared.location.target
+    )
     files.update({path.name: path for path in exported.values()})
 
     run_info["invocations"][-1].update(
@@ -210,12 +248,14 @@ def execute_run(
         for stage in prepared.pipeline.stages
         if (s := result.stats.get(stage.name)) is not None
     ]
-    write_json(run_info, run_dir / RUN_JSON)
+    prepared.save_run_json()
     if config.report.enabled:
         from clipsieve.report.html import write_report
 
         files["report.html"] = write_report(run_dir, result.videos, result.clips, run_info)
-    return RunOutputs(result, run_dir, files)
+    if prepared.location.remote:
+        return RunOutputs(result, run_dir, dict(upload_table_files(prepared.location, files)))
+    return RunOutputs(result, run_dir, dict(files))
 
 
 def run_pipeline(

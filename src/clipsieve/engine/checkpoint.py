@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from clipsieve.storage import RunLocation
 from clipsieve.table import (
     CLIP_SCHEMA,
     VIDEO_SCHEMA,
@@ -101,10 +102,15 @@ def merge_parquet(
 
 
 class ShardStore:
-    """Atomic per-video shards under ``run_dir/shards``."""
+    """Atomic per-video shards under ``run_dir/shards``.
 
-    def __init__(self, run_dir: Path) -> None:
+    With a URL ``location`` each committed pair is also uploaded, the videos shard last, so the
+    remote folder carries the same commit marker (see :mod:`clipsieve.storage`).
+    """
+
+    def __init__(self, run_dir: Path, location: RunLocation | None = None) -> None:
         self.dir = Path(run_dir) / SHARD_DIR
+        self.location = location
 
     def _path(self, video_id: str, table: str) -> Path:
         return self.dir / f"{video_id}.{table}.parquet"
@@ -131,6 +137,10 @@ class ShardStore:
         """Commit one video: clips shard first, then the videos shard that marks it done."""
         write_parquet(clips, self._path(video_id, "clips"))
         write_parquet(videos, self._path(video_id, "videos"))
+        if self.location is not None and self.location.remote:
+            self.location.upload(
+                f"{SHARD_DIR}/{video_id}.{table}.parquet" for table in ("clips", "videos")
+            )
 
     def merge_run(
         self, run_dir: Path, rows: list[dict[str, Any]], metadata: Mapping[str, Any] | None

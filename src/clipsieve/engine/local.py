@@ -61,6 +61,7 @@ from clipsieve.engine.tasks import (
 )
 from clipsieve.errors import UserError
 from clipsieve.pipeline import Pipeline
+from clipsieve.storage import RunLocation
 from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, VIDEO_SCHEMA, error_text, rows_to_table
 
 
@@ -152,10 +153,11 @@ class LocalRunner:
         run_dir: Path,
         workers: int | None = None,
         clips_per_task: int = 1,
+        location: RunLocation | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.run_dir = Path(run_dir)
-        self.store = ShardStore(self.run_dir)
+        self.store = ShardStore(self.run_dir, location)
         self.workers = max(1, workers or default_workers())
         self.clips_per_task = max(1, clips_per_task)
 

@@ -21,8 +21,10 @@ The pipeline becomes one Ray Data dataset, one ``map_batches`` per stage, over A
   video's shard pair (:class:`~clipsieve.engine.checkpoint.ShardStore`) as soon as all of its
   rows are back, so a run killed half-way resumes with the unfinished videos only, and the
   merged tables are built by the same streaming merge.
-- The run folder must be reachable from every node under the same path (a shared filesystem):
-  stages write clip files there and read the source videos by path.
+- The run folder is a path every node sees (a shared filesystem) or a URL such as
+  ``s3://bucket/run`` (:mod:`clipsieve.storage`): then each node cuts into its own staging
+  folder and uploads its clips, and the driver uploads the shards it commits. Source videos
+  are read by path, so they must be on a filesystem every node sees.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from clipsieve.engine.tasks import (
 from clipsieve.media.threads import CODEC_THREADS_ENV
 from clipsieve.pipeline import Pipeline
 from clipsieve.stage import RowStage, Segment, SegmentedStage, Stage
+from clipsieve.storage import RunLocation
 from clipsieve.table import (
     CLIP_SCHEMA,
     STATUS_ERROR,
@@ -346,10 +349,11 @@ class RayRunner:
         address: str | None = None,
         num_cpus: int | None = None,
         clips_per_task: int | None = None,
+        location: RunLocation | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.run_dir = Path(run_dir)
-        self.store = ShardStore(self.run_dir)
+        self.store = ShardStore(self.run_dir, location)
         self.address = address
         self.num_cpus = num_cpus
         self.clips_per_task = clips_per_task  # None: sized from the input (clips_per_task())

@@ -27,11 +27,13 @@ def export_run(
     clips: pa.Table,
     formats: Sequence[str] = FORMATS,
     metadata: Mapping[str, Any] | None = None,
+    root: str | None = None,
 ) -> dict[str, Path]:
     """Write the requested formats into ``run_dir``; return ``{format: path}``.
 
     ``parquet`` gets all rows (with ``metadata`` as key-value metadata); ``csv`` and ``jsonl``
-    only the kept ones. Every file is written atomically.
+    only the kept ones. Every file is written atomically. ``root``: what the csv's ``relpath``
+    is relative to (default ``run_dir``; the URL of a URL run folder, made in staging).
     """
     unknown = [f for f in formats if f not in FILE_NAMES]
     if unknown:
@@ -45,7 +47,7 @@ def export_run(
         if fmt == "parquet":
             out[fmt] = write_parquet(clips, target, metadata=metadata)
         elif fmt == "csv":
-            out[fmt] = write_opensora_csv(clips, target, root=run_dir)
+            out[fmt] = write_opensora_csv(clips, target, root=root or run_dir)
         else:
             out[fmt] = write_clips_jsonl(clips, target)
     return out

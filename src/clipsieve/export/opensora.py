@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from clipsieve.export.kept import kept_clips
+from clipsieve.storage import is_url
 from clipsieve.table import (
     CLIP_SCHEMA,
     VIDEO_SCHEMA,
@@ -83,18 +84,37 @@ def score_columns(clips: pa.Table) -> list[str]:
     return out
 
 
-def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = None) -> pa.Table:
-    """The kept clips as a table in Open-Sora's column layout (see the module docs)."""
+def _url_relpath(url: str, root: str) -> str:
+    """``url`` relative to the URL ``root`` (the run folder), else its last two parts."""
+    prefix = root.rstrip("/") + "/"
+    return url[len(prefix) :] if url.startswith(prefix) else "/".join(url.split("/")[-2:])
+
+
+def _paths(path: str, root: str | Path) -> tuple[str, str]:
+    """``(path, relpath)`` columns for one clip; URLs (a URL run folder) stay URLs."""
+    if is_url(path):
+        return path, _url_relpath(path, str(root))
     # absolute but not resolved: a symlinked clip keeps its own path in the export folder
-    root = Path(os.path.abspath(root))
+    local_root = Path(os.path.abspath(root))
+    clip_path = Path(path)
+    if not clip_path.is_absolute():
+        clip_path = local_root / clip_path
+    clip_path = Path(os.path.abspath(clip_path))
+    return str(clip_path), os.path.relpath(clip_path, local_root)
+
+
+def opensora_table(
+    clips: pa.Table, root: str | Path, scores: Sequence[str] | None = None
+) -> pa.Table:
+    """The kept clips as a table in Open-Sora's column layout (see the module docs).
+
+    ``root``: the folder (or run folder URL) that ``relpath`` is relative to.
+    """
     scores = list(score_columns(clips) if scores is None else scores)
     caption = has_captions(clips)
     rows = []
     for row in kept_clips(clips).to_pylist():
-        clip_path = Path(row["path"])
-        if not clip_path.is_absolute():
-            clip_path = root / clip_path
-        clip_path = Path(os.path.abspath(clip_path))
+        clip_path, relpath = _paths(row["path"], root)
         height, width = row.get("height"), row.get("width")
         aspect = row.get("aspect_ratio")
         if aspect is None and height and width:
@@ -103,9 +123,9 @@ def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = N
         if resolution is None and height and width:
             resolution = height * width
         out = {
-            "path": str(clip_path),
+            "path": clip_path,
             "id": row["clip_id"],
-            "relpath": os.path.relpath(clip_path, root),
+            "relpath": relpath,
             "num_frames": row.get("num_frames"),
             "height": height,
             "width": width,
@@ -138,7 +158,7 @@ def opensora_table(clips: pa.Table, root: Path, scores: Sequence[str] | None = N
 
 
 def write_opensora_csv(
-    clips: pa.Table, path: str | os.PathLike[str], root: Path | None = None
+    clips: pa.Table, path: str | os.PathLike[str], root: str | Path | None = None
 ) -> Path:
     """Write the kept clips as an Open-Sora CSV; ``relpath`` is relative to ``root``.
 

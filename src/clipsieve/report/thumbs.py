@@ -16,12 +16,13 @@ from fractions import Fraction
 import av
 
 from clipsieve.media.threads import configure_decoder
+from clipsieve.storage import av_source
 
 log = logging.getLogger(__name__)
 
 
 def _frame_image(path: str, frame: int | None, time_s: float | None):  # -> PIL.Image | None
-    with av.open(path) as container:
+    with av.open(av_source(path)) as container:
         stream = container.streams.video[0]
         configure_decoder(stream)
         rate = stream.average_rate or stream.guessed_rate

@@ -31,6 +31,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from clipsieve.media.threads import configure_decoder
 from clipsieve.score.base import Frames, FrameSpec
+from clipsieve.storage import av_source
 
 
 class SampleError(RuntimeError):
@@ -105,7 +106,7 @@ class FrameSampler:
     ) -> dict[str, Frames]:
         """Frames for every spec from clip ``[start_frame, end_frame)`` of ``path``."""
         try:
-            container = av.open(str(path), timeout=self.timeout_s)
+            container = av.open(av_source(str(path)), timeout=self.timeout_s)
         except av.error.ExitError:
             raise SampleError(f"timed out opening {path}") from None
         except (av.FFmpegError, OSError) as exc:

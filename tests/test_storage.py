@@ -1,0 +1,237 @@
+"""Run folders at s3:// URLs, against a local S3 stand-in on 127.0.0.1 (see ``s3_server``).
+
+The URL run must equal a local run table for table (with URLs where the local run has paths),
+resume from what the bucket holds, on this machine or a fresh one, and say in one line what is
+wrong with a bucket it cannot use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from clipsieve.config import RunConfig
+from clipsieve.export.opensora import opensora_table
+from clipsieve.run import run_pipeline
+from clipsieve.score.base import FrameSpec
+from clipsieve.score.frames import FrameSampler
+from clipsieve.storage import (
+    STAGING_ENV,
+    RunLocation,
+    StorageError,
+    is_url,
+    staging_dir_for,
+)
+from clipsieve.table import read_parquet
+from run_tables import table_rows
+from s3_server import LocalS3, local_s3
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+
+SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4", "truncated.mp4")
+
+
+@pytest.fixture(scope="module")
+def s3() -> LocalS3:
+    with local_s3() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "staging"
+    monkeypatch.setenv(STAGING_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("s3_subset")
+    for name in SUBSET:
+        shutil.copy(sample_set / name, folder / name)
+    return folder
+
+
+def cheap_config(executor: str = "local", workers: int = 2) -> RunConfig:
+    config = RunConfig()
+    config.shots.detector = "content"
+    config.score.scorers = ["static", "phash"]
+    config.cut.preset = "ultrafast"
+    config.export.formats = ["parquet", "csv"]
+    config.report.enabled = False
+    config.engine.executor = executor  # type: ignore[assignment]
+    config.engine.workers = workers
+    return config
+
+
+@pytest.fixture(scope="module")
+def local_run(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("s3_local_run")
+    run_pipeline([subset], run_dir, cheap_config(workers=1))
+    return run_dir
+
+
+def remote_rows(s3: LocalS3, prefix: str, name: str) -> list[dict]:
+    """Rows of a table in the bucket, clip URLs made relative to the run folder, by id."""
+    table = pq.read_table(f"{s3.bucket}/{prefix}/{name}", filesystem=s3.filesystem())
+    root = s3.url(prefix) + "/"
+    rows = table.to_pylist()
+    for row in rows:
+        if row.get("path") and str(row["path"]).startswith(root):
+            row["path"] = row["path"][len(root) :]
+    key = "clip_id" if name.startswith("clips") else "video_id"
+    return sorted(rows, key=lambda r: r[key])
+
+
+def assert_same_tables(s3: LocalS3, prefix: str, local_run: Path) -> None:
+    for name in ("videos.parquet", "clips.parquet"):
+        assert remote_rows(s3, prefix, name) == table_rows(local_run, name, sort=True), name
+
+
+def test_run_into_a_bucket_equals_a_local_run(
+    s3: LocalS3, subset: Path, local_run: Path, staging: Path
+):
+    outputs = run_pipeline([subset], s3.url("runs/equal"), cheap_config())
+    assert outputs.files["clips.parquet"] == s3.url("runs/equal/clips.parquet")
+    assert_same_tables(s3, "runs/equal", local_run)
+    keys = s3.keys("runs/equal")
+    clips = remote_rows(s3, "runs/equal", "clips.parquet")
+    cut = sorted(r["path"] for r in clips if r["path"])
+    assert cut and [k for k in keys if k.startswith("clips/")] == cut
+    assert {"run.json", "videos.parquet", "clips.parquet", "clips.csv"} <= set(keys)
+    shard_keys = {k for k in keys if k.startswith("shards/")}
+    assert len(shard_keys) == 2 * len(SUBSET)
+    # every clip was uploaded and its local copy deleted; only metadata stays staged
+    staged = staging_dir_for(s3.url("runs/equal"))
+    assert staged.parent == staging and not list((staged / "clips").glob("*.mp4"))
+    run_json = json.loads(s3.filesystem().cat_file(f"{s3.bucket}/runs/equal/run.json"))
+    assert [s["name"] for s in run_json["stages"]][-1] == "publish"
+    csv = s3.filesystem().cat_file(f"{s3.bucket}/runs/equal/clips.csv").decode()
+    assert s3.url("runs/equal/clips/") in csv and ",clips/" in csv
+    # a second invocation finds every video committed in the bucket and redoes nothing
+    again = run_pipeline([subset], s3.url("runs/equal"), cheap_config()).result
+    assert (again.processed, again.skipped) == (0, len(SUBSET))
+
+
+def test_a_fresh_machine_resumes_from_what_the_bucket_holds(
+    s3: LocalS3, subset: Path, local_run: Path
+):
+    url = s3.url("runs/resume")
+    run_pipeline([subset], url, cheap_config())
+    fs = s3.filesystem()
+    # the videos shard (the commit marker) of two videos never arrived, and this machine's
+    # staging folder is gone: the bucket alone says what is finished
+    markers = sorted(fs.glob(f"{s3.bucket}/runs/resume/shards/*.videos.parquet"))
+    for marker in markers[:2]:
+        fs.rm(marker)
+    shutil.rmtree(staging_dir_for(url))
+    resumed = run_pipeline([subset], url, cheap_config()).result
+    assert (resumed.processed, resumed.skipped) == (2, len(SUBSET) - 2)
+    assert_same_tables(s3, "runs/resume", local_run)
+
+
+def test_staged_shards_the_bucket_never_got_are_redone(s3: LocalS3, subset: Path, local_run: Path):
+    url = s3.url("runs/partial")
+    run_pipeline([subset], url, cheap_config())
+    fs = s3.filesystem()
+    marker = sorted(fs.glob(f"{s3.bucket}/runs/partial/shards/*.videos.parquet"))[0]
+    fs.rm(marker)  # killed after the local commit, before its upload
+    location = RunLocation.resolve(url)
+    assert location.sync_shards("shards") == (0, 1)
+    resumed = run_pipeline([subset], url, cheap_config()).result
+    assert resumed.processed == 1
+    assert_same_tables(s3, "runs/partial", local_run)
+
+
+def test_restart_clears_the_bucket_folder(s3: LocalS3, subset: Path):
+    url = s3.url("runs/restart")
+    run_pipeline([subset], url, cheap_config())
+    fs = s3.filesystem()
+    fs.pipe(f"{s3.bucket}/runs/restart/shards/stale.videos.parquet", b"not parquet")
+    config = cheap_config()
+    config.cut.enabled = False
+    result = run_pipeline([subset], url, config, restart=True).result
+    assert result.processed == len(SUBSET)
+    assert not [k for k in s3.keys("runs/restart") if k.startswith(("clips/", "shards/stale"))]
+
+
+def test_ray_run_into_a_bucket_equals_the_local_run(
+    s3: LocalS3, subset: Path, local_run: Path, tmp_path: Path
+):
+    """Ray workers find the bucket through the same AWS_* variables (set before ray.init)."""
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+        configure_logging=False,
+    )  # fmt: skip
+    try:
+        run_pipeline([subset], s3.url("runs/ray"), cheap_config("ray"))
+    finally:
+        ray.shutdown()
+    assert_same_tables(s3, "runs/ray", local_run)
+
+
+def test_a_bucket_that_does_not_exist_is_one_clear_error(s3: LocalS3, subset: Path):
+    with pytest.raises(StorageError, match=r"cannot write to run folder s3://no-such-bucket/run"):
+        run_pipeline([subset], "s3://no-such-bucket/run", cheap_config())
+
+
+def test_a_url_without_its_fsspec_backend_names_the_package(subset: Path):
+    with pytest.raises(StorageError, match="not installed|Protocol not known|cannot open"):
+        run_pipeline([subset], "nosuchproto://bucket/run", cheap_config())
+
+
+def test_the_cli_reports_a_bad_bucket_in_one_line(s3: LocalS3, subset: Path):
+    from typer.testing import CliRunner
+
+    from clipsieve.cli import app
+
+    result = CliRunner().invoke(app, ["run", str(subset), "--out", "s3://no-such-bucket/x"])
+    assert result.exit_code == 2
+    assert "cannot write to run folder s3://no-such-bucket/x" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_clip_readers_open_urls(s3: LocalS3, sample_set: Path):
+    """Scorers, captioning and the report read clips of a URL run folder in place."""
+    fs = s3.filesystem()
+    fs.put_file(str(sample_set / "cuts.mp4"), f"{s3.bucket}/read/cuts.mp4")
+    sampler = FrameSampler({"mid": FrameSpec(count=3, short_side=64)})
+    local = sampler.sample(sample_set / "cuts.mp4")["mid"]
+    remote = sampler.sample(s3.url("read/cuts.mp4"))["mid"]
+    assert remote.indices.tolist() == local.indices.tolist()
+    assert (remote.images == local.images).all()
+    from clipsieve.report.thumbs import _frame_image
+
+    assert _frame_image(s3.url("read/cuts.mp4"), 10, None).size == (
+        _frame_image(str(sample_set / "cuts.mp4"), 10, None).size
+    )
+
+
+def test_locations_and_urls():
+    assert is_url("s3://b/x") and is_url("gs://b") and not is_url("/tmp/x")
+    assert not is_url("file:///tmp/x")
+    assert RunLocation.resolve("file:///tmp/run").local == Path("/tmp/run")
+    remote = RunLocation.resolve("s3://bucket/run/")
+    assert remote.remote and remote.target == "s3://bucket/run"
+    assert remote.url("clips/a.mp4") == "s3://bucket/run/clips/a.mp4"
+    assert remote.local == staging_dir_for("s3://bucket/run")
+    assert staging_dir_for("s3://bucket/run") != staging_dir_for("s3://bucket/run2")
+
+
+def test_opensora_csv_keeps_clip_urls_with_a_relpath_inside_the_run_folder(local_run: Path):
+    clips = read_parquet(local_run / "clips.parquet")
+    urls = [
+        f"s3://b/run/clips/{Path(p).name}" if p else None for p in clips.column("path").to_pylist()
+    ]
+    table = clips.set_column(clips.column_names.index("path"), "path", [urls])
+    rows = opensora_table(table, "s3://b/run").to_pylist()
+    assert rows and all(r["path"].startswith("s3://b/run/clips/") for r in rows)
+    assert all(r["relpath"] == "clips/" + r["path"].rsplit("/", 1)[1] for r in rows)
