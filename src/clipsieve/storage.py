@@ -238,4 +238,3 @@ def upload_table_files(location: RunLocation, files: dict[str, Path]) -> dict[st
     rels = [path.relative_to(location.local).as_posix() for path in files.values()]
     location.upload(rels)
     return {name: location.url(rel) for name, rel in zip(files, rels, strict=True)}
-
