@@ -78,12 +78,14 @@ def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dic
 RUN_OUTPUTS = (SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet")
 
 
-def prepare_run_dir(location: RunLocation, restart: bool) -> None:
+def prepare_run_dir(location: RunLocation | Path, restart: bool) -> None:
     """Create the run folder (or clear it with ``restart``) and check it is writable.
 
     A URL run folder is checked with a probe object, cleared remotely on ``restart``, and its
     staging shards are made equal to the remote ones (the remote folder is what resumes).
     """
+    if not isinstance(location, RunLocation):
+        location = RunLocation.resolve(location)
     run_dir = location.local
     if restart:
         location.remove(RUN_OUTPUTS)
