@@ -235,3 +235,29 @@ def test_opensora_csv_keeps_clip_urls_with_a_relpath_inside_the_run_folder(local
     rows = opensora_table(table, "s3://b/run").to_pylist()
     assert rows and all(r["path"].startswith("s3://b/run/clips/") for r in rows)
     assert all(r["relpath"] == "clips/" + r["path"].rsplit("/", 1)[1] for r in rows)
+
+
+def test_post_run_commands_work_on_a_bucket_run_folder(s3: LocalS3, subset: Path):
+    """filter and report pull the tables, run locally, and upload what they changed."""
+    from typer.testing import CliRunner
+
+    from clipsieve.cli import app
+
+    url = s3.url("runs/post")
+    run_pipeline([subset], url, cheap_config())
+    before = remote_rows(s3, "runs/post", "clips.parquet")
+    cli = CliRunner()
+    result = cli.invoke(app, ["filter", url, "--durmin", "2.5"])
+    assert result.exit_code == 0, result.output
+    after = remote_rows(s3, "runs/post", "clips.parquet")
+    dropped = [r for r in after if r["drop_reason"] and "filter" in r["drop_reason"]]
+    assert dropped and all(r["duration_s"] < 2.5 for r in dropped)
+    assert len(after) == len(before)
+    result = cli.invoke(app, ["report", url])
+    assert result.exit_code == 0, result.output
+    html = s3.filesystem().cat_file(f"{s3.bucket}/runs/post/report.html").decode()
+    assert "data:image/jpeg;base64" in html  # thumbnails decoded from the clips' URLs
+    result = cli.invoke(app, ["annotate", url])
+    assert result.exit_code == 2 and "needs the clip files on disk" in result.output
+    result = cli.invoke(app, ["report", s3.url("runs/none")])
+    assert result.exit_code == 2 and "has no clips.parquet" in result.output

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from clipsieve.annotate.command import register_annotate
 from clipsieve.caption.command import register as register_caption
-from clipsieve.cliutil import console
+from clipsieve.cliutil import console, keep_text, run_folder_command
 from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
@@ -223,8 +223,11 @@ def ingest(
 
 
 @app.command()
+@run_folder_command
 def score(
-    run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+    run_dir: Path = typer.Argument(
+        ..., parser=keep_text, help="A run folder made by `clipsieve run`."
+    ),
     scorers: str = typer.Option(
         "static,motion,camera,quality,phash", "--scorers", "-s", help="Comma-separated scorers."
     ),

@@ -8,7 +8,10 @@ the thing and the fix, with exit code 2, never a traceback.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +25,8 @@ from rich.progress import (
 )
 
 from clipsieve.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console(stderr=True)
 
@@ -65,3 +70,49 @@ def progress_bar(transient: bool = False, disable: bool = False) -> Iterator[Pro
     )
     with Progress(*columns, console=console, transient=transient, disable=disable) as progress:
         yield progress
+
+
+def keep_text(value: str) -> str:
+    """Typer parser for RUN_DIR arguments: keeps ``s3://...`` intact (a Path would collapse
+    the double slash); :func:`run_folder_command` turns it into a local folder."""
+    return value
+
+
+def run_folder_command(command: F | None = None, *, local_clips: bool = False) -> Any:
+    """Let a post-run command take a run folder URL as ``run_dir``.
+
+    A URL run folder (``s3://bucket/run``) is pulled into its staging folder (tables and files,
+    not the shards or clips: clips are read from their URLs), the command runs on that local
+    folder, and the files it wrote or changed are uploaded afterwards. A local ``run_dir`` is
+    passed through as a Path. ``local_clips``: the command needs the clip files on disk (the
+    labelling page serves them), so a URL is refused with what to do instead.
+    """
+    if command is None:
+        return functools.partial(run_folder_command, local_clips=local_clips)
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from clipsieve.storage import RunLocation, is_url
+
+        target = str(kwargs["run_dir"])
+        if not is_url(target):
+            kwargs["run_dir"] = Path(target)
+            return command(*args, **kwargs)
+        if local_clips:
+            raise fail(
+                f"this command needs the clip files on disk, and {target} is a URL: copy the "
+                "run folder down (e.g. `aws s3 sync URL ./run`) and give the local folder"
+            )
+        location = RunLocation.resolve(target)
+        with user_errors():
+            before = location.pull_folder()
+        kwargs["run_dir"] = location.local
+        try:
+            return command(*args, **kwargs)
+        finally:
+            with user_errors():
+                changed = location.push_changes(before, skip=("shards", "clips"))
+            if changed:
+                console.print(f"uploaded {', '.join(sorted(changed)[:6])} to {target}", style="dim")
+
+    return wrapper

@@ -192,6 +192,53 @@ class RunLocation:
             fs.get([f"{remote_dir}/{n}" for n in missing], [str(local_dir / n) for n in missing])
         return len(missing), deleted
 
+    def pull_folder(self, skip: tuple[str, ...] = ("shards", "clips")) -> dict[str, tuple]:
+        """Download the run folder's files except ``skip`` folders (the tables, run.json, what
+        post-run commands wrote) into staging, so a post-run command works on local files.
+
+        Staged files the remote folder lacks are deleted. Returns a snapshot for
+        :meth:`push_changes`.
+        """
+        fs, root = self._fs()
+        fs.invalidate_cache()
+        try:
+            remote = [p for p in fs.find(root) if not _under(p[len(root) + 1 :], skip)]
+        except FileNotFoundError:
+            remote = []
+        rels = [p[len(root) + 1 :] for p in remote]
+        if "clips.parquet" not in rels:
+            raise StorageError(
+                f"{self.target} has no clips.parquet: run `clipsieve run INPUT --out "
+                f"{self.target}` first"
+            )
+        for stale in set(self._local_files(skip)) - set(rels):
+            (self.local / stale).unlink(missing_ok=True)
+        self.local.mkdir(parents=True, exist_ok=True)
+        fs.get(remote, [str(self.local / rel) for rel in rels])
+        return self._local_files(skip)
+
+    def push_changes(self, before: dict[str, tuple], skip: tuple[str, ...] = ()) -> list[str]:
+        """Upload the staged files that are new or changed since ``before``; their names."""
+        changed = [rel for rel, stat in self._local_files(skip).items() if before.get(rel) != stat]
+        self.upload(changed)
+        return changed
+
+    def _local_files(self, skip: tuple[str, ...]) -> dict[str, tuple]:
+        """``{relative path: (size, mtime_ns)}`` of the staged files outside ``skip``."""
+        if not self.local.is_dir():
+            return {}
+        files = {}
+        for path in self.local.rglob("*"):
+            rel = path.relative_to(self.local).as_posix()
+            if path.is_file() and not _under(rel, skip) and not path.name.startswith("."):
+                stat = path.stat()
+                files[rel] = (stat.st_size, stat.st_mtime_ns)
+        return files
+
+
+def _under(rel: str, folders: tuple[str, ...]) -> bool:
+    return any(rel == f or rel.startswith(f + "/") for f in folders)
+
 
 @dataclass
 class PublishClipsStage(RowStage):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from clipsieve.cliutil import console, user_errors
+from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 
 
@@ -45,8 +45,11 @@ def export_labels(run_dir: Path, out: Path, labeller: str | None = None) -> int:
     return len(labels)
 
 
+@run_folder_command(local_clips=True)
 def annotate(
-    run_dir: Path = typer.Argument(..., help="A finished run folder (with cut clips)."),
+    run_dir: Path = typer.Argument(
+        ..., parser=keep_text, help="A finished run folder (with cut clips)."
+    ),
     labeller: str = typer.Option(
         None, "--labeller", help="Name stored with every label (default: your user name)."
     ),

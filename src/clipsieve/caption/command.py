@@ -17,11 +17,14 @@ from typing import Any
 
 import typer
 
-from clipsieve.cliutil import console, progress_bar, user_errors
+from clipsieve.cliutil import console, keep_text, progress_bar, run_folder_command, user_errors
 
 
+@run_folder_command
 def caption(
-    run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+    run_dir: Path = typer.Argument(
+        ..., parser=keep_text, help="A run folder made by `clipsieve run`."
+    ),
     backend: str = typer.Option("openai", "--backend", "-b", help="openai, gemini or local."),
     base_url: str | None = typer.Option(
         None, "--base-url", help="OpenAI-compatible server (default http://127.0.0.1:8000/v1)."

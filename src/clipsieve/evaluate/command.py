@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, progress_bar, user_errors
+from clipsieve.cliutil import console, keep_text, progress_bar, run_folder_command, user_errors
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -71,8 +71,11 @@ def _print(document: dict) -> None:
             console.print(captions["clip"]["verdict"], highlight=False)
 
 
+@run_folder_command
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A finished run folder (after filter/top-N/...)."),
+    run_dir: Path = typer.Argument(
+        ..., parser=keep_text, help="A finished run folder (after filter/top-N/...)."
+    ),
     metric: list[str] = typer.Option(
         [],
         "--metric",

@@ -11,12 +11,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, user_errors
+from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 from clipsieve.export.training import LINK_MODES, TRAINING_FORMATS
 
 
+@run_folder_command
 def export(
-    run_dir: Path = typer.Argument(..., help="A finished run folder."),
+    run_dir: Path = typer.Argument(..., parser=keep_text, help="A finished run folder."),
     fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(TRAINING_FORMATS)}."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Export folder (default RUN_DIR/export/FORMAT)."

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import typer
 
-from clipsieve.cliutil import console, user_errors
+from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 
 
+@run_folder_command
 def report(
-    run_dir: Path = typer.Argument(..., help="A finished run folder."),
+    run_dir: Path = typer.Argument(..., parser=keep_text, help="A finished run folder."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Default RUN_DIR/report.html."),
     max_thumbs: int = typer.Option(
         200, "--max-thumbs", help="Thumbnails of kept clips shown in the gallery."

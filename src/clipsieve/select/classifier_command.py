@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from clipsieve.cliutil import console, user_errors
+from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 from clipsieve.select.classifier import (
     CLASSIFIER_DIR,
@@ -87,8 +87,11 @@ def train(
     return metrics
 
 
+@run_folder_command
 def train_classifier_command(
-    run_dir: Path = typer.Argument(..., help="A finished run folder with score columns."),
+    run_dir: Path = typer.Argument(
+        ..., parser=keep_text, help="A finished run folder with score columns."
+    ),
     labels: Path | None = typer.Option(
         None,
         "--labels",
@@ -160,8 +163,9 @@ def predict(run_dir: Path, model_path: Path | None = None) -> tuple[int, Path]:
     return int(sum(1 for p in prob if p == p)), model_path
 
 
+@run_folder_command
 def predict_command(
-    run_dir: Path = typer.Argument(..., help="A finished run folder."),
+    run_dir: Path = typer.Argument(..., parser=keep_text, help="A finished run folder."),
     model: Path | None = typer.Option(
         None, "--model", "-m", help="model.json (default RUN_DIR/classifier/model.json)."
     ),

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, user_errors
+from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 
 
@@ -24,8 +24,11 @@ def _parse_k(text: str) -> int | None:
         raise UserError(f"--k must be 'auto' or a whole number, got '{text}'") from None
 
 
+@run_folder_command
 def cluster(
-    run_dir: Path = typer.Argument(..., help="A run folder whose clips have embeddings."),
+    run_dir: Path = typer.Argument(
+        ..., parser=keep_text, help="A run folder whose clips have embeddings."
+    ),
     k: str = typer.Option("auto", "--k", help="Number of clusters, or 'auto' (best silhouette)."),
     k_min: int = typer.Option(2, "--k-min", help="Smallest k tried by --k auto."),
     k_max: int = typer.Option(20, "--k-max", help="Largest k tried by --k auto."),

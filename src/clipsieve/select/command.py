@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, user_errors
+from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 
 
@@ -113,8 +113,11 @@ def register(app: typer.Typer) -> None:
     """Add the ``filter``, ``dedup`` and ``topn`` commands to ``app``."""
 
     @app.command("filter")
+    @run_folder_command
     def filter_command(
-        run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+        run_dir: Path = typer.Argument(
+            ..., parser=keep_text, help="A run folder made by `clipsieve run`."
+        ),
         where: list[str] = typer.Option(
             [], "--where", "-w", help='Filter expression, e.g. "flow_mean >= 0.5" (repeatable).'
         ),
@@ -181,8 +184,11 @@ def register(app: typer.Typer) -> None:
             _filter(run_dir, where, preset, keep_unscored, flags, lang, remove_empty_caption)
 
     @app.command("dedup")
+    @run_folder_command
     def dedup_command(
-        run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+        run_dir: Path = typer.Argument(
+            ..., parser=keep_text, help="A run folder made by `clipsieve run`."
+        ),
         method: str = typer.Option(
             "auto", help="Comma-separated: exact, phash, semantic; auto = all with columns."
         ),
@@ -243,8 +249,11 @@ def register(app: typer.Typer) -> None:
                     )
 
     @app.command("topn")
+    @run_folder_command
     def topn_command(
-        run_dir: Path = typer.Argument(..., help="A run folder made by `clipsieve run`."),
+        run_dir: Path = typer.Argument(
+            ..., parser=keep_text, help="A run folder made by `clipsieve run`."
+        ),
         by: str = typer.Option(..., "--by", help="Column to rank by (e.g. quality_prob, aes)."),
         n: int = typer.Option(1, "-n", "--n", help="Keep at most N clips per source video."),
         no_cap: bool = typer.Option(False, help="No per-video cap: only one clip per span."),
