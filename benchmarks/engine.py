@@ -1,9 +1,9 @@
-"""Engine benchmark: scaling with workers, Ray's overhead, memory vs input size, SIGKILL faults.
+"""Engine benchmark: scaling with workers, Ray's overhead, memory, SIGKILL faults, s3:// output.
 
 Usage::
 
     python benchmarks/engine.py [--videos 16] [--memory 20,200] [--kills 5] [--seed 0]
-                                [--parts scaling,ray,memory,faults] [--keep DIR]
+                                [--parts scaling,ray,memory,faults,long,storage] [--keep DIR]
 
 Inputs are generated here: a few distinct small videos (320x180, 25 fps, a hard cut in each),
 rendered once by ffmpeg and copied under new names, so inputs of any size cost no rendering time.
@@ -186,7 +186,7 @@ def machine_speedup(seconds: float = 3.0) -> float:
     return rates[1] / rates[0]
 
 
-def cli(inputs: Path, out: Path, config: Path, workers: int, engine: str) -> list[str]:
+def cli(inputs: Path, out: Path | str, config: Path, workers: int, engine: str) -> list[str]:
     return [
         sys.executable, "-m", "clipsieve", "run", str(inputs), "--out", str(out),
         "--config", str(config), "--workers", str(workers), "--engine", engine,
@@ -200,21 +200,23 @@ def _committed(run_dir: Path) -> int:
 
 def run_once(
     inputs: Path,
-    out: Path,
+    out: Path | str,
     config: Path,
     workers: int,
     engine: str,
     kill_at_commit: int = 0,
     kill_delay: float = 0.0,
     env_extra: dict[str, str] | None = None,
+    staged: Path | None = None,
 ) -> dict[str, Any]:
     """One command-line run; with ``kill_at_commit`` > 0 it is SIGKILLed (all its processes)
-    ``kill_delay`` seconds after that many videos of the run folder are committed."""
+    ``kill_delay`` seconds after that many videos of the run folder are committed.
+    ``staged``: the local staging folder of a URL ``out`` (where its run.json is made)."""
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1", **(env_extra or {}))
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        cli(inputs, out, config, workers, engine),
+        cli(inputs, out, config, workers, engine),  # type: ignore[arg-type]
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True,
     )  # fmt: skip
@@ -222,7 +224,7 @@ def run_once(
     killed = False
     try:
         if kill_at_commit > 0:
-            while proc.poll() is None and _committed(out) < kill_at_commit:
+            while proc.poll() is None and _committed(Path(out)) < kill_at_commit:
                 time.sleep(0.02)
             try:
                 proc.wait(timeout=kill_delay)
@@ -244,7 +246,8 @@ def run_once(
         "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak / 2**20, "killed": killed,
     }  # fmt: skip
     if not killed:
-        last = json.loads((out / "run.json").read_text())["invocations"][-1]
+        run_json = (staged or Path(out)) / "run.json"
+        last = json.loads(run_json.read_text())["invocations"][-1]
         info.update(engine_s=last["engine_seconds"], processed=last["processed"])
         info["startup_s"] = last.get("engine_startup_seconds", 0.0)
         info["skipped"] = last["skipped"]
@@ -296,6 +299,28 @@ def scaling(work: Path, inputs: Path, config: Path, engines: list[str]) -> dict[
               f"without Ray's {out['ray_2']['startup_s']:.1f} s start-up: "
               f"{out['ray_overhead_after_startup'] * 100:+.0f} %")  # fmt: skip
     return out
+
+
+def storage(work: Path, inputs: Path, config: Path) -> dict[str, Any]:
+    """The same 2-worker run into a local folder and into s3:// (moto's S3 stand-in on
+    127.0.0.1, in this process): what staging and uploading every shard and clip cost."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from clipsieve.storage import STAGING_ENV, staging_dir_for
+    from s3_server import local_s3
+
+    local = run_once(inputs, work / "storage-local", config, 2, "local")
+    with local_s3() as s3:
+        url = s3.url("bench/run")
+        env = {STAGING_ENV: str(work / "staging")}
+        os.environ.update(env)  # staging_dir_for() below must see what the run sees
+        remote = run_once(
+            inputs, url, config, 2, "local", env_extra=env, staged=staging_dir_for(url)
+        )
+        objects = len(s3.keys("bench/run"))
+    ratio = remote["engine_s"] / local["engine_s"]
+    print(f"  local folder: engine {local['engine_s']:.1f} s; s3:// (loopback): engine "
+          f"{remote['engine_s']:.1f} s, {objects} objects uploaded: {ratio:.2f}x")  # fmt: skip
+    return {"local": local, "s3": remote, "objects": objects, "ratio": ratio}
 
 
 def memory(work: Path, bases: list[Path], config: Path, sizes: list[int]) -> dict[str, Any]:
@@ -432,6 +457,9 @@ def main() -> None:
         if "long" in parts:
             print(f"one long video ({args.long_minutes:g} min), 2 workers, shot detection only:")
             results["long"] = long_video(work, bases, args.long_minutes, args.segment_s)
+        if "storage" in parts:
+            print(f"run folder at a URL ({args.videos} videos, 2 workers):")
+            results["storage"] = storage(work, inputs, config)
         if "faults" in parts:
             print(f"faults ({args.kills} SIGKILLs, {args.videos} videos):")
             results["faults"] = faults(work, inputs, config, args.kills, args.seed)

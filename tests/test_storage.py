@@ -246,9 +246,11 @@ def test_post_run_commands_work_on_a_bucket_run_folder(s3: LocalS3, subset: Path
     url = s3.url("runs/post")
     run_pipeline([subset], url, cheap_config())
     before = remote_rows(s3, "runs/post", "clips.parquet")
+    s3.filesystem().pipe(f"{s3.bucket}/runs/post/notes/a.txt", b"kept")
     cli = CliRunner()
     result = cli.invoke(app, ["filter", url, "--durmin", "2.5"])
     assert result.exit_code == 0, result.output
+    assert (staging_dir_for(url) / "notes" / "a.txt").read_text() == "kept"  # nested files too
     after = remote_rows(s3, "runs/post", "clips.parquet")
     dropped = [r for r in after if r["drop_reason"] and "filter" in r["drop_reason"]]
     assert dropped and all(r["duration_s"] < 2.5 for r in dropped)

@@ -201,10 +201,7 @@ class RunLocation:
         """
         fs, root = self._fs()
         fs.invalidate_cache()
-        try:
-            remote = [p for p in fs.find(root) if not _under(p[len(root) + 1 :], skip)]
-        except FileNotFoundError:
-            remote = []
+        remote = self._remote_files(fs, root, skip)
         rels = [p[len(root) + 1 :] for p in remote]
         if "clips.parquet" not in rels:
             raise StorageError(
@@ -223,16 +220,34 @@ class RunLocation:
         self.upload(changed)
         return changed
 
+    @staticmethod
+    def _remote_files(fs: Any, root: str, skip: tuple[str, ...]) -> list[str]:
+        """Remote file paths outside the ``skip`` folders, which are never listed (a big run
+        holds millions of clips and shards)."""
+        try:
+            entries = fs.ls(root, detail=True)
+        except FileNotFoundError:
+            return []
+        files = []
+        for entry in entries:
+            name = entry["name"].rstrip("/")
+            if _under(name[len(root) + 1 :], skip):
+                continue
+            files.extend(fs.find(name) if entry["type"] == "directory" else [name])
+        return files
+
     def _local_files(self, skip: tuple[str, ...]) -> dict[str, tuple]:
-        """``{relative path: (size, mtime_ns)}`` of the staged files outside ``skip``."""
-        if not self.local.is_dir():
-            return {}
+        """``{relative path: (size, mtime_ns)}`` of the staged files outside ``skip`` (those
+        folders are not walked)."""
         files = {}
-        for path in self.local.rglob("*"):
-            rel = path.relative_to(self.local).as_posix()
-            if path.is_file() and not _under(rel, skip) and not path.name.startswith("."):
-                stat = path.stat()
-                files[rel] = (stat.st_size, stat.st_mtime_ns)
+        for folder, dirs, names in os.walk(self.local):
+            rel_dir = Path(folder).relative_to(self.local).as_posix()
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            dirs[:] = [d for d in dirs if not _under(prefix + d, skip)]
+            for name in names:
+                if not name.startswith("."):
+                    stat = os.stat(os.path.join(folder, name))
+                    files[prefix + name] = (stat.st_size, stat.st_mtime_ns)
         return files
 
 
