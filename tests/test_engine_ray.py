@@ -60,7 +60,7 @@ def cheap_config(executor: str) -> RunConfig:
     return config
 
 
-def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path):
+def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, capfd):
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     local = run_pipeline([subset], local_dir, cheap_config("local")).result
     ray_config = cheap_config("ray")
@@ -73,6 +73,9 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path):
         assert table_rows(ray_dir, name, sort=True) == table_rows(local_dir, name, sort=True), name
     clips = read_parquet(ray_dir / "clips.parquet")
     assert not set(PRIVATE) & set(clips.column_names)
+    # Ray's lines that repeat what the command shows itself are not printed
+    err = capfd.readouterr().err
+    assert "execution finished" not in err and "Progress bars" not in err
     # a second invocation finds every video committed and redoes nothing
     again = run_pipeline([subset], ray_dir, cheap_config("ray")).result
     assert (again.processed, again.skipped) == (0, len(SUBSET))

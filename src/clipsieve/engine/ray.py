@@ -30,6 +30,7 @@ The pipeline becomes one Ray Data dataset, one ``map_batches`` per stage, over A
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import time
@@ -321,6 +322,23 @@ def clips_per_task(per_video_task: int) -> int:
     return max(4, min(MAX_CLIPS_PER_TASK, 2 * per_video_task))
 
 
+# Ray's own lines that only repeat what the command says itself: the private instance it
+# started, the token-auth default of that instance, the progress bars this engine turns off,
+# and each dataset's "execution finished". Warnings from elsewhere in Ray still show.
+QUIET_RAY_LOGGERS = {
+    "ray._private.worker": logging.WARNING,
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
+    "ray.data._internal.progress": logging.ERROR,
+    "ray.data._internal.execution.streaming_executor": logging.WARNING,
+}
+
+
+def _quiet_ray_logs() -> None:
+    for name, level in QUIET_RAY_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(level, logger.getEffectiveLevel()))
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join (or start) Ray; True when this call started it (and so should stop it).
 
@@ -329,6 +347,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """
     import ray
 
+    _quiet_ray_logs()
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
