@@ -153,3 +153,20 @@ def test_plan_tags_every_clip_and_marks_videos_without_clips():
     b = [r for r in out if r["video_id"] == "b"]
     assert [r["_cs_pos"] for r in a] == list(range(len(a))) and a[0]["_cs_count"] == len(a)
     assert len(b) == 1 and b[0]["_cs_pos"] == -1 and b[0]["_cs_count"] == 0
+
+
+def test_a_user_error_in_a_ray_task_comes_back_as_that_error(ray_session):
+    """Ray passes task exceptions as text; the driver rebuilds clipsieve's one-line errors."""
+    from clipsieve.engine.ray import user_error_in
+    from clipsieve.storage import StorageError
+
+    def fail(batch):
+        raise StorageError("upload of a.mp4 to s3://b/run/clips/a.mp4 failed: access denied")
+
+    dataset = ray_session.data.range(2).map_batches(fail, batch_format="pyarrow")
+    with pytest.raises(Exception) as raised:
+        dataset.materialize()
+    error = user_error_in(raised.value)
+    assert isinstance(error, StorageError)
+    assert str(error) == "upload of a.mp4 to s3://b/run/clips/a.mp4 failed: access denied"
+    assert user_error_in(RuntimeError("ray.exceptions.RayTaskError: something else")) is None

@@ -263,3 +263,67 @@ def test_post_run_commands_work_on_a_bucket_run_folder(s3: LocalS3, subset: Path
     assert result.exit_code == 2 and "needs the clip files on disk" in result.output
     result = cli.invoke(app, ["report", s3.url("runs/none")])
     assert result.exit_code == 2 and "has no clips.parquet" in result.output
+
+
+def patch_put_file(monkeypatch: pytest.MonkeyPatch, put_file) -> None:
+    """Replace S3FileSystem.put_file for the filesystems made from now on (fsspec binds the
+    sync methods of an instance when it is made, and caches instances)."""
+    import s3fs
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "put_file", put_file)
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_a_failed_shard_upload_stops_the_run_with_one_line_and_resumes(
+    s3: LocalS3, subset: Path, local_run: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The bucket fails mid-run (after s3fs's own retries): one StorageError naming the file;
+    the re-run redoes the video whose commit marker never arrived."""
+    import s3fs
+
+    url = s3.url("runs/flaky")
+    real_put = s3fs.S3FileSystem.put_file
+    markers = {"n": 0}
+
+    def flaky_put(self, lpath, rpath, *args, **kwargs):
+        if str(rpath).endswith(".videos.parquet"):
+            markers["n"] += 1
+            if markers["n"] == 2:
+                raise OSError("connection reset by peer")
+        return real_put(self, lpath, rpath, *args, **kwargs)
+
+    patch_put_file(monkeypatch, flaky_put)
+    with pytest.raises(
+        StorageError,
+        match=r"upload of shards/.*videos.parquet to s3://.*"
+        r"failed: connection reset by peer; .*run the same command again",
+    ):
+        run_pipeline([subset], url, cheap_config(workers=2))
+    patch_put_file(monkeypatch, real_put)
+    resumed = run_pipeline([subset], url, cheap_config()).result
+    assert (resumed.processed, resumed.skipped) == (len(SUBSET) - 1, 1)
+    assert_same_tables(s3, "runs/flaky", local_run)
+
+
+def test_a_failed_clip_upload_stops_the_run_instead_of_failing_the_clip(
+    s3: LocalS3, subset: Path, local_run: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A store that refuses uploads would fail every later clip too: the run stops with one
+    line, nothing is committed as an error, and the re-run finishes the same tables."""
+    import s3fs
+
+    url = s3.url("runs/clipfail")
+    real_put = s3fs.S3FileSystem.put_file
+
+    def refuse_clips(self, lpath, rpath, *args, **kwargs):
+        if str(rpath).endswith(".mp4"):
+            raise PermissionError("Access Denied")
+        return real_put(self, lpath, rpath, *args, **kwargs)
+
+    patch_put_file(monkeypatch, refuse_clips)
+    with pytest.raises(StorageError, match=r"upload of .*\.mp4 to s3://.* failed: Access Denied"):
+        run_pipeline([subset], url, cheap_config(workers=1))  # one worker: this process
+    patch_put_file(monkeypatch, real_put)
+    resumed = run_pipeline([subset], url, cheap_config()).result
+    assert resumed.processed + resumed.skipped == len(SUBSET) and resumed.processed >= 1
+    assert_same_tables(s3, "runs/clipfail", local_run)

@@ -52,6 +52,15 @@ def staging_dir_for(url: str) -> Path:
     return root.absolute() / digest
 
 
+def upload_failed(name: str, target: str, exc: BaseException) -> StorageError:
+    """The one line for an upload that failed after the backend's own retries."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StorageError(
+        f"upload of {name} to {target} failed: {reason}; finished work is saved, run the "
+        "same command again to resume"
+    )
+
+
 def _filesystem(url: str) -> tuple[Any, str]:
     """``(fsspec filesystem, path inside it)``, with one clear error for a missing backend."""
     import fsspec
@@ -145,7 +154,10 @@ class RunLocation:
             return
         fs, root = self._fs()
         for rel in rels:
-            fs.put_file(str(self.local / rel), f"{root}/{rel}")
+            try:
+                fs.put_file(str(self.local / rel), f"{root}/{rel}")
+            except Exception as exc:  # the backend's own error types, after its own retries
+                raise upload_failed(rel, self.target, exc) from None
 
     def read_text(self, rel: str) -> str | None:
         """A small remote file's text (``run.json``), or None if it is not there."""
@@ -261,7 +273,8 @@ class PublishClipsStage(RowStage):
     the URL and the local copy is deleted (a cluster node's disk holds only clips in flight).
 
     Added after the clip stages that read the clip file (or right after the cut when a GPU
-    stage may run on another node, which then reads the URL).
+    stage may run on another node, which then reads the URL). A failed upload raises
+    :class:`StorageError`, which stops the run (see :meth:`on_error`).
     """
 
     name: ClassVar[str] = "publish"
@@ -283,16 +296,23 @@ class PublishClipsStage(RowStage):
             rel = local.relative_to(self.staging_dir)
         except ValueError:
             return row  # not made by this run's cut (e.g. an input clip): leave it
+        if not local.is_file():
+            raise StageError(f"clip file {local} vanished before its upload")
         target = f"{self.url}/{rel.as_posix()}"
         fs, inner = _filesystem(target)
         try:
             fs.put_file(str(local), inner)
-        except FileNotFoundError:
-            raise StageError(f"clip file {local} vanished before its upload") from None
-        except Exception as exc:
-            raise StageError(f"upload of {local.name} to {target} failed: {exc}") from None
+        except Exception as exc:  # the backend's own error types, after its own retries
+            raise upload_failed(local.name, target, exc) from None
         local.unlink(missing_ok=True)
         return merge_row(row, path=target)
+
+    def on_error(self, row: dict[str, Any], exc: BaseException) -> list[dict[str, Any]]:
+        """A failed upload stops the run instead of failing the row: it is the store, not the
+        clip (every later upload would fail too), and a resume redoes the unfinished video."""
+        if isinstance(exc, StorageError):
+            raise exc
+        return super().on_error(row, exc)
 
 
 def upload_table_files(location: RunLocation, files: dict[str, Path]) -> dict[str, str]:

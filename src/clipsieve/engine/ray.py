@@ -30,9 +30,11 @@ The pipeline becomes one Ray Data dataset, one ``map_batches`` per stage, over A
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ from clipsieve.engine.tasks import (
     segment_part,
     timed,
 )
+from clipsieve.errors import UserError
 from clipsieve.media.threads import CODEC_THREADS_ENV
 from clipsieve.pipeline import Pipeline
 from clipsieve.stage import RowStage, Segment, SegmentedStage, Stage
@@ -300,6 +303,29 @@ MAX_VIDEOS_PER_TASK = 8
 MAX_CLIPS_PER_TASK = 16
 
 
+USER_ERROR_LINE = re.compile(r"^(clipsieve(?:\.\w+)+)\.(\w+): (.+)$", re.MULTILINE)
+
+
+def user_error_in(exc: BaseException) -> UserError | None:
+    """The clipsieve :class:`UserError` a Ray task raised (e.g. a failed upload), rebuilt.
+
+    Ray hands a task's exception to the driver as text inside its own exception types, so
+    without this a user error in a task would end the command with a Ray traceback instead of
+    the one line the local engine prints.
+    """
+    for module, name, message in USER_ERROR_LINE.findall(str(exc)):
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(cls, type) and issubclass(cls, UserError):
+            try:
+                return cls(message)
+            except TypeError:
+                return UserError(message)
+    return None
+
+
 def videos_per_task(videos: int, cpus: float) -> int:
     """Videos probed and shot-detected per Ray task: several when there are many videos.
 
@@ -456,7 +482,13 @@ class RayRunner:
                 ds = ds.repartition(target_num_rows_per_block=clip_batch)
             for stage in self.pipeline.clip_stages:
                 ds = self._map(ds, stage, cpus_cap, collector, clip_batch)
-            committed = self._collect(ds, len(rows), skipped, progress, clip_progress)
+            try:
+                committed = self._collect(ds, len(rows), skipped, progress, clip_progress)
+            except Exception as exc:
+                user_error = user_error_in(exc)
+                if user_error is None:
+                    raise
+                raise user_error from None
             if stats is not None:
                 merge_stats(stats, ray.get(collector.get.remote()))
         finally:
