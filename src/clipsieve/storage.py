@@ -197,11 +197,15 @@ class RunLocation:
         for name in sorted(local - remote):
             (local_dir / name).unlink(missing_ok=True)
             deleted += 1
-        missing = sorted(remote - local)
+        # clips shards first; each lands under a temp name (which ShardStore.remove_partial
+        # clears) and is renamed into place, so a killed download never leaves a marker, or a
+        # truncated shard, that looks finished
+        missing = sorted(remote - local, key=lambda n: (n.endswith(".videos.parquet"), n))
+        temps = [local_dir / f".{n}.tmp" for n in missing]
         if missing:
-            # clips shards first, so a partial download never leaves a marker without its clips
-            missing.sort(key=lambda n: n.endswith(".videos.parquet"))
-            fs.get([f"{remote_dir}/{n}" for n in missing], [str(local_dir / n) for n in missing])
+            fs.get([f"{remote_dir}/{n}" for n in missing], [str(t) for t in temps])
+        for name, temp in zip(missing, temps, strict=True):
+            os.replace(temp, local_dir / name)
         return len(missing), deleted
 
     def pull_folder(self, skip: tuple[str, ...] = ("shards", "clips")) -> dict[str, tuple]:
