@@ -22,6 +22,7 @@ from clipsieve.engine.checkpoint import ShardStore, merge_parquet
 from clipsieve.engine.tasks import join_chunks, split_rows
 from clipsieve.run import run_pipeline
 from clipsieve.table import CLIP_SCHEMA, concat_tables, read_parquet, write_parquet
+from engine_runs import cheap_config, copy_subset
 from run_tables import table_rows
 
 SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4", "truncated.mp4")
@@ -29,22 +30,7 @@ SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4", "truncated.mp4")
 
 @pytest.fixture(scope="module")
 def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("engine_subset")
-    for name in SUBSET:
-        shutil.copy(sample_set / name, folder / name)
-    return folder
-
-
-def cheap_config(workers: int, clips_per_task: int = 1) -> RunConfig:
-    config = RunConfig()
-    config.shots.detector = "content"
-    config.score.scorers = ["static", "phash"]
-    config.cut.preset = "ultrafast"
-    config.export.formats = ["parquet"]
-    config.report.enabled = False
-    config.engine.workers = workers
-    config.engine.clips_per_task = clips_per_task
-    return config
+    return copy_subset(sample_set, tmp_path_factory.mktemp("engine_subset"), SUBSET)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ by ``clip_id``/``video_id``, with clip paths made relative to their run folder.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -23,6 +21,7 @@ from clipsieve.run import run_pipeline
 from clipsieve.shots.policy import ClipPlanStage
 from clipsieve.shots.stage import ShotDetectStage
 from clipsieve.table import VIDEO_SCHEMA, read_parquet, rows_to_table
+from engine_runs import cheap_config, copy_subset, local_ray
 from run_tables import table_rows
 
 SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4")
@@ -30,40 +29,19 @@ SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4")
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray = pytest.importorskip("ray")
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-        configure_logging=False,
-    )  # fmt: skip
-    yield ray
-    ray.shutdown()
+    with local_ray() as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")
 def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ray_subset")
-    for name in SUBSET:
-        shutil.copy(sample_set / name, folder / name)
-    return folder
-
-
-def cheap_config(executor: str) -> RunConfig:
-    config = RunConfig()
-    config.shots.detector = "content"
-    config.score.scorers = ["static", "phash"]
-    config.cut.preset = "ultrafast"
-    config.export.formats = ["parquet"]
-    config.report.enabled = False
-    config.engine.executor = executor  # type: ignore[assignment]
-    config.engine.workers = 1
-    return config
+    return copy_subset(sample_set, tmp_path_factory.mktemp("ray_subset"), SUBSET)
 
 
 def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, capfd):
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
-    local = run_pipeline([subset], local_dir, cheap_config("local")).result
-    ray_config = cheap_config("ray")
+    local = run_pipeline([subset], local_dir, cheap_config(executor="local")).result
+    ray_config = cheap_config(executor="ray")
     ray_config.engine.clips_per_task = 2  # the long take's clips leave its task in 2 blocks
     outputs = run_pipeline([subset], ray_dir, ray_config)
     assert outputs.result.engine == "ray" and outputs.result.processed == len(SUBSET)
@@ -77,7 +55,7 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, cap
     err = capfd.readouterr().err
     assert "execution finished" not in err and "Progress bars" not in err
     # a second invocation finds every video committed and redoes nothing
-    again = run_pipeline([subset], ray_dir, cheap_config("ray")).result
+    again = run_pipeline([subset], ray_dir, cheap_config(executor="ray")).result
     assert (again.processed, again.skipped) == (0, len(SUBSET))
     assert ShardStore(ray_dir).done_ids() == {
         r["video_id"] for r in table_rows(ray_dir, "videos.parquet", sort=True)
@@ -88,7 +66,7 @@ def test_ray_runs_a_long_videos_shot_segments_as_tasks_with_the_whole_reads_resu
     ray_session, subset: Path, tmp_path: Path
 ):
     """The long take (325 frames) in 3 segments of 100 frames, each a Ray task of its own."""
-    local_config, ray_config = cheap_config("local"), cheap_config("ray")
+    local_config, ray_config = cheap_config(executor="local"), cheap_config(executor="ray")
     for config in (local_config, ray_config):
         config.shots.detector = "hybrid"
         config.cut.enabled = False

@@ -8,7 +8,6 @@ wrong with a bucket it cannot use.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from clipsieve.storage import (
     staging_dir_for,
 )
 from clipsieve.table import read_parquet
+from engine_runs import cheap_config, copy_subset, local_ray
 from run_tables import table_rows
 from s3_server import LocalS3, local_s3
 
@@ -52,28 +52,18 @@ def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("s3_subset")
-    for name in SUBSET:
-        shutil.copy(sample_set / name, folder / name)
-    return folder
+    return copy_subset(sample_set, tmp_path_factory.mktemp("s3_subset"), SUBSET)
 
 
-def cheap_config(executor: str = "local", workers: int = 2) -> RunConfig:
-    config = RunConfig()
-    config.shots.detector = "content"
-    config.score.scorers = ["static", "phash"]
-    config.cut.preset = "ultrafast"
-    config.export.formats = ["parquet", "csv"]
-    config.report.enabled = False
-    config.engine.executor = executor  # type: ignore[assignment]
-    config.engine.workers = workers
-    return config
+def s3_config(workers: int = 2, executor: str = "local") -> RunConfig:
+    """The cheap pipeline with the csv export (its relpath column is checked too)."""
+    return cheap_config(workers, executor, formats=("parquet", "csv"))
 
 
 @pytest.fixture(scope="module")
 def local_run(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("s3_local_run")
-    run_pipeline([subset], run_dir, cheap_config(workers=1))
+    run_pipeline([subset], run_dir, s3_config(1))
     return run_dir
 
 
@@ -97,7 +87,7 @@ def assert_same_tables(s3: LocalS3, prefix: str, local_run: Path) -> None:
 def test_run_into_a_bucket_equals_a_local_run(
     s3: LocalS3, subset: Path, local_run: Path, staging: Path
 ):
-    outputs = run_pipeline([subset], s3.url("runs/equal"), cheap_config())
+    outputs = run_pipeline([subset], s3.url("runs/equal"), s3_config())
     assert outputs.files["clips.parquet"] == s3.url("runs/equal/clips.parquet")
     assert_same_tables(s3, "runs/equal", local_run)
     keys = s3.keys("runs/equal")
@@ -115,7 +105,7 @@ def test_run_into_a_bucket_equals_a_local_run(
     csv = s3.filesystem().cat_file(f"{s3.bucket}/runs/equal/clips.csv").decode()
     assert s3.url("runs/equal/clips/") in csv and ",clips/" in csv
     # a second invocation finds every video committed in the bucket and redoes nothing
-    again = run_pipeline([subset], s3.url("runs/equal"), cheap_config()).result
+    again = run_pipeline([subset], s3.url("runs/equal"), s3_config()).result
     assert (again.processed, again.skipped) == (0, len(SUBSET))
 
 
@@ -123,7 +113,7 @@ def test_a_fresh_machine_resumes_from_what_the_bucket_holds(
     s3: LocalS3, subset: Path, local_run: Path
 ):
     url = s3.url("runs/resume")
-    run_pipeline([subset], url, cheap_config())
+    run_pipeline([subset], url, s3_config())
     fs = s3.filesystem()
     # the videos shard (the commit marker) of two videos never arrived, and this machine's
     # staging folder is gone: the bucket alone says what is finished
@@ -131,30 +121,30 @@ def test_a_fresh_machine_resumes_from_what_the_bucket_holds(
     for marker in markers[:2]:
         fs.rm(marker)
     shutil.rmtree(staging_dir_for(url))
-    resumed = run_pipeline([subset], url, cheap_config()).result
+    resumed = run_pipeline([subset], url, s3_config()).result
     assert (resumed.processed, resumed.skipped) == (2, len(SUBSET) - 2)
     assert_same_tables(s3, "runs/resume", local_run)
 
 
 def test_staged_shards_the_bucket_never_got_are_redone(s3: LocalS3, subset: Path, local_run: Path):
     url = s3.url("runs/partial")
-    run_pipeline([subset], url, cheap_config())
+    run_pipeline([subset], url, s3_config())
     fs = s3.filesystem()
     marker = sorted(fs.glob(f"{s3.bucket}/runs/partial/shards/*.videos.parquet"))[0]
     fs.rm(marker)  # killed after the local commit, before its upload
     location = RunLocation.resolve(url)
     assert location.sync_shards("shards") == (0, 1)
-    resumed = run_pipeline([subset], url, cheap_config()).result
+    resumed = run_pipeline([subset], url, s3_config()).result
     assert resumed.processed == 1
     assert_same_tables(s3, "runs/partial", local_run)
 
 
 def test_restart_clears_the_bucket_folder(s3: LocalS3, subset: Path):
     url = s3.url("runs/restart")
-    run_pipeline([subset], url, cheap_config())
+    run_pipeline([subset], url, s3_config())
     fs = s3.filesystem()
     fs.pipe(f"{s3.bucket}/runs/restart/shards/stale.videos.parquet", b"not parquet")
-    config = cheap_config()
+    config = s3_config()
     config.cut.enabled = False
     result = run_pipeline([subset], url, config, restart=True).result
     assert result.processed == len(SUBSET)
@@ -165,27 +155,19 @@ def test_ray_run_into_a_bucket_equals_the_local_run(
     s3: LocalS3, subset: Path, local_run: Path, tmp_path: Path
 ):
     """Ray workers find the bucket through the same AWS_* variables (set before ray.init)."""
-    ray = pytest.importorskip("ray")
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-        configure_logging=False,
-    )  # fmt: skip
-    try:
-        run_pipeline([subset], s3.url("runs/ray"), cheap_config("ray"))
-    finally:
-        ray.shutdown()
+    with local_ray():
+        run_pipeline([subset], s3.url("runs/ray"), s3_config(executor="ray"))
     assert_same_tables(s3, "runs/ray", local_run)
 
 
 def test_a_bucket_that_does_not_exist_is_one_clear_error(s3: LocalS3, subset: Path):
     with pytest.raises(StorageError, match=r"cannot write to run folder s3://no-such-bucket/run"):
-        run_pipeline([subset], "s3://no-such-bucket/run", cheap_config())
+        run_pipeline([subset], "s3://no-such-bucket/run", s3_config())
 
 
 def test_a_url_without_its_fsspec_backend_names_the_package(subset: Path):
     with pytest.raises(StorageError, match="not installed|Protocol not known|cannot open"):
-        run_pipeline([subset], "nosuchproto://bucket/run", cheap_config())
+        run_pipeline([subset], "nosuchproto://bucket/run", s3_config())
 
 
 def test_the_cli_reports_a_bad_bucket_in_one_line(s3: LocalS3, subset: Path):
@@ -244,7 +226,7 @@ def test_post_run_commands_work_on_a_bucket_run_folder(s3: LocalS3, subset: Path
     from clipsieve.cli import app
 
     url = s3.url("runs/post")
-    run_pipeline([subset], url, cheap_config())
+    run_pipeline([subset], url, s3_config())
     before = remote_rows(s3, "runs/post", "clips.parquet")
     s3.filesystem().pipe(f"{s3.bucket}/runs/post/notes/a.txt", b"kept")
     cli = CliRunner()
@@ -298,9 +280,9 @@ def test_a_failed_shard_upload_stops_the_run_with_one_line_and_resumes(
         match=r"upload of shards/.*videos.parquet to s3://.*"
         r"failed: connection reset by peer; .*run the same command again",
     ):
-        run_pipeline([subset], url, cheap_config(workers=2))
+        run_pipeline([subset], url, s3_config())
     patch_put_file(monkeypatch, real_put)
-    resumed = run_pipeline([subset], url, cheap_config()).result
+    resumed = run_pipeline([subset], url, s3_config()).result
     assert (resumed.processed, resumed.skipped) == (len(SUBSET) - 1, 1)
     assert_same_tables(s3, "runs/flaky", local_run)
 
@@ -322,8 +304,8 @@ def test_a_failed_clip_upload_stops_the_run_instead_of_failing_the_clip(
 
     patch_put_file(monkeypatch, refuse_clips)
     with pytest.raises(StorageError, match=r"upload of .*\.mp4 to s3://.* failed: Access Denied"):
-        run_pipeline([subset], url, cheap_config(workers=1))  # one worker: this process
+        run_pipeline([subset], url, s3_config(1))  # one worker: this process
     patch_put_file(monkeypatch, real_put)
-    resumed = run_pipeline([subset], url, cheap_config()).result
+    resumed = run_pipeline([subset], url, s3_config()).result
     assert resumed.processed + resumed.skipped == len(SUBSET) and resumed.processed >= 1
     assert_same_tables(s3, "runs/clipfail", local_run)
