@@ -43,8 +43,18 @@ def serial_run(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_pooled_run_equals_serial_run_row_for_row(serial_run: Path, subset: Path, tmp_path: Path):
     run_dir = tmp_path / "pooled"
-    outputs = run_pipeline([subset], run_dir, cheap_config(workers=2))
+    seen: list[dict[str, tuple[int, int]]] = []
+
+    def on_stages(stats) -> None:
+        seen.append({name: (s.rows_in, s.rows_out) for name, s in stats.items()})
+
+    outputs = run_pipeline([subset], run_dir, cheap_config(workers=2), stage_progress=on_stages)
     result = outputs.result
+    # per-stage progress after every task: counts only grow, and end at the summary's
+    assert len(seen) > len(SUBSET)
+    for before, after in zip(seen, seen[1:], strict=False):
+        assert all(after[n][0] >= rows[0] for n, rows in before.items())
+    assert seen[-1] == {n: (s.rows_in, s.rows_out) for n, s in result.stats.items()}
     assert result.workers == 2 and result.processed == len(SUBSET)
     for name in ("videos.parquet", "clips.parquet"):
         assert table_rows(run_dir, name) == table_rows(serial_run, name), name
@@ -197,6 +207,8 @@ def test_a_video_that_kills_its_worker_is_isolated_and_the_run_goes_on(
     assert videos["poison"]["status"] == "error"
     assert "worker process died while processing this video alone" in videos["poison"]["error"]
     assert outputs.result.stats["engine"].errors == {"worker process died": 1}
+    # rows of the videos that were in flight count once: their first tries were taken back
+    assert outputs.result.stats["probe"].rows_in == len(SUBSET)
     # every other video went through untouched, including those in flight beside it
     clips = table_rows(run_dir, "clips.parquet", sort=True)
     assert not [c for c in clips if c["video_id"].startswith("poison")]
@@ -251,3 +263,37 @@ def test_segmented_shot_detection_in_the_pool_equals_a_whole_read(subset: Path, 
 
     stage = ShotDetectStage(detector="hybrid", segment_s=4.0)
     assert stage.segments(videos["long_take"]) == [(0, 100), (100, 200), (200, None)]
+
+
+def test_run_progress_shows_a_bar_per_stage_with_videos_and_clips_totals(tmp_path: Path):
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from clipsieve.engine.tasks import StageStats
+    from clipsieve.pipeline import build_pipeline
+    from clipsieve.run_progress import RunProgress
+
+    pipeline = build_pipeline(cheap_config(workers=2), tmp_path)
+    with Progress(console=Console(file=io.StringIO()), auto_refresh=False) as progress:
+        display = RunProgress(progress, pipeline, videos=10, todo=6)  # 4 resumed
+        stats = {
+            "probe": StageStats(rows_in=6, rows_out=6),
+            "shots": StageStats(rows_in=5, rows_out=5),
+            "policy": StageStats(rows_in=5, rows_out=12),
+            "cut": StageStats(rows_in=7, rows_out=7),
+        }
+        stats["cut"].errors["cannot open"] = 2
+        display.on_stages(stats)
+        display.on_video("/videos/a.mp4", 5, 10)
+        tasks = {t.description.strip(): t for t in progress.tasks}
+    assert [name for name in tasks] == ["videos", "probe", "shots", "policy", "cut", "score"]
+    assert (tasks["probe"].completed, tasks["probe"].total) == (6, 6)
+    assert (tasks["shots"].completed, tasks["policy"].total) == (5, 6)
+    # clip stages count clips, out of the clips planned so far
+    assert (tasks["cut"].completed, tasks["cut"].total) == (7, 12)
+    assert tasks["cut"].fields["current"] == "2 errors"
+    assert tasks["score"].completed == 0 and tasks["score"].total is None
+    assert (tasks["videos"].completed, tasks["videos"].total) == (5, 10)
+    assert tasks["videos"].fields["current"] == "a.mp4"

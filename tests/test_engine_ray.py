@@ -43,10 +43,15 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, cap
     local = run_pipeline([subset], local_dir, cheap_config(executor="local")).result
     ray_config = cheap_config(executor="ray")
     ray_config.engine.clips_per_task = 2  # the long take's clips leave its task in 2 blocks
-    outputs = run_pipeline([subset], ray_dir, ray_config)
+    seen: list[dict] = []
+    outputs = run_pipeline([subset], ray_dir, ray_config, stage_progress=seen.append)
     assert outputs.result.engine == "ray" and outputs.result.processed == len(SUBSET)
     summary = {n: (s.rows_in, s.rows_out, dict(s.errors)) for n, s in outputs.result.stats.items()}
     assert summary == {n: (s.rows_in, s.rows_out, dict(s.errors)) for n, s in local.stats.items()}
+    # per-stage progress ends at the summary's counts (the last call has the final stats)
+    assert seen and {n: s.rows_in for n, s in seen[-1].items()} == {
+        n: s.rows_in for n, s in outputs.result.stats.items()
+    }
     for name in ("videos.parquet", "clips.parquet"):
         assert table_rows(ray_dir, name, sort=True) == table_rows(local_dir, name, sort=True), name
     clips = read_parquet(ray_dir / "clips.parquet")

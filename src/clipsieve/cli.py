@@ -85,7 +85,9 @@ def _run(
     rows: list[dict] | None = None,
     source_options: list[str] | None = None,
 ) -> None:
+    from clipsieve.engine.checkpoint import ShardStore
     from clipsieve.run import execute_run, prepare_run
+    from clipsieve.run_progress import RunProgress
 
     if engine not in (None, "local", "ray"):
         raise _fail(f"--engine must be 'local' or 'ray', not {engine!r}")
@@ -99,6 +101,8 @@ def _run(
         config.engine.executor = "ray"
     # fails fast, before any bar
     prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
+    done = ShardStore(prepared.run_dir).done_ids()
+    todo_count = sum(row["video_id"] not in done for row in prepared.rows)
     # what says where the videos came from when they are not INPUTS (e.g. --metafile META)
     options = list(source_options or [])
     options += [*(["--config", str(config_file)] if config_file else [])]
@@ -107,22 +111,10 @@ def _run(
     options += [*(["--address", address] if address else [])]
     try:
         with _progress_bar() as progress:
-            task = progress.add_task("videos", total=len(prepared.rows), rate="", current="")
-            clip_task = progress.add_task("clips", total=None, rate="", current="cut → score")
-
-            def on_progress(path: str, done: int, total: int) -> None:
-                elapsed = progress.tasks[task].elapsed or 0.0
-                rate = f"{done / elapsed:.2f}/s" if elapsed > 0 else ""
-                progress.update(
-                    task, completed=done, total=total, rate=rate, current=Path(path).name[:40]
-                )
-
-            def on_clips(done: int, planned: int) -> None:
-                elapsed = progress.tasks[clip_task].elapsed or 0.0
-                rate = f"{done / elapsed:.2f}/s" if elapsed > 0 else ""
-                progress.update(clip_task, completed=done, total=planned or None, rate=rate)
-
-            outputs = execute_run(prepared, progress=on_progress, clip_progress=on_clips)
+            display = RunProgress(progress, prepared.pipeline, len(prepared.rows), todo_count)
+            outputs = execute_run(
+                prepared, progress=display.on_video, stage_progress=display.on_stages
+            )
     except KeyboardInterrupt:
         hint = _resume_hint([] if source_options else inputs, out, options)
         console.print(f"resume with: {hint}", highlight=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 from clipsieve.config import RunConfig
 from clipsieve.engine.checkpoint import SHARD_DIR
-from clipsieve.engine.local import ClipProgressCallback, LocalRunner, ProgressCallback
+from clipsieve.engine.local import LocalRunner, ProgressCallback, StageProgressCallback
 from clipsieve.engine.result import RunResult
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
@@ -172,7 +172,7 @@ def _execute(
     prepared: PreparedRun,
     provenance: dict[str, Any],
     progress: ProgressCallback | None,
-    clip_progress: ClipProgressCallback | None,
+    stage_progress: StageProgressCallback | None,
 ) -> RunResult:
     """Run the configured engine; it leaves shards plus the two merged tables in the folder."""
     engine = prepared.config.engine
@@ -188,7 +188,7 @@ def _execute(
             clips_per_task=engine.clips_per_task,
         )
         return ray_runner.run(
-            prepared.rows, progress=progress, clip_progress=clip_progress, metadata=provenance
+            prepared.rows, progress=progress, stage_progress=stage_progress, metadata=provenance
         )
     runner = LocalRunner(
         prepared.pipeline,
@@ -198,14 +198,14 @@ def _execute(
         clips_per_task=engine.clips_per_task or 1,
     )
     return runner.run(
-        prepared.rows, progress=progress, clip_progress=clip_progress, metadata=provenance
+        prepared.rows, progress=progress, stage_progress=stage_progress, metadata=provenance
     )
 
 
 def execute_run(
     prepared: PreparedRun,
     progress: ProgressCallback | None = None,
-    clip_progress: ClipProgressCallback | None = None,
+    stage_progress: StageProgressCallback | None = None,
 ) -> RunOutputs:
     """Process (or resume) every video, then write the tables, exports and report."""
     run_dir, config, run_info = prepared.run_dir, prepared.config, prepared.run_info
@@ -214,7 +214,7 @@ def execute_run(
         "clipsieve_versions": run_info["versions"],
     }
     started = time.perf_counter()
-    result = _execute(prepared, provenance, progress, clip_progress)
+    result = _execute(prepared, provenance, progress, stage_progress)
     engine_seconds = time.perf_counter() - started
     files: dict[str, Path] = {
         "videos.parquet": result.videos_path,
@@ -268,9 +268,9 @@ def run_pipeline(
     restart: bool = False,
     progress: ProgressCallback | None = None,
     pipeline: Pipeline | None = None,
-    clip_progress: ClipProgressCallback | None = None,
+    stage_progress: StageProgressCallback | None = None,
     rows: list[dict[str, Any]] | None = None,
 ) -> RunOutputs:
     """Run (or resume) the whole pipeline on ``inputs`` (or metafile ``rows``) into ``run_dir``."""
     prepared = prepare_run(inputs, run_dir, config, restart=restart, pipeline=pipeline, rows=rows)
-    return execute_run(prepared, progress=progress, clip_progress=clip_progress)
+    return execute_run(prepared, progress=progress, stage_progress=stage_progress)

@@ -58,6 +58,7 @@ from clipsieve.engine.tasks import (
     run_video_task,
     serial_column_order,
     split_rows,
+    unmerge_rows,
 )
 from clipsieve.errors import UserError
 from clipsieve.pipeline import Pipeline
@@ -76,7 +77,8 @@ RESUME_HINT = (
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (video path, videos done, total)
-ClipProgressCallback = Callable[[int, int], None]  # (clips done, clips planned so far)
+# The per-stage stats of this invocation so far (rows in/out, errors, seconds), after each task.
+StageProgressCallback = Callable[[StatsByStage], None]
 
 __all__ = ["LocalRunner", "ProgressCallback", "RunResult", "StageStats", "default_workers"]
 
@@ -127,10 +129,10 @@ class _VideoJob:
     planned_columns: list[str] = field(default_factory=list)
     parts: list[ClipTaskResult | None] = field(default_factory=list)
     unscheduled: pa.Table | None = None  # the plan itself when there are no clip stages
-    planned: int = 0  # clip rows in the plan
     split: SegmentPlan | None = None  # a segmented video stage still running
     split_videos: pa.Table | None = None  # the row the segments work on
     segment_parts: list[dict[str, Any] | None] = field(default_factory=list)
+    stats: StatsByStage = field(default_factory=dict)  # what its finished tasks added
 
     @property
     def complete(self) -> bool:
@@ -172,7 +174,7 @@ class LocalRunner:
         self,
         rows: list[dict[str, Any]],
         progress: ProgressCallback | None = None,
-        clip_progress: ClipProgressCallback | None = None,
+        stage_progress: StageProgressCallback | None = None,
     ) -> tuple[int, int, StatsByStage]:
         """Process every unfinished video of ``rows``; return (processed, skipped, stats)."""
         self.store.remove_partial()
@@ -184,7 +186,7 @@ class LocalRunner:
         stats: StatsByStage = {}
         if not todo:
             return 0, skipped, stats
-        scheduler = _Scheduler(self, todo, stats, len(rows), skipped, progress, clip_progress)
+        scheduler = _Scheduler(self, todo, stats, len(rows), skipped, progress, stage_progress)
         committed = 0
         while True:
             suspects = self._schedule(scheduler)
@@ -243,11 +245,11 @@ class LocalRunner:
         self,
         rows: list[dict[str, Any]],
         progress: ProgressCallback | None = None,
-        clip_progress: ClipProgressCallback | None = None,
+        stage_progress: StageProgressCallback | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Process (or resume) ``rows``, then stream the shards into the two merged tables."""
-        processed, skipped, stats = self.execute(rows, progress, clip_progress)
+        processed, skipped, stats = self.execute(rows, progress, stage_progress)
         videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
         return RunResult(
             videos_path, clips_path, processed, skipped, stats, counts, "local", self.workers
@@ -265,7 +267,7 @@ class _Scheduler:
         total: int,
         skipped: int,
         progress: ProgressCallback | None,
-        clip_progress: ClipProgressCallback | None,
+        stage_progress: StageProgressCallback | None,
         max_videos: int | None = None,
     ) -> None:
         self.runner = runner
@@ -276,36 +278,32 @@ class _Scheduler:
         self.finished = skipped
         self.committed = 0
         self.progress = progress
-        self.clip_progress = clip_progress
+        self.stage_progress = stage_progress
         self.jobs: dict[str, _VideoJob] = {}
         # Tasks of started videos, run before new videos start: ("clips" | "segment" | "tail",
         # arguments of the pool's submit_<kind>).
         self.ready: deque[tuple[str, tuple[Any, ...]]] = deque()
         self.futures: set[Future[Any]] = set()
-        self.clips_done = 0
-        self.clips_planned = 0
         self.tasks_done = 0  # tasks that came back from a worker, over all follow-ups
 
     def follow_up(self, todo: list[dict[str, Any]], max_videos: int | None = None) -> _Scheduler:
         """A scheduler for ``todo`` that continues this one's counts (after a worker died)."""
         after = _Scheduler(
             self.runner, todo, self.stats, self.total, self.finished, self.progress,
-            self.clip_progress, max_videos,
+            self.stage_progress, max_videos,
         )  # fmt: skip
-        after.clips_done, after.clips_planned = self.clips_done, self.clips_planned
         after.tasks_done = self.tasks_done
         return after
 
     def abandon(self) -> list[dict[str, Any]]:
         """Forget the videos in flight (their worker died) and return their rows.
 
-        Their clips no longer count as planned or done; they are planned again when retried.
+        Their rows no longer count in the stats (time spent does); they count again when retried.
         """
         rows = []
         for job in self.jobs.values():
             rows.append(job.row)
-            self.clips_planned -= job.planned
-            self.clips_done -= sum(p.clips.num_rows for p in job.parts if p is not None)
+            unmerge_rows(self.stats, job.stats)
         self.jobs.clear()
         self.ready.clear()
         self.futures.clear()
@@ -338,6 +336,9 @@ class _Scheduler:
     def _handle(self, result: VideoTaskResult | SegmentTaskResult | ClipTaskResult) -> None:
         job = self.jobs[result.video_id]
         merge_stats(self.stats, result.stats)
+        merge_stats(job.stats, result.stats)
+        if self.stage_progress is not None:
+            self.stage_progress(self.stats)
         if isinstance(result, VideoTaskResult) and result.split is not None:
             # A long video: its segments become tasks; the tail task finishes the video.
             job.split, job.split_videos = result.split, result.videos
@@ -363,13 +364,8 @@ class _Scheduler:
                 self.ready.extend(("clips", (result.video_id, i, c)) for i, c in enumerate(chunks))
             else:
                 job.unscheduled = result.planned
-            job.planned = result.planned.num_rows
-            self.clips_planned += job.planned
         else:
             job.parts[result.chunk] = result
-            self.clips_done += result.clips.num_rows
-        if self.clip_progress is not None:
-            self.clip_progress(self.clips_done, self.clips_planned)
         if job.complete:
             self._commit(result.video_id, job)
 

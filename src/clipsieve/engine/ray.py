@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clipsieve.engine.checkpoint import ShardStore
-from clipsieve.engine.local import ClipProgressCallback, ProgressCallback
+from clipsieve.engine.local import ProgressCallback, StageProgressCallback
 from clipsieve.engine.result import RunResult
 from clipsieve.engine.tasks import (
     StatsByStage,
@@ -384,6 +385,41 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     return True
 
 
+class _StatsPoller:
+    """Hands the collector's per-stage stats to ``callback`` every ``interval`` seconds.
+
+    A thread, because tasks report after each batch while the driver's loop only wakes when
+    finished rows stream out (nothing does while the first videos are still in shot detection).
+    """
+
+    def __init__(
+        self, collector: Any, callback: StageProgressCallback | None, interval: float = 0.5
+    ) -> None:
+        self.collector, self.callback, self.interval = collector, callback, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="clipsieve-ray-stats", daemon=True)
+
+    def __enter__(self) -> _StatsPoller:
+        if self.callback is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _poll(self) -> None:
+        import ray
+
+        assert self.callback is not None
+        while not self.stop.wait(self.interval):
+            try:
+                self.callback(ray.get(self.collector.get.remote(), timeout=10))
+            except Exception:  # progress only: a slow or stopping Ray must not end the run
+                continue
+
+
 class RayRunner:
     """Runs a pipeline on Ray Data, committing shards per video on the driver."""
 
@@ -441,7 +477,7 @@ class RayRunner:
         self,
         rows: list[dict[str, Any]],
         progress: ProgressCallback | None = None,
-        clip_progress: ClipProgressCallback | None = None,
+        stage_progress: StageProgressCallback | None = None,
         stats: StatsByStage | None = None,
     ) -> tuple[int, int]:
         import ray
@@ -483,14 +519,18 @@ class RayRunner:
             for stage in self.pipeline.clip_stages:
                 ds = self._map(ds, stage, cpus_cap, collector, clip_batch)
             try:
-                committed = self._collect(ds, len(rows), skipped, progress, clip_progress)
+                with _StatsPoller(collector, stage_progress):
+                    committed = self._collect(ds, len(rows), skipped, progress)
             except Exception as exc:
                 user_error = user_error_in(exc)
                 if user_error is None:
                     raise
                 raise user_error from None
+            final = ray.get(collector.get.remote())
+            if stage_progress is not None:
+                stage_progress(final)
             if stats is not None:
-                merge_stats(stats, ray.get(collector.get.remote()))
+                merge_stats(stats, final)
         finally:
             if started:
                 ray.shutdown()
@@ -502,11 +542,10 @@ class RayRunner:
         total: int,
         skipped: int,
         progress: ProgressCallback | None,
-        clip_progress: ClipProgressCallback | None,
     ) -> int:
         """Gather rows per video as Ray streams them out; commit each complete video."""
         pending: dict[str, _Pending] = {}
-        committed = clips_done = 0
+        committed = 0
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             ids = batch.column("video_id").to_pylist()
             positions = batch.column(POS_COL).to_pylist()
@@ -518,15 +557,12 @@ class RayRunner:
                     pending[video_id] = job
                 if positions[i] >= 0:
                     job.rows.append((positions[i], batch.slice(i, 1)))
-                    clips_done += 1
                 if len(job.rows) == job.count:
                     self._commit(video_id, job)
                     del pending[video_id]
                     committed += 1
                     if progress is not None:
                         progress(job.videos.column("path")[0].as_py(), skipped + committed, total)
-            if clip_progress is not None:
-                clip_progress(clips_done, clips_done)
         if pending:
             raise RuntimeError(f"Ray returned incomplete results for {sorted(pending)[:3]}")
         return committed
@@ -542,11 +578,11 @@ class RayRunner:
         self,
         rows: list[dict[str, Any]],
         progress: ProgressCallback | None = None,
-        clip_progress: ClipProgressCallback | None = None,
+        stage_progress: StageProgressCallback | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> RunResult:
         stats: StatsByStage = {}
-        processed, skipped = self.execute(rows, progress, clip_progress, stats)
+        processed, skipped = self.execute(rows, progress, stage_progress, stats)
         videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
         return RunResult(
             videos_path, clips_path, processed, skipped, stats, counts, "ray",

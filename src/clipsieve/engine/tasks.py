@@ -55,6 +55,18 @@ def merge_stats(into: StatsByStage, more: StatsByStage) -> None:
         into.setdefault(name, StageStats()).add(stats)
 
 
+def unmerge_rows(into: StatsByStage, less: StatsByStage) -> None:
+    """Take ``less``'s rows and errors back out of ``into`` (work that will be redone); the
+    seconds stay, they were spent."""
+    for name, stats in less.items():
+        entry = into.get(name)
+        if entry is not None:
+            entry.rows_in -= stats.rows_in
+            entry.rows_out -= stats.rows_out
+            entry.errors.subtract(stats.errors)
+            entry.errors += Counter()  # drop the reasons that reached zero
+
+
 def count_new_errors(before: pa.Table, after: pa.Table) -> Counter[str]:
     """Errors that appeared in this stage, by reason (the text after the ``stage:`` prefix)."""
     key = "clip_id" if "clip_id" in after.column_names else "video_id"
