@@ -52,11 +52,16 @@ def staging_dir_for(url: str) -> Path:
     return root.absolute() / digest
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of a backend's error (botocore's run to several), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def upload_failed(name: str, target: str, exc: BaseException) -> StorageError:
     """The one line for an upload that failed after the backend's own retries."""
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return StorageError(
-        f"upload of {name} to {target} failed: {reason}; finished work is saved, run the "
+        f"upload of {name} to {target} failed: {_reason(exc)}; finished work is saved, run the "
         "same command again to resume"
     )
 
@@ -142,9 +147,8 @@ class RunLocation:
             fs.pipe(probe, b"")
             fs.rm(probe)
         except Exception as exc:  # backends raise their own types (botocore, aiohttp, ...)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StorageError(
-                f"cannot write to run folder {self.target}: {reason} "
+                f"cannot write to run folder {self.target}: {_reason(exc)} "
                 "(check the bucket exists and the credentials, e.g. the AWS_* variables)"
             ) from None
 

@@ -494,7 +494,7 @@ class RayRunner:
         started = connect(self.address, self.num_cpus)
         self.startup_s = time.perf_counter() - began
         try:
-            # The command shows its own progress (videos committed, clips done); Ray Data's
+            # The command shows its own progress (videos committed, rows per stage); Ray Data's
             # bars, or its log lines when stderr is not a terminal, would interleave with it.
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
