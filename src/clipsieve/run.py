@@ -223,7 +223,7 @@ def execute_run(
     # The run folder always holds both Parquet tables; csv/jsonl are the optional exports.
     other_formats = tuple(f for f in config.export.formats if f != "parquet")
     exported = export_run(
-        run_dir, result.clips, formats=other_formats, root=prepared.location.target
+        run_dir, result.clips_path, formats=other_formats, root=prepared.location.target
     )
     files.update({path.name: path for path in exported.values()})
 

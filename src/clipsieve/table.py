@@ -207,17 +207,78 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+class RowFileWriter:
+    """A text table written batch by batch, atomically (temp file renamed on a clean exit).
+
+    The streaming form of :func:`write_csv` and :func:`write_jsonl`: an export of millions of
+    rows holds one batch, not the table. Use as a context manager; an exception inside leaves
+    no file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.rows = 0
+
+    def __enter__(self) -> RowFileWriter:
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._fh = open(tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in exit)
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                self.end()
+        finally:
+            self._fh.close()
+            self._atomic.__exit__(*exc)
+
+    def start(self) -> None:
+        """Write what comes before the rows."""
+
+    def end(self) -> None:
+        """Write what comes after the rows."""
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        raise TypeError("use CsvFileWriter or JsonlFileWriter")
+
+
+class CsvFileWriter(RowFileWriter):
+    """CSV rows: nulls as empty cells, lists/dicts JSON-encoded."""
+
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]) -> None:
+        super().__init__(path)
+        self.columns = list(columns)
+
+    def start(self) -> None:
+        self._csv = csv.writer(self._fh)
+        self._csv.writerow(self.columns)
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        names = self.columns
+        for row in table.select(names).to_pylist() if names else []:
+            self._csv.writerow([_csv_cell(row[n]) for n in names])
+            self.rows += 1
+
+
+class JsonlFileWriter(RowFileWriter):
+    """One JSON object per row."""
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        for row in table.to_pylist():
+            self._fh.write(json.dumps(row, ensure_ascii=False, default=str))
+            self._fh.write("\n")
+            self.rows += 1
+
+
 def write_csv(
     table: pa.Table, path: str | os.PathLike[str], columns: Sequence[str] | None = None
 ) -> Path:
     """Write CSV atomically (nulls as empty cells, lists/dicts JSON-encoded)."""
     names = list(columns) if columns is not None else table.column_names
-    rows = table.select(names).to_pylist() if names else []
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(names)
-        for row in rows:
-            writer.writerow([_csv_cell(row[n]) for n in names])
+    with CsvFileWriter(path, names) as writer:
+        writer.write(table)
     return Path(path)
 
 
@@ -229,10 +290,8 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
 
 def write_jsonl(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     """Write one JSON object per row, atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for row in table.to_pylist():
-            fh.write(json.dumps(row, ensure_ascii=False, default=str))
-            fh.write("\n")
+    with JsonlFileWriter(path) as writer:
+        writer.write(table)
     return Path(path)
 
 

@@ -18,7 +18,12 @@ from clipsieve.export.training import LINK_MODES, TRAINING_FORMATS
 @run_folder_command
 def export(
     run_dir: Path = typer.Argument(..., parser=keep_text, help="A finished run folder."),
-    fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(TRAINING_FORMATS)}."),
+    fmt: str = typer.Option(
+        ...,
+        "--format",
+        "-f",
+        help=f"One of: {', '.join(TRAINING_FORMATS)}; or views (RUN_DIR/clips.csv, clips.jsonl).",
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Export folder (default RUN_DIR/export/FORMAT)."
     ),
@@ -32,15 +37,22 @@ def export(
         None, "--shard-count", help="webdataset: at most this many clips per shard."
     ),
 ) -> None:
-    """Export the kept clips (filters, dedup and balance applied) as a training set."""
+    """Export the kept clips (filters, dedup and balance applied) as a training set.
+
+    ``--format views`` rewrites the run folder's own clips.csv and clips.jsonl (kept rows,
+    clip files in place), which post-run steps remove when they change the table.
+    """
     from clipsieve.export.training import export_training_set, parse_size
-    from clipsieve.runfolder import load_clips
+    from clipsieve.runfolder import clips_path
 
     with user_errors():
+        if fmt == VIEWS:
+            _write_views(run_dir)
+            return
         target = out if out is not None else run_dir / "export" / fmt
         summary = export_training_set(
             run_dir,
-            load_clips(run_dir),
+            clips_path(run_dir),
             target,
             fmt,
             link=link,
@@ -55,6 +67,17 @@ def export(
         for name, bucket in summary.index["buckets"].items():
             table.add_row(name, str(bucket["count"]), str(len(bucket["shards"])))
         console.print(table)
+
+
+VIEWS = "views"
+
+
+def _write_views(run_dir: Path) -> None:
+    from clipsieve.export import export_run
+    from clipsieve.runfolder import clips_path
+
+    written = export_run(run_dir, clips_path(run_dir), formats=("csv", "jsonl"))
+    console.print(f"views: {', '.join(str(p) for p in written.values())}")
 
 
 def register_export(app: typer.Typer) -> None:

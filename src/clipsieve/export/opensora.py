@@ -23,6 +23,7 @@ import pyarrow as pa
 from clipsieve.export.kept import kept_clips
 from clipsieve.storage import is_url
 from clipsieve.table import (
+    CAPTION_COLUMNS,
     CLIP_SCHEMA,
     VIDEO_SCHEMA,
     caption_of,
@@ -74,10 +75,11 @@ def clip_timestamp(row: dict) -> str | None:
     return str((timecode(start), timecode(end)))
 
 
-def score_columns(clips: pa.Table) -> list[str]:
+def score_columns(clips: pa.Table | pa.Schema) -> list[str]:
     """Numeric extra columns (scores added by scoring stages), in table order."""
     out = []
-    for field in clips.schema:
+    schema = clips if isinstance(clips, pa.Schema) else clips.schema
+    for field in schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
         if numeric and field.name not in _BOOKKEEPING:
             out.append(field.name)
@@ -101,6 +103,13 @@ def _paths(path: str, root: str | Path) -> tuple[str, str]:
         clip_path = local_root / clip_path
     clip_path = Path(os.path.abspath(clip_path))
     return str(clip_path), os.path.relpath(clip_path, local_root)
+
+
+def opensora_columns(schema: pa.Schema) -> list[str]:
+    """The csv's header for a clip table of ``schema`` (the columns :func:`opensora_table`
+    gives any part of it)."""
+    caption = any(c in schema.names for c in CAPTION_COLUMNS)
+    return [*OPENSORA_COLUMNS, *score_columns(schema), *(["text"] if caption else [])]
 
 
 def opensora_table(

@@ -18,21 +18,24 @@ export never deletes files it did not make.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from clipsieve.errors import UserError
-from clipsieve.export.easyanimate import write_easyanimate_json
-from clipsieve.export.jsonl import write_clips_jsonl
-from clipsieve.export.kept import kept_clips
-from clipsieve.export.opensora import write_opensora_csv
-from clipsieve.export.webdataset import make_sample, sample_key, write_webdataset
-from clipsieve.table import caption_of, write_json, write_parquet
+from clipsieve.export.easyanimate import EasyAnimateWriter
+from clipsieve.export.opensora import opensora_columns, opensora_table
+from clipsieve.export.webdataset import INDEX_FILE, WebDatasetWriter, make_sample, sample_key
+from clipsieve.steps.base import DUCKDB_MEMORY
+from clipsieve.table import CsvFileWriter, JsonlFileWriter, atomic_path, caption_of, write_json
 
 TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
 LINK_MODES = ("copy", "hard", "sym")
@@ -76,16 +79,31 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def _prepare_out(out: Path) -> None:
+def _staging_for(out: Path) -> Path:
+    """A fresh folder beside ``out`` to build the export in (swapped in when complete), after
+    checking ``out`` may be replaced; partial folders of killed exports are cleared."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file: choose a folder for --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MARKER).is_file():
-            raise ExportError(
-                f"{out} is not empty and was not made by `clipsieve export`: choose a new --out"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ExportError(
+            f"{out} is not empty and was not made by `clipsieve export`: choose a new --out"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace ``out`` by the finished ``staging`` folder: the old export stays whole until
+    the new one is complete."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "export")
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
 
 
 def _source_file(row: dict[str, Any], run_dir: Path) -> Path:
@@ -115,23 +133,55 @@ def _place(source: Path, target: Path, link: str) -> None:
         os.symlink(os.path.abspath(source), target)
 
 
-def _keyed_rows(clips: pa.Table) -> list[dict[str, Any]]:
-    rows = kept_clips(clips).to_pylist()
-    seen: dict[str, str] = {}
-    for row in rows:
-        key = sample_key(str(row["clip_id"]))
-        if key in seen:
-            raise ExportError(
-                f"clip ids '{seen[key]}' and '{row['clip_id']}' give the same export key '{key}': "
-                "make clip ids unique"
-            )
-        seen[key] = str(row["clip_id"])
-    return sorted(rows, key=lambda r: sample_key(str(r["clip_id"])))
+def sorted_kept_batches(clips: pa.Table | Path, batch_rows: int = 8192) -> Iterator[pa.Table]:
+    """The exported rows (``keep`` true, status ok, a clip file) in sample-key order.
+
+    DuckDB sorts them (spilling to disk past its memory cap), so a 10-million-clip table is
+    exported in one pass with memory for a batch; types are cast back to the table's own.
+    """
+    import duckdb
+
+    schema = clips.schema if isinstance(clips, pa.Table) else pq.read_schema(clips)
+    plain = schema.remove_metadata()
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+        if isinstance(clips, pa.Table):
+            con.register("source", clips)
+            source = "source"
+        else:
+            source = "read_parquet('" + str(clips).replace("'", "''") + "')"
+        missing = [c for c in ("keep", "status", "path", "clip_id") if c not in schema.names]
+        if missing:
+            raise ExportError(f"clip table lacks column(s) {', '.join(missing)}: cannot export")
+        query = (
+            f"SELECT * FROM {source} WHERE keep AND status = 'ok' AND path IS NOT NULL "
+            "ORDER BY regexp_replace(clip_id, '[^A-Za-z0-9_-]', '_', 'g')"
+        )
+        for batch in con.sql(query).to_arrow_reader(batch_rows):
+            yield pa.Table.from_batches([batch]).cast(plain)
+    finally:
+        con.close()
+
+
+def _keyed_rows(batches: Iterator[pa.Table]) -> Iterator[tuple[dict[str, Any], str]]:
+    """``(row, sample key)`` in key order; two clip ids with one key are an error."""
+    last_key = last_id = None
+    for part in batches:
+        for row in part.to_pylist():
+            key = sample_key(str(row["clip_id"]))
+            if key == last_key:
+                raise ExportError(
+                    f"clip ids '{last_id}' and '{row['clip_id']}' give the same export key "
+                    f"'{key}': make clip ids unique"
+                )
+            last_key, last_id = key, row["clip_id"]
+            yield row, key
 
 
 def export_training_set(
     run_dir: str | Path,
-    clips: pa.Table,
+    clips: pa.Table | Path,
     out: str | Path,
     fmt: str,
     *,
@@ -147,43 +197,112 @@ def export_training_set(
     if fmt == "webdataset" and link != "copy":
         raise ExportError("--link does not apply to webdataset: clips are stored in the shards")
     run_dir, out = Path(run_dir), Path(out)
-    rows = _keyed_rows(clips)
-    sources = [_source_file(row, run_dir) for row in rows]  # fail before touching ``out``
-    _prepare_out(out)
-    summary = ExportSummary(format=fmt, out=out, count=len(rows))
-    if fmt == "webdataset":
-        samples = [make_sample(r, s, caption_of(r)) for r, s in zip(rows, sources, strict=True)]
-        summary.index = write_webdataset(
-            samples, out, shard_bytes=shard_bytes, shard_count=shard_count
+    staging = _staging_for(out)
+    try:
+        summary = _write_export(run_dir, clips, staging, out, fmt, link, shard_bytes, shard_count)
+        summary.out = out
+        write_json(
+            {
+                "format": fmt,
+                "count": summary.count,
+                "link": link if fmt != "webdataset" else None,
+                "run_dir": str(run_dir.resolve()),
+                "files": summary.files,
+            },
+            staging / MARKER,
         )
-        summary.files = [s["name"] for s in summary.index["shards"]] + ["index.json"]
-    else:
-        exported = []
-        for row, source in zip(rows, sources, strict=True):
-            relative = f"clips/{sample_key(str(row['clip_id']))}{source.suffix or '.mp4'}"
-            _place(source, out / relative, link)
-            exported.append({**row, "path": relative})
-        table = (
-            pa.Table.from_pylist(exported, schema=clips.schema) if exported else clips.slice(0, 0)
-        )
-        target = out / MANIFESTS[fmt]
-        if fmt == "jsonl":
-            write_clips_jsonl(table, target)
-        elif fmt == "opensora-csv":
-            write_opensora_csv(table, target, root=out)
-        elif fmt == "easyanimate-json":
-            write_easyanimate_json([(r["path"], caption_of(r)) for r in exported], target)
-        else:
-            write_parquet(table, target)
-        summary.files = [r["path"] for r in exported] + [MANIFESTS[fmt]]
-    write_json(
-        {
-            "format": fmt,
-            "count": summary.count,
-            "link": link if fmt != "webdataset" else None,
-            "run_dir": str(run_dir.resolve()),
-            "files": summary.files,
-        },
-        out / MARKER,
-    )
+        _swap_in(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return summary
+
+
+def _write_export(
+    run_dir: Path,
+    clips: pa.Table | Path,
+    out: Path,
+    final: Path,
+    fmt: str,
+    link: str,
+    shard_bytes: int,
+    shard_count: int | None,
+) -> ExportSummary:
+    """Stream the kept rows, in key order, into the (empty) folder ``out``, which becomes
+    ``final`` (what absolute manifest paths name)."""
+    rows = _keyed_rows(sorted_kept_batches(clips))
+    summary = ExportSummary(format=fmt, out=out, count=0)
+    if fmt == "webdataset":
+        writer = WebDatasetWriter(out, shard_bytes, shard_count)
+        try:
+            for row, key in rows:
+                source = _source_file(row, run_dir)
+                writer.add(make_sample(row, source, caption_of(row)))
+        except BaseException:
+            writer.abort()
+            raise
+        summary.index = writer.close()
+        summary.count = summary.index["total"]
+        summary.files = [s["name"] for s in summary.index["shards"]] + [INDEX_FILE]
+        return summary
+    schema = clips.schema if isinstance(clips, pa.Table) else pq.read_schema(clips)
+    target = out / MANIFESTS[fmt]
+    with _Manifest(fmt, target, schema, root=final) as manifest:
+        batch: list[dict[str, Any]] = []
+        for row, key in rows:
+            source = _source_file(row, run_dir)
+            relative = f"clips/{key}{source.suffix or '.mp4'}"
+            _place(source, out / relative, link)
+            batch.append({**row, "path": relative})
+            if len(batch) >= MANIFEST_BATCH:
+                manifest.write(batch)
+                summary.count += len(batch)
+                batch = []
+        manifest.write(batch)
+        summary.count += len(batch)
+    summary.files = [MANIFESTS[fmt], "clips/"]
+    return summary
+
+
+MANIFEST_BATCH = 4096
+
+
+class _Manifest:
+    """Writes manifest rows batch by batch in the export's format; ``root``: the folder the
+    export will be at (Open-Sora's absolute ``path`` column)."""
+
+    def __init__(self, fmt: str, target: Path, schema: pa.Schema, root: Path) -> None:
+        self.fmt, self.target, self.schema, self.root = fmt, target, schema, root
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _Manifest:
+        if self.fmt == "jsonl":
+            self._writer = self._stack.enter_context(JsonlFileWriter(self.target))
+        elif self.fmt == "opensora-csv":
+            columns = opensora_columns(self.schema)
+            self._writer = self._stack.enter_context(CsvFileWriter(self.target, columns))
+        elif self.fmt == "easyanimate-json":
+            self._writer = self._stack.enter_context(EasyAnimateWriter(self.target))
+        else:
+            tmp = self._stack.enter_context(atomic_path(self.target))
+            self._writer = self._stack.enter_context(
+                pq.ParquetWriter(tmp, self.schema, compression="zstd")
+            )
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.fmt == "easyanimate-json":
+            self._writer.write([(r["path"], caption_of(r)) for r in rows])
+            return
+        table = pa.Table.from_pylist(rows, schema=self.schema)
+        if self.fmt == "opensora-csv":
+            self._writer.write(opensora_table(table, self.root))
+        elif self.fmt == "parquet":
+            self._writer.write_table(table)
+        else:
+            self._writer.write(table)

@@ -79,41 +79,125 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def _write_shard(path: Path, samples: list[Sample]) -> dict[str, Any]:
-    with atomic_path(path) as tmp:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            for s in samples:
-                with open(s.video, "rb") as fh:
-                    tar.addfile(_info(f"{s.key}.mp4", s.video.stat().st_size), fh)
-                tar.addfile(_info(f"{s.key}.json", len(s.meta)), io.BytesIO(s.meta))
-                tar.addfile(_info(f"{s.key}.txt", len(s.text)), io.BytesIO(s.text))
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        size = tmp.stat().st_size
-    return {
-        "name": path.name,
-        "count": len(samples),
-        "bytes": size,
-        "sha256": digest,
-        "first_key": samples[0].key,
-        "last_key": samples[-1].key,
-    }
+def _sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _split(samples: list[Sample], shard_bytes: int, shard_count: int | None) -> list[list[Sample]]:
-    shards: list[list[Sample]] = []
-    current: list[Sample] = []
-    used = 2 * BLOCK  # the end-of-archive blocks
-    for sample in samples:
+class _OpenShard:
+    """One bucket's shard being written (a tar under a temp name, renamed when closed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._atomic = atomic_path(path)
+        self.tmp = self._atomic.__enter__()
+        self.tar = tarfile.open(self.tmp, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self.used = 2 * BLOCK  # the end-of-archive blocks
+        self.count = 0
+        self.first_key = self.last_key = ""
+
+    def add(self, s: Sample, size: int) -> None:
+        with open(s.video, "rb") as fh:
+            self.tar.addfile(_info(f"{s.key}.mp4", s.video.stat().st_size), fh)
+        self.tar.addfile(_info(f"{s.key}.json", len(s.meta)), io.BytesIO(s.meta))
+        self.tar.addfile(_info(f"{s.key}.txt", len(s.text)), io.BytesIO(s.text))
+        self.first_key = self.first_key or s.key
+        self.last_key = s.key
+        self.used += size
+        self.count += 1
+
+    def close(self) -> dict[str, Any]:
+        self.tar.close()
+        entry = {
+            "name": self.path.name,
+            "count": self.count,
+            "bytes": self.tmp.stat().st_size,
+            "sha256": _sha256(self.tmp),
+            "first_key": self.first_key,
+            "last_key": self.last_key,
+        }
+        self._atomic.__exit__(None, None, None)
+        return entry
+
+    def abort(self) -> None:
+        self.tar.close()
+        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+class WebDatasetWriter:
+    """Writes samples, given in key order, into bucketed shards in one pass.
+
+    Each bucket has one open shard; a sample that would push it past ``shard_bytes`` (tar
+    bytes, headers and padding included) or beyond ``shard_count`` samples closes it first. So
+    memory holds one sample per bucket, and the shards are the same bytes as sorting all
+    samples first would give.
+    """
+
+    def __init__(self, out: Path, shard_bytes: int = 1 << 30, shard_count: int | None = None):
+        self.out, self.shard_bytes, self.shard_count = out, shard_bytes, shard_count
+        out.mkdir(parents=True, exist_ok=True)
+        self._open: dict[str, _OpenShard] = {}
+        self._numbers: dict[str, int] = {}
+        self.buckets: dict[str, Any] = {}
+        self.shards: list[dict[str, Any]] = []
+        self.total = self.captioned = 0
+
+    def add(self, sample: Sample) -> None:
+        name = sample.bucket["name"]
         size = sample.tar_bytes()
-        full = shard_count is not None and len(current) >= shard_count
-        if current and (full or used + size > shard_bytes):
-            shards.append(current)
-            current, used = [], 2 * BLOCK
-        current.append(sample)
-        used += size
-    if current:
-        shards.append(current)
-    return shards
+        shard = self._open.get(name)
+        if shard is not None:
+            full = self.shard_count is not None and shard.count >= self.shard_count
+            if full or shard.used + size > self.shard_bytes:
+                self._close(name)
+                shard = None
+        if shard is None:
+            n = self._numbers.get(name, 0)
+            self._numbers[name] = n + 1
+            shard = self._open[name] = _OpenShard(self.out / f"{name}-{n:06d}.tar")
+        shard.add(sample, size)
+        if name not in self.buckets:
+            first = sample.bucket
+            self.buckets[name] = {
+                "resolution": first["resolution"],
+                "aspect": first["aspect"],
+                "duration": first["duration"],
+                "count": 0,
+                "shards": [],
+            }
+        self.buckets[name]["count"] += 1
+        self.total += 1
+        self.captioned += bool(sample.text)
+
+    def _close(self, name: str) -> None:
+        entry = self._open.pop(name).close()
+        self.shards.append({"bucket": name, **entry})
+        self.buckets[name]["shards"].append(entry["name"])
+
+    def abort(self) -> None:
+        for shard in self._open.values():
+            shard.abort()
+        self._open.clear()
+
+    def close(self) -> dict[str, Any]:
+        """Close every shard, write ``index.json``; return the index."""
+        for name in list(self._open):
+            self._close(name)
+        index = {
+            "format": "webdataset",
+            "version": 1,
+            "total": self.total,
+            "captioned": self.captioned,
+            "shard_bytes": self.shard_bytes,
+            "shard_count": self.shard_count,
+            "buckets": {name: self.buckets[name] for name in sorted(self.buckets)},
+            "shards": sorted(self.shards, key=lambda s: (s["bucket"], s["name"])),
+        }
+        write_json(index, self.out / INDEX_FILE)
+        return index
 
 
 def write_webdataset(
@@ -124,39 +208,14 @@ def write_webdataset(
     shard_count: int | None = None,
 ) -> dict[str, Any]:
     """Write ``samples`` as bucketed shards into ``out``; return the index (also written)."""
-    out.mkdir(parents=True, exist_ok=True)
-    by_bucket: dict[str, list[Sample]] = {}
-    for sample in sorted(samples, key=lambda s: s.key):
-        by_bucket.setdefault(sample.bucket["name"], []).append(sample)
-    buckets: dict[str, Any] = {}
-    shards: list[dict[str, Any]] = []
-    for name in sorted(by_bucket):
-        members = by_bucket[name]
-        names = []
-        for n, part in enumerate(_split(members, shard_bytes, shard_count)):
-            entry = _write_shard(out / f"{name}-{n:06d}.tar", part)
-            shards.append({"bucket": name, **entry})
-            names.append(entry["name"])
-        first = members[0].bucket
-        buckets[name] = {
-            "resolution": first["resolution"],
-            "aspect": first["aspect"],
-            "duration": first["duration"],
-            "count": len(members),
-            "shards": names,
-        }
-    index = {
-        "format": "webdataset",
-        "version": 1,
-        "total": len(samples),
-        "captioned": sum(1 for s in samples if s.text),
-        "shard_bytes": shard_bytes,
-        "shard_count": shard_count,
-        "buckets": buckets,
-        "shards": shards,
-    }
-    write_json(index, out / INDEX_FILE)
-    return index
+    writer = WebDatasetWriter(out, shard_bytes, shard_count)
+    try:
+        for sample in sorted(samples, key=lambda s: s.key):
+            writer.add(sample)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def make_sample(row: Mapping[str, Any], video: Path, caption: str | None) -> Sample:

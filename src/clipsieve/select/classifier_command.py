@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import typer
 
 from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
@@ -23,6 +26,7 @@ from clipsieve.select.classifier import (
     ORIGINAL_FEATURES,
     PROB_COLUMN,
 )
+from clipsieve.steps.base import PostRunStep
 
 
 def _parse_features(text: str) -> list[str]:
@@ -134,33 +138,46 @@ def train_classifier_command(
     console.print(f"model → {metrics['model']}")
 
 
+class PredictStep(PostRunStep):
+    """``quality_prob`` from a trained classifier: a row-local post-run step (the model sees
+    one batch of feature columns at a time)."""
+
+    name = "predict"
+    version = "1"
+    writes = (PROB_COLUMN,)
+
+    def __init__(self, run_dir: Path, model_path: Path) -> None:
+        from clipsieve.select.classifier import load_model
+
+        self.run_dir = run_dir
+        self.model_path = model_path
+        self.model = load_model(model_path)
+        self.reads = tuple(self.model.features)
+        self.digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        self.scored = 0
+
+    def apply(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        prob = self.model.predict(pa.Table.from_batches([batch]), self.run_dir)
+        values = np.asarray(prob, dtype=np.float64)
+        valid = ~np.isnan(values)
+        self.scored += int(valid.sum())
+        return {PROB_COLUMN: pa.array(values, pa.float64(), mask=~valid)}
+
+    def params(self) -> dict[str, Any]:
+        return {"model": str(self.model_path), "model_sha256": self.digest, **self.model.info}
+
+    def summary(self) -> dict[str, Any]:
+        return {"scored": self.scored}
+
+
 def predict(run_dir: Path, model_path: Path | None = None) -> tuple[int, Path]:
     """Add ``quality_prob`` to the run's clips; returns (clips scored, model used)."""
-    import pyarrow as pa
-
-    from clipsieve.runfolder import load_clips, save_clips
-    from clipsieve.select.classifier import load_model
+    from clipsieve.steps import apply_step
 
     model_path = model_path or Path(run_dir) / CLASSIFIER_DIR / MODEL_FILE
-    model = load_model(model_path)
-    clips = load_clips(run_dir)
-    prob = model.predict(clips, run_dir)
-    column = pa.array([None if p != p else float(p) for p in prob], type=pa.float64())
-    if PROB_COLUMN in clips.column_names:
-        clips = clips.set_column(clips.column_names.index(PROB_COLUMN), PROB_COLUMN, column)
-    else:
-        clips = clips.append_column(PROB_COLUMN, column)
-    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    step = {
-        "name": "predict",
-        "version": "1",
-        "table": "clips",
-        "inputs": model.features,
-        "outputs": [PROB_COLUMN],
-        "params": {"model": str(model_path), "model_sha256": digest, **model.info},
-    }
-    save_clips(run_dir, clips, step)
-    return int(sum(1 for p in prob if p == p)), model_path
+    step = PredictStep(Path(run_dir), model_path)
+    apply_step(run_dir, step)
+    return step.scored, model_path
 
 
 @run_folder_command

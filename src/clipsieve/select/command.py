@@ -67,39 +67,39 @@ def _filter(
     lang: list[str],
     remove_empty_caption: bool,
 ) -> None:
-    from clipsieve.runfolder import load_clips, save_clips
     from clipsieve.select.datautil import flag_conditions
-    from clipsieve.select.filter import apply_filter, combine, step_record, write_funnel
+    from clipsieve.select.filter import FilterStep, combine, write_funnel
     from clipsieve.select.presets import load_preset
-    from clipsieve.select.topk import release_top_n, select_top_n
-    from clipsieve.select.topk import step_record as topn_record
+    from clipsieve.select.topk import TOPN_REASON, TopNStep
+    from clipsieve.steps import StepRunner
 
-    clips = load_clips(run_dir)
+    runner = StepRunner(run_dir)
+    names = runner.context().schema.names
     spec = load_preset(preset) if preset else None
-    if spec and spec.top_n:  # the preset re-applies top-N: let the filter judge those rows too
-        clips = release_top_n(clips)
     parts = list(spec.where) if spec else []
-    parts += flag_conditions(flags, lang, remove_empty_caption, clips.column_names)
+    parts += flag_conditions(flags, lang, remove_empty_caption, names)
     parts += list(where)
     expression = combine(parts)
     if not expression:
         raise UserError("nothing to filter by: pass --where EXPR, --preset NAME or a flag")
-    result = apply_filter(clips, expression, keep_unscored=keep_unscored)
     sources = {"preset": spec.name if spec else None, "flags": flags}
-    table = result.table
+    # a preset that re-applies top-N lets the filter judge the rows top-N dropped
+    release = (TOPN_REASON,) if spec and spec.top_n else ()
+    step = FilterStep(expression, keep_unscored, sources, release)
+    runner.apply(step)
+    funnel = step.funnel()
     topn_summary = None
     if spec and spec.top_n:
-        table, topn_summary = select_top_n(table, spec.top_n.by, spec.top_n.n, spec.top_n.ascending)
-        result.funnel["top_n"] = topn_summary
-        result.funnel["kept_after_top_n"] = topn_summary["kept"]
-    save_clips(run_dir, table, step_record(result.funnel["where"], keep_unscored, sources))
-    if topn_summary:
-        save_clips(run_dir, table, topn_record(topn_summary))
-    path = write_funnel(run_dir, result.funnel)
-    print_funnel(result.funnel)
+        topn = TopNStep(spec.top_n.by, spec.top_n.n, spec.top_n.ascending)
+        runner.apply(topn)
+        topn_summary = topn.summary()
+        funnel["top_n"] = topn_summary
+        funnel["kept_after_top_n"] = topn_summary["kept"]
+    path = write_funnel(run_dir, funnel)
+    print_funnel(funnel)
     if topn_summary:
         console.print(_topn_line(topn_summary), highlight=False)
-    reasons = result.funnel["excluded_before"]
+    reasons = funnel["excluded_before"]
     if any(r == "duplicate" or r.startswith("top_n: ") for r in reasons):
         console.print(
             "[yellow]note:[/] dedup/top-N ran before this filter; run them again so they "
@@ -107,6 +107,30 @@ def _filter(
             highlight=False,
         )
     console.print(f"funnel → {path}")
+
+
+SHOWN_DUPLICATES = 20
+
+
+def _print_duplicates(clips_file: Path) -> None:
+    """The first few marked copies (the table has them all: ``dup_of``, ``dup_group``)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    shown = total = 0
+    columns = ["clip_id", "dup_group", "dup_of", "dup_method"]
+    for batch in pq.ParquetFile(clips_file).iter_batches(columns=columns):
+        marked = batch.filter(pc.is_valid(batch.column("dup_of")))
+        total += marked.num_rows
+        for row in marked.slice(0, max(0, SHOWN_DUPLICATES - shown)).to_pylist():
+            console.print(
+                f"  group {row['dup_group']}: {row['clip_id']} → duplicate of {row['dup_of']} "
+                f"({row['dup_method']})",
+                highlight=False,
+            )
+            shown += 1
+    if total > shown:
+        console.print(f"  … and {total - shown} more (columns dup_of, dup_group)", style="dim")
 
 
 def register(app: typer.Typer) -> None:
@@ -209,8 +233,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="KMeans seed for partitioning."),
     ) -> None:
         """Find duplicate clips; keep the best copy of each group, mark the others."""
-        from clipsieve.runfolder import load_clips, save_clips
-        from clipsieve.select.dedup import DedupParams, deduplicate, step_record
+        from clipsieve.select.dedup import DedupParams, DedupStep
+        from clipsieve.steps import apply_step
 
         with user_errors():
             methods = (
@@ -227,11 +251,10 @@ def register(app: typer.Typer) -> None:
                 partition_size=partition_size,
                 seed=seed,
             )
-            clips = load_clips(run_dir)
+            step = DedupStep(params)
             with console.status("looking for duplicates …"):
-                result = deduplicate(clips, params)
-            save_clips(run_dir, result.table, step_record(params, result.summary))
-            s = result.summary
+                outcome = apply_step(run_dir, step)
+            s = step.summary()
             pairs = ", ".join(f"{m} {n}" for m, n in s["pairs"].items())
             console.print(
                 f"dedup ({', '.join(s['methods'])}) over {s['candidates']} kept clips: "
@@ -239,14 +262,7 @@ def register(app: typer.Typer) -> None:
                 f"(pairs: {pairs})",
                 highlight=False,
             )
-            rows = result.table.select(["clip_id", "dup_group", "dup_of", "dup_method"])
-            for row in rows.to_pylist():
-                if row["dup_of"]:
-                    console.print(
-                        f"  group {row['dup_group']}: {row['clip_id']} → duplicate of "
-                        f"{row['dup_of']} ({row['dup_method']})",
-                        highlight=False,
-                    )
+            _print_duplicates(outcome.clips_file)
 
     @app.command("topn")
     @run_folder_command
@@ -260,11 +276,11 @@ def register(app: typer.Typer) -> None:
         ascending: bool = typer.Option(False, help="Lower values rank first."),
     ) -> None:
         """Keep the best N clips of each source video and one per original clip span."""
-        from clipsieve.runfolder import load_clips, save_clips
-        from clipsieve.select.topk import select_top_n, step_record
+        from clipsieve.select.topk import TopNStep
+        from clipsieve.steps import apply_step
 
         with user_errors():
-            clips = load_clips(run_dir)
-            table, summary = select_top_n(clips, by, None if no_cap else n, ascending)
-            save_clips(run_dir, table, step_record(summary))
+            step = TopNStep(by, None if no_cap else n, ascending)
+            apply_step(run_dir, step)
+            summary = step.summary()
             console.print(_topn_line(summary), highlight=False)

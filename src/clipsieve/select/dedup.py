@@ -52,6 +52,9 @@ from clipsieve.select.marks import (
     set_column,
     string_list,
 )
+from clipsieve.steps.base import StepContext
+from clipsieve.steps.narrow import NarrowTableStep
+from clipsieve.vectors import has_vectors, vectors_to_numpy
 
 DUPLICATE_REASON = "duplicate"
 METHODS = ("exact", "phash", "semantic")
@@ -318,6 +321,8 @@ def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Any:
 
 
 def _methods(clips: pa.Table, params: DedupParams) -> tuple[str, ...]:
+    """The detectors to run; ``semantic`` needs the ``embedding`` column (a run folder's
+    vectors are joined into the narrow table before this is asked)."""
     columns = {"phash": "phash", "semantic": "embedding"}
     if params.methods:
         for method in params.methods:
@@ -337,11 +342,13 @@ def _embeddings(clips: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
                 f"embeddings from different models ({', '.join(sorted(models))}) cannot be "
                 "compared: re-run `clipsieve score RUN --scorers embed` with one model"
             )
-    values = clips.column("embedding").to_pylist()
-    have = np.array([i for i in rows if values[i] is not None], dtype=np.int64)
+    column = clips.column("embedding").combine_chunks()
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    have = np.asarray([i for i in rows if valid[i]], dtype=np.int64)
     if len(have) == 0:
         return have, np.zeros((0, 0), dtype=np.float32)
-    vectors = np.array([values[i] for i in have], dtype=np.float32)
+    # from Arrow's flat value buffer: no Python float per element
+    vectors = vectors_to_numpy(column.take(pa.array(have)))
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return have, vectors
 
@@ -426,6 +433,48 @@ def deduplicate(clips: pa.Table, params: DedupParams | None = None) -> DedupResu
         "dropped": sum(len(m) - 1 for m in real),
     }
     return DedupResult(table, summary)
+
+
+READS = (
+    "clip_id", "keep", "drop_reason", "status", "path", "source_path", "start_frame",
+    "end_frame", "phash", "embed_model",
+)  # fmt: skip
+
+
+class DedupStep(NarrowTableStep):
+    """Dedup as a post-run step: reads only the columns the detectors and the ranking need
+    (embeddings from ``vectors/``) and streams the marks back into the table."""
+
+    name = STEP_NAME
+    version = STEP_VERSION
+    writes = ("keep", "drop_reason", "dup_group", "dup_of", "dup_method")
+    vectors = ("embedding",)
+
+    def __init__(self, params: DedupParams) -> None:
+        self.settings = params
+        ranking = tuple(c.lstrip("-") for c in params.keep_best)
+        self.reads = tuple(dict.fromkeys((*READS, *ranking)))
+        self.result_summary: dict[str, Any] = {}
+
+    def prepare(self, ctx: StepContext) -> None:
+        wanted = set(self.settings.methods)
+        if "semantic" not in wanted and self.settings.methods:
+            self.vectors = ()  # not asked for: do not read the vectors at all
+        if not has_vectors(ctx.run_dir, "embedding") and "semantic" in wanted:
+            if "embedding" not in ctx.schema.names:
+                raise DedupError(missing_column_message("embedding", ctx.schema.names))
+        super().prepare(ctx)
+
+    def compute(self, narrow: pa.Table, ctx: StepContext) -> pa.Table:
+        result = deduplicate(narrow, self.settings)
+        self.result_summary = result.summary
+        return result.table
+
+    def params(self) -> dict[str, Any]:
+        return step_record(self.settings, self.result_summary or {"methods": []})["params"]
+
+    def summary(self) -> dict[str, Any]:
+        return self.result_summary
 
 
 def step_record(params: DedupParams, summary: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,13 +27,15 @@ from clipsieve.select.expr import (
     And,
     Evaluator,
     Node,
+    columns_of,
     compile_expression,
     conjuncts,
     describe,
     parse,
     to_text,
 )
-from clipsieve.select.marks import apply_marks, eligible_rows, release_own_marks, set_column
+from clipsieve.select.marks import eligible_mask, released_marks, set_column
+from clipsieve.steps.base import PostRunStep, StepContext
 from clipsieve.table import write_json
 
 FILTER_REASON = "filter: "
@@ -68,63 +69,111 @@ class FilterResult:
     funnel: dict[str, Any]
 
 
+class FilterStep(PostRunStep):
+    """Mark rows by a filter expression, batch by batch (a row-local post-run step).
+
+    Allow-list: a row whose condition is unknown (unscored) fails unless ``keep_unscored``.
+    The funnel's counts add up over the batches.
+    """
+
+    name = STEP_NAME
+    version = STEP_VERSION
+    writes = ("keep", "drop_reason", "filter_pass")
+
+    def __init__(
+        self,
+        where: str,
+        keep_unscored: bool = False,
+        sources: dict[str, Any] | None = None,
+        release: tuple[str, ...] = (),
+    ) -> None:
+        """``release``: other steps' drop-reason prefixes to clear first (a preset that
+        re-applies top-N lets the filter judge the rows top-N dropped)."""
+        self.where = where
+        self.release = (FILTER_REASON, *release)
+        self.keep_unscored = keep_unscored
+        self.sources = dict(sources or {})
+        self.node: Node | None = None
+        self.reads = ()
+
+    def bind(self, schema: pa.Schema) -> None:
+        """Parse and check the expression against the table's columns and types."""
+        self.node = compile_expression(self.where, schema.empty_table(), missing_column_message)
+        self.terms = conjuncts(self.node)
+        self.reads = tuple(dict.fromkeys([*columns_of(self.node), "keep", "drop_reason"]))
+        self.total = self.eligible = self.kept = 0
+        self.excluded: Counter[str] = Counter()
+        self.counts = [{"rows_in": 0, "passed": 0, "unscored": 0} for _ in self.terms]
+
+    def prepare(self, ctx: StepContext) -> None:
+        self.bind(ctx.schema)
+
+    def apply(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Array]:
+        assert self.node is not None, "bind() first"
+        clips = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        n = clips.num_rows
+        keep, reasons = released_marks(clips, self.release)
+        eligible = eligible_mask(clips, keep)
+        not_eligible = pc.invert(eligible)
+        why = pc.if_else(pc.is_valid(reasons), reasons, pc.if_else(keep, "error", "dropped"))
+        for item in pc.value_counts(pc.filter(why, not_eligible)).to_pylist():
+            self.excluded[item["values"]] += item["counts"]
+        evaluator = Evaluator(clips, missing_column_message)
+        alive = eligible
+        for term, counts in zip(self.terms, self.counts, strict=True):
+            raw = evaluator.mask(term)
+            raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+            passed = pc.fill_null(raw, self.keep_unscored)
+            failed = pc.and_(alive, pc.invert(passed))
+            reasons = pc.if_else(failed, FILTER_REASON + describe(term)["condition"], reasons)
+            counts["rows_in"] += pc.sum(alive).as_py() or 0
+            counts["passed"] += pc.sum(pc.and_(alive, passed)).as_py() or 0
+            counts["unscored"] += pc.sum(pc.and_(alive, pc.is_null(raw))).as_py() or 0
+            alive = pc.and_(alive, passed)
+        self.total += n
+        self.eligible += pc.sum(eligible).as_py() or 0
+        self.kept += pc.sum(alive).as_py() or 0
+        return {
+            "keep": pc.if_else(eligible, alive, keep),
+            "drop_reason": reasons.cast(pa.string()),
+            "filter_pass": pc.if_else(eligible, alive, pa.nulls(n, pa.bool_())),
+        }
+
+    def funnel(self) -> dict[str, Any]:
+        """The content of ``funnel.json`` for the rows seen so far."""
+        assert self.node is not None
+        return {
+            "where": to_text(self.node),
+            "keep_unscored": self.keep_unscored,
+            "total": self.total,
+            "eligible": self.eligible,
+            "excluded_before": dict(sorted(self.excluded.items())),
+            "kept": self.kept,
+            "steps": [
+                {**describe(term), **counts}
+                for term, counts in zip(self.terms, self.counts, strict=True)
+            ],
+        }
+
+    def params(self) -> dict[str, Any]:
+        where = to_text(self.node) if self.node is not None else self.where
+        return {"where": where, "keep_unscored": self.keep_unscored, **self.sources}
+
+    def summary(self) -> dict[str, Any]:
+        funnel = self.funnel()
+        return {k: funnel[k] for k in ("total", "eligible", "kept")}
+
+
 def apply_filter(clips: pa.Table, where: str, keep_unscored: bool = False) -> FilterResult:
-    """Mark ``clips`` by ``where`` (allow-list: unscored fails unless ``keep_unscored``)."""
-    node = compile_expression(where, clips, missing_column_message)
-    keep, reasons = release_own_marks(clips, is_filter_reason)
-    eligible = eligible_rows(clips, keep)
-    excluded = Counter(
-        reasons[i] or ("error" if keep[i] else "dropped")
-        for i in range(clips.num_rows)
-        if not eligible[i]
-    )
-    evaluator = Evaluator(clips, missing_column_message)
-    alive = eligible.copy()
-    steps: list[dict[str, Any]] = []
-    for term in conjuncts(node):
-        raw = evaluator.mask(term)
-        unknown = np.asarray(pc.is_null(raw).to_numpy(zero_copy_only=False), dtype=bool)
-        passed = np.asarray(
-            pc.fill_null(raw, keep_unscored).to_numpy(zero_copy_only=False), dtype=bool
-        )
-        info = describe(term)
-        failed = alive & ~passed
-        for i in np.flatnonzero(failed):
-            reasons[i] = FILTER_REASON + info["condition"]
-        steps.append(
-            {
-                **info,
-                "rows_in": int(alive.sum()),
-                "passed": int((alive & passed).sum()),
-                "unscored": int((alive & unknown).sum()),
-            }
-        )
-        alive &= passed
-    keep = np.where(eligible, alive, keep)
-    table = apply_marks(clips, keep, reasons)
-    decided = [bool(alive[i]) if eligible[i] else None for i in range(clips.num_rows)]
-    table = set_column(table, "filter_pass", pa.array(decided, pa.bool_()))
-    funnel = {
-        "where": to_text(node),
-        "keep_unscored": keep_unscored,
-        "total": clips.num_rows,
-        "eligible": int(eligible.sum()),
-        "excluded_before": dict(sorted(excluded.items())),
-        "kept": int(alive.sum()),
-        "steps": steps,
-    }
-    return FilterResult(table, funnel)
+    """Mark an in-memory ``clips`` table by ``where`` (the same rules as the streamed step)."""
+    step = FilterStep(where, keep_unscored)
+    step.bind(clips.schema)
+    table = clips
+    for name, values in step.apply(clips).items():
+        table = set_column(table, name, values)
+    return FilterResult(table, step.funnel())
 
 
 def write_funnel(run_dir: str | Path, funnel: dict[str, Any]) -> Path:
     """Write ``RUN_DIR/funnel.json`` atomically."""
     return write_json(funnel, Path(run_dir) / FUNNEL_FILE)
-
-
-def step_record(where: str, keep_unscored: bool, sources: dict[str, Any]) -> dict[str, Any]:
-    """The provenance entry for ``save_clips`` (what was applied and where it came from)."""
-    return {
-        "name": STEP_NAME,
-        "version": STEP_VERSION,
-        "params": {"where": where, "keep_unscored": keep_unscored, **sources},
-    }

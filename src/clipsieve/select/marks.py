@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def bool_column(table: pa.Table, name: str, default: bool) -> np.ndarray:
@@ -67,3 +68,44 @@ def apply_marks(table: pa.Table, keep: np.ndarray, reasons: list[str | None]) ->
     """``table`` with its ``keep`` and ``drop_reason`` columns replaced."""
     table = set_column(table, "keep", pa.array(keep.tolist(), pa.bool_()))
     return set_column(table, "drop_reason", pa.array(reasons, pa.string()))
+
+
+# -------------------------------------------------------------- vectorised, for streamed batches
+
+
+def released_marks(
+    table: pa.Table | pa.RecordBatch, prefix: str | tuple[str, ...]
+) -> tuple[pa.Array, pa.Array]:
+    """``(keep, drop_reason)`` arrays with the marks whose reason starts with ``prefix`` (the
+    calling step's own) cleared; nulls in ``keep`` read as true. The Arrow twin of
+    :func:`release_own_marks` for steps that work batch by batch."""
+    n = table.num_rows
+    names = table.schema.names
+    keep = (
+        pc.fill_null(_array(table, "keep"), True) if "keep" in names else pa.array(np.ones(n, bool))
+    )
+    reasons = (
+        _array(table, "drop_reason").cast(pa.string())
+        if "drop_reason" in names
+        else pa.nulls(n, pa.string())
+    )
+    ours = pa.array(np.zeros(n, bool))
+    for one in (prefix,) if isinstance(prefix, str) else prefix:
+        ours = pc.or_(ours, pc.fill_null(pc.starts_with(reasons, one), False))
+    owned = pc.and_(pc.invert(keep), ours)
+    keep = pc.or_(keep, owned)
+    reasons = pc.if_else(owned, pa.nulls(n, pa.string()), reasons)
+    return keep, reasons
+
+
+def eligible_mask(table: pa.Table | pa.RecordBatch, keep: pa.Array) -> pa.Array:
+    """Rows a selection step decides about (kept, ``status`` not error), never null."""
+    if "status" not in table.schema.names:
+        return keep
+    status = _array(table, "status")
+    return pc.and_(keep, pc.fill_null(pc.not_equal(status, "error"), True))
+
+
+def _array(table: pa.Table | pa.RecordBatch, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

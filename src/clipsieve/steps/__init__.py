@@ -1,0 +1,13 @@
+"""Post-run steps and the one runner that applies them (see base.py and runner.py)."""
+
+from clipsieve.steps.base import AlignedUpdates, PostRunStep, StepContext
+from clipsieve.steps.runner import StepOutcome, StepRunner, apply_step
+
+__all__ = [
+    "AlignedUpdates",
+    "PostRunStep",
+    "StepContext",
+    "StepOutcome",
+    "StepRunner",
+    "apply_step",
+]

@@ -1,0 +1,197 @@
+"""Apply a post-run step to a run folder in bounded memory.
+
+One runner for every command after ``run`` (filter, topn, dedup, cluster, predict, score,
+caption, export, report), replacing each command's own load/modify/save:
+
+1. open ``clips.parquet`` (footer only) and give the step a :class:`StepContext`;
+2. ``step.prepare(ctx)``: whole-table work on the columns it needs;
+3. stream the table batch by batch (one Parquet row group at a time), put the step's new
+   columns in, move vector columns to ``vectors/`` (:mod:`clipsieve.vectors`), and write a
+   new file beside the old one, renamed into place when complete (a kill leaves the old
+   table);
+4. record provenance once: the step's entry (name, version, params, columns read and written)
+   replaces its earlier one in the Parquet key-value metadata (``clipsieve_stages``, written
+   with the new file) and in ``run.json``, which also keeps the step's ``summary`` (counts known
+   only after the pass).
+
+Memory is one batch of the table plus what the step holds; the table is never held twice.
+The csv/jsonl views at the run root (``clips.csv``, ``clips.jsonl``) describe the table as it
+was; a step that changes the table removes them (``clipsieve export RUN --format views``
+writes them again), so no file in the folder silently disagrees with the table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clipsieve.steps.base import DEFAULT_BATCH_ROWS, PostRunStep, StepContext
+from clipsieve.table import atomic_path, parquet_metadata, write_json
+from clipsieve.vectors import VectorWriter, as_fixed_vectors, is_vector_column
+
+CLIPS_FILE = "clips.parquet"
+RUN_JSON = "run.json"
+VIEW_FILES = ("clips.csv", "clips.jsonl")
+ROW_GROUP_ROWS = 65_536
+
+
+@dataclass
+class StepOutcome:
+    record: dict[str, Any]
+    rows: int
+    removed_views: list[str]
+    clips_file: Path
+
+
+def replace_step(steps: Sequence[Mapping[str, Any]], step: Mapping[str, Any]) -> list[Any]:
+    """``steps`` with any earlier entry of the same name replaced by ``step`` (at the end)."""
+    return [s for s in steps if s.get("name") != step.get("name")] + [dict(step)]
+
+
+def _with_columns(batch: pa.RecordBatch, updates: Mapping[str, Any]) -> pa.Table:
+    table = pa.Table.from_batches([batch])
+    for name, values in updates.items():
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if len(values) != table.num_rows:
+            raise RuntimeError(f"step wrote {len(values)} values of '{name}' for {len(table)} rows")
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, values)
+        else:
+            table = table.append_column(name, values)
+    return table
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``'s column order and types (a column null in the first batch
+    keeps the type that batch gave it; later batches are cast to it)."""
+    arrays = []
+    for field in schema:
+        column = table.column(field.name)
+        if column.type != field.type:
+            if pa.types.is_null(field.type):
+                raise RuntimeError(f"column '{field.name}' changed type between batches")
+            column = column.cast(field.type)
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _encoded(metadata: Mapping[str, Any]) -> dict[bytes, bytes]:
+    return {k.encode(): json.dumps(v).encode() for k, v in metadata.items()}
+
+
+class StepRunner:
+    """Applies steps to one run folder (see the module docstring)."""
+
+    def __init__(self, run_dir: str | Path, batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
+        from clipsieve.runfolder import clips_path
+
+        self.run_dir = Path(run_dir)
+        self.clips_file = clips_path(self.run_dir)  # one line if the folder is not a run
+        self.batch_rows = batch_rows
+
+    def context(self) -> StepContext:
+        source = pq.ParquetFile(self.clips_file)
+        return StepContext(
+            run_dir=self.run_dir,
+            clips_file=self.clips_file,
+            schema=source.schema_arrow,
+            num_rows=source.metadata.num_rows,
+            batch_rows=self.batch_rows,
+        )
+
+    def apply(self, step: PostRunStep) -> StepOutcome:
+        ctx = self.context()
+        try:
+            step.prepare(ctx)
+            if not step.writes:
+                step.consume(ctx)
+                record = step.record()
+                self._record_run_json(record)
+                return StepOutcome(record, ctx.num_rows, [], self.clips_file)
+            provenance = {k: v for k, v in step.record().items() if k != "summary"}
+            rows = self._rewrite(step, provenance)
+        finally:
+            ctx.close()
+        record = step.record()
+        self._record_run_json(record)
+        return StepOutcome(record, rows, self._remove_views(), self.clips_file)
+
+    # -- the streaming pass
+    def _rewrite(self, step: PostRunStep, provenance: dict[str, Any]) -> int:
+        """Stream the table through ``step.apply`` into a new file, renamed into place."""
+        source = pq.ParquetFile(self.clips_file)
+        metadata = parquet_metadata(self.clips_file)
+        metadata["clipsieve_stages"] = replace_step(
+            metadata.get("clipsieve_stages", []), provenance
+        )
+        batches = source.iter_batches(batch_size=self.batch_rows)
+        first = next(batches, None)
+        if first is None:  # no rows: still run apply once so the new columns get their types
+            first = pa.RecordBatch.from_pylist([], schema=source.schema_arrow.remove_metadata())
+        vector_writers: dict[str, VectorWriter] = {}
+        writer: pq.ParquetWriter | None = None
+        schema: pa.Schema | None = None
+        rows = 0
+        ok = False
+        with atomic_path(self.clips_file) as tmp:
+            try:
+                batch: pa.RecordBatch | None = first
+                while batch is not None:
+                    table = _with_columns(batch, step.apply(batch))
+                    table = self._split_vectors(table, vector_writers)
+                    if writer is None:
+                        schema = table.schema.remove_metadata().with_metadata(_encoded(metadata))
+                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                    assert schema is not None
+                    writer.write_table(_conform(table, schema), ROW_GROUP_ROWS)
+                    rows += table.num_rows
+                    batch = next(batches, None)
+                ok = True
+            finally:
+                if writer is not None:
+                    writer.close()
+                for vectors in vector_writers.values():
+                    vectors.close(ok)
+        return rows
+
+    def _split_vectors(self, table: pa.Table, writers: dict[str, VectorWriter]) -> pa.Table:
+        """Move vector columns out of the table into their own files."""
+        names = [n for n in table.column_names if is_vector_column(n)]
+        for name in names:
+            if name not in writers:
+                writers[name] = VectorWriter(self.run_dir, name)
+            values = as_fixed_vectors(table.column(name))
+            part = pa.table({"clip_id": table.column("clip_id"), name: values})
+            writers[name].write(part.filter(values.is_valid()))
+        return table.drop_columns(names) if names else table
+
+    # -- provenance, once
+    def _record_run_json(self, record: Mapping[str, Any]) -> None:
+        path = self.run_dir / RUN_JSON
+        if path.is_file():
+            info = json.loads(path.read_text(encoding="utf-8"))
+            info["stages"] = replace_step(info.get("stages", []), record)
+            write_json(info, path)
+
+    def _remove_views(self) -> list[str]:
+        removed = []
+        for name in VIEW_FILES:
+            path = self.run_dir / name
+            if path.is_file():
+                path.unlink()
+                removed.append(name)
+        return removed
+
+
+def apply_step(
+    run_dir: str | Path, step: PostRunStep, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> StepOutcome:
+    """Apply ``step`` to ``run_dir`` (see :class:`StepRunner`)."""
+    return StepRunner(run_dir, batch_rows).apply(step)
