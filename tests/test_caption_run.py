@@ -57,6 +57,9 @@ def test_caption_run_records_captions_and_provenance(run_copy: Path, server: Any
     assert outcome.caption.clips_per_s > 0 and outcome.caption.tokens_per_s > 0
     steps = parquet_metadata(run_copy / "clips.parquet")["clipsieve_stages"]
     assert steps[-1]["name"] == "caption" and steps[-1]["params"]["prompt"] == "recaption"
+    assert not (run_copy / "clips.csv").exists()  # the view described the old table
+    views = CliRunner().invoke(app, ["export", str(run_copy), "--format", "views"])
+    assert views.exit_code == 0, views.output
     assert "caption" in (run_copy / "clips.csv").read_text().splitlines()[0]
     server.reset()  # a second run has nothing left to do
     again = caption_run(run_copy, _stage(server), PostOptions(clean=True))

@@ -182,6 +182,9 @@ def test_train_and_predict_commands_on_a_run(run_copy: Path, tmp_path: Path) -> 
     assert fit >= 0.9  # it fits its own rule on the training clips
     run_info = json.loads((run_copy / "run.json").read_text())
     assert any(step["name"] == "predict" for step in run_info["stages"])
+    assert not (run_copy / "clips.csv").exists()  # the view described the old table
+    views = CliRunner().invoke(app, ["export", str(run_copy), "--format", "views"])
+    assert views.exit_code == 0, views.output
     assert "quality_prob" in (run_copy / "clips.csv").read_text().splitlines()[0]
 
     # Active learning: the labelling page offers the clips the model is least sure about first.

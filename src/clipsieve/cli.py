@@ -237,9 +237,7 @@ def score(
     ),
 ) -> None:
     """Add score columns to a run's clips (each clip decoded once for all scorers)."""
-    from collections import Counter
-
-    from clipsieve.score.rescore import parse_scorer_params, score_run
+    from clipsieve.score.rescore import parse_scorer_params, score_step
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
@@ -255,10 +253,9 @@ def score(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            scored = score_run(run_dir, names, scorer_params=params, progress=on_progress)
-        errors = Counter(e for e in scored.column("score_errors").to_pylist() if e)
-        console.print(f"scored {scored.num_rows} clips with {', '.join(names)} → {run_dir}")
-        for message, count in errors.most_common(10):
+            step = score_step(run_dir, names, scorer_params=params, progress=on_progress)
+        console.print(f"scored {step.total} clips with {', '.join(names)} → {run_dir}")
+        for message, count in step.errors.most_common(10):
             console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)
 
 

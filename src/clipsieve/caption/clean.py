@@ -176,9 +176,12 @@ def dedup_key(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def duplicate_flags(captions: Sequence[str | None]) -> list[bool]:
-    """True for each caption that repeats an earlier one (the first occurrence is kept)."""
-    seen: set[str] = set()
+def duplicate_flags(captions: Sequence[str | None], seen: set[str] | None = None) -> list[bool]:
+    """True for each caption that repeats an earlier one (the first occurrence is kept).
+
+    ``seen``: the keys of earlier batches, updated in place (a table streamed batch by batch).
+    """
+    seen = set() if seen is None else seen
     flags = []
     for caption in captions:
         key = dedup_key(caption) if caption else ""

@@ -139,12 +139,12 @@ def _summary(outcome: Any) -> None:
     marks = ", ".join(f"{reason} ×{n}" for reason, n in outcome.marks.items() if n)
     if marks:
         console.print(f"marked keep=false: {marks}")
-    errors = [e for e in outcome.clips.column("caption_error").to_pylist() if e]
-    for message in sorted(set(errors))[:5]:
+    for message in sorted(outcome.errors)[:5]:
         console.print(f"  [yellow]{message}[/]", highlight=False)
-    if errors:
+    if outcome.errors:
         console.print(
-            f"{len(errors)} clips have caption errors; run the same command to retry them"
+            f"{sum(outcome.errors.values())} clips have caption errors; run the same command "
+            "to retry them"
         )
     if outcome.rematched:
         console.print("match scores recomputed against the new captions")

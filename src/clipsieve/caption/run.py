@@ -1,22 +1,36 @@
 """``clipsieve caption`` without the command line: caption a finished run folder.
 
-Order: caption the wanted rows (in chunks, saving the table after each so Ctrl-C loses at most
-one chunk), optionally rewrite, post-process every caption, save, then optionally recompute the
-text-video ``match`` score against the new captions through the score stage.
+Answers are saved as they arrive: each chunk of answered rows is appended to
+``RUN/captions/part-NNNNNN.parquet`` (``clip_id`` + the caption columns), so Ctrl-C, SIGTERM or
+a crash loses at most the chunk in flight, and a re-run skips every row a part already
+answered. When every wanted row has an answer, one post-run step (:class:`CaptionMergeStep`)
+joins the parts into the table (DuckDB, latest part wins), runs the optional rewrite pass and
+the post-processing (clean, marks, duplicate captions across the whole table), and the parts are
+removed. Bytes written: the answers once, the table once.
+
+Order: caption the wanted rows, optionally rewrite, post-process every caption, merge, then
+optionally recompute the text-video ``match`` score against the new captions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from clipsieve.caption.backends import BackendUnavailable
-from clipsieve.caption.columns import apply_columns, init_source_captions
-from clipsieve.caption.prompts import load_prompt
+from clipsieve.caption.columns import (
+    CAPTION_FIELDS,
+    MARK_FIELDS,
+    apply_columns,
+    init_source_captions,
+)
+from clipsieve.caption.prompts import PromptTemplate, load_prompt
 from clipsieve.caption.stage import (
     CaptionStage,
     CaptionStats,
@@ -25,29 +39,173 @@ from clipsieve.caption.stage import (
     unmark_rows,
 )
 from clipsieve.errors import UserError
-from clipsieve.runfolder import load_clips, save_clips
-from clipsieve.table import error_text
+from clipsieve.steps import AlignedUpdates, PostRunStep, StepContext, StepRunner
+from clipsieve.table import error_text, write_parquet
 
 MATCH_SCORER = "match"
+PARTS_DIR = "captions"
+ANSWER_SCHEMA = pa.schema([pa.field("clip_id", pa.string()), *CAPTION_FIELDS])
 
 
 @dataclass
 class CaptionOutcome:
     """What a caption run did (for the summary line and for tests)."""
 
-    clips: pa.Table
     caption: CaptionStats
     rewrite: CaptionStats | None = None
     marks: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # caption_error text -> rows
     aborted: str | None = None
     rematched: bool = False
     rematch_note: str | None = None  # why --rematch produced no match column (weights absent)
+    run_dir: Path | None = None
+
+    @property
+    def clips(self) -> pa.Table:
+        """The captioned clip table (read on demand: small runs and tests)."""
+        from clipsieve.runfolder import load_clips
+
+        assert self.run_dir is not None
+        return load_clips(self.run_dir)
 
 
-def _save(run_dir: Path, clips: pa.Table, rows: list[dict[str, Any]], step: dict, final: bool):
-    table = apply_columns(clips, rows)
-    save_clips(run_dir, table, step, exports=("csv", "jsonl") if final else ())
-    return table
+class AnswerParts:
+    """The append-only answer parts of one run folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / PARTS_DIR
+
+    def paths(self) -> list[Path]:
+        return sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+
+    def answered(self) -> set[str]:
+        """Clip ids a part already holds an answer for (a resumed run skips them)."""
+        done: set[str] = set()
+        for path in self.paths():
+            done.update(pq.read_table(path, columns=["clip_id"]).column(0).to_pylist())
+        return done
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Write one part atomically (the next number; never rewrites an earlier part)."""
+        if not rows:
+            return
+        paths = self.paths()
+        number = int(paths[-1].stem.split("-")[1]) + 1 if paths else 0
+        table = pa.Table.from_pylist(
+            [{name: row.get(name) for name in ANSWER_SCHEMA.names} for row in rows],
+            schema=ANSWER_SCHEMA,
+        )
+        write_parquet(table, self.dir / f"part-{number:06d}.parquet")
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _candidate_rows(ctx: StepContext, batch_rows: int = 4096) -> Iterator[list[dict[str, Any]]]:
+    """The table's rows, batch by batch, as the caption stage sees them (source captions moved
+    to ``caption_src`` on the first run, caption marks undone)."""
+    for batch in ctx.scan(ctx.schema.names, batch_rows):
+        rows = batch.to_pylist()
+        init_source_captions(rows)
+        unmark_rows(rows)
+        yield rows
+
+
+def caption_answers(
+    ctx: StepContext, stage: CaptionStage, parts: AnswerParts, chunk_rows: int
+) -> None:
+    """Ask the backend for every wanted row no part answers yet; append answers as parts."""
+    done = parts.answered()
+    unavailable: BackendUnavailable | None = None
+    checked = False
+    for rows in _candidate_rows(ctx):
+        todo = [r for r in rows if r["clip_id"] not in done and stage.wanted(r)]
+        if not todo:
+            continue
+        if not checked:
+            checked = True
+            try:
+                stage.backend_instance.check()
+            except BackendUnavailable as exc:
+                unavailable = exc
+        if unavailable is not None:  # every wanted row records why, then the run stops
+            parts.append([{**r, "caption_error": error_text("caption", unavailable)} for r in todo])
+            continue
+        for start in range(0, len(todo), chunk_rows):
+            chunk = todo[start : start + chunk_rows]
+            # after an abort the stage marks rows "not attempted" without asking the server
+            stage.caption_rows(chunk)
+            parts.append(chunk)
+    if unavailable is not None:
+        raise unavailable
+
+
+class CaptionMergeStep(PostRunStep):
+    """Join the answer parts into the table, rewrite, post-process (a global step: DuckDB
+    joins the parts by ``clip_id``, the latest part winning, in table order)."""
+
+    name = "caption"
+    writes = tuple(f.name for f in (*CAPTION_FIELDS, *MARK_FIELDS))
+
+    def __init__(
+        self,
+        stage: CaptionStage,
+        post: PostOptions,
+        parts: AnswerParts,
+        rewrite: PromptTemplate | None,
+        rewrite_name: str | None,
+    ) -> None:
+        self.stage, self.post, self.parts = stage, post, parts
+        self.rewrite, self.rewrite_name = rewrite, rewrite_name
+        self.rewrite_stats = CaptionStats() if rewrite is not None else None
+        self.marks: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self._seen: set[str] = set()
+        self._answers: AlignedUpdates | None = None
+
+    def prepare(self, ctx: StepContext) -> None:
+        paths = self.parts.paths()
+        if not paths:
+            return
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        columns = ", ".join(f'a."{n}"' for n in ANSWER_SCHEMA.names[1:])
+        query = f"""
+            WITH answers AS (
+              SELECT * FROM read_parquet([{listed}], filename = true)
+              QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY filename DESC) = 1)
+            SELECT a.clip_id IS NOT NULL AS _answered, {columns}
+            FROM clips c LEFT JOIN answers a ON a.clip_id = c.clip_id
+            ORDER BY c._row"""
+        reader = ctx.sql().sql(query).to_arrow_reader(ctx.batch_rows)
+        self._answers = AlignedUpdates(reader)
+
+    def apply(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        table = pa.Table.from_batches([batch])
+        rows = table.to_pylist()
+        init_source_captions(rows)
+        unmark_rows(rows)
+        if self._answers is not None:
+            answers = self._answers.take(len(rows)).to_pylist()
+            for i, answer in enumerate(answers):
+                if answer.pop("_answered"):
+                    rows[i].update(answer)
+        if self.rewrite is not None and self.rewrite_stats is not None and not self.stage.aborted:
+            self.stage.rewrite_rows(rows, self.rewrite, self.rewrite_stats)
+        for reason, n in postprocess_rows(rows, self.post, self._seen).items():
+            self.marks[reason] = self.marks.get(reason, 0) + n
+        for row in rows:
+            if row.get("caption_error"):
+                self.errors[row["caption_error"]] = self.errors.get(row["caption_error"], 0) + 1
+        updated = apply_columns(table, rows)
+        return {name: updated.column(name) for name in self.writes}
+
+    def record(self) -> dict[str, Any]:
+        step = self.stage.describe()
+        step["params"]["post"] = vars(self.post)
+        step["params"]["rewrite"] = self.rewrite_name
+        step["outputs"] = list(self.writes)
+        step["summary"] = {"marks": self.marks, "errors": sum(self.errors.values())}
+        return step
 
 
 def caption_run(
@@ -57,62 +215,54 @@ def caption_run(
     rewrite: str | None = None,
     rematch: bool = False,
     progress: Callable[[str, int], None] | None = None,
-    chunk_rows: int = 256,
+    chunk_rows: int = 64,
 ) -> CaptionOutcome:
     """Caption ``run_dir`` with ``stage``; ``rewrite``: a prompt name to run the rewrite pass.
 
     ``progress(phase, total)`` is called when a phase starts; per-row progress goes through
-    ``stage.on_row``. Raises a :class:`UserError` (after saving what was recorded) when the
+    ``stage.on_row``. Raises a :class:`UserError` (after merging what was recorded) when the
     backend is unusable.
     """
     run_dir = Path(run_dir)
-    clips = load_clips(run_dir)
-    rows = clips.to_pylist()
-    init_source_captions(rows)
-    unmark_rows(rows)
+    runner = StepRunner(run_dir)
+    parts = AnswerParts(run_dir)
     stage.setup()
     rewrite_template = load_prompt(rewrite) if rewrite else None  # fail fast on a bad name
-    step = stage.describe()
-    step["params"]["post"] = vars(post)
-    step["params"]["rewrite"] = rewrite
-    todo = [i for i, row in enumerate(rows) if stage.wanted(row)]
+    ctx = runner.context()
     if progress is not None:
-        progress("caption", len(todo))
-    if todo:
-        try:
-            stage.backend_instance.check()
-        except BackendUnavailable as exc:
-            for i in todo:
-                rows[i] = {**rows[i], "caption_error": error_text("caption", exc)}
-            _save(run_dir, clips, rows, step, final=True)
-            stage.backend_instance.close()
-            raise
-    chunk = max(chunk_rows, 4 * stage.workers)
-    for start in range(0, len(todo), chunk):
-        part = todo[start : start + chunk]
-        subset = [rows[i] for i in part]
-        stage.caption_rows(subset)
-        for i, row in zip(part, subset, strict=True):
-            rows[i] = row
-        if start + chunk < len(todo):
-            _save(run_dir, clips, rows, step, final=False)
-    outcome = CaptionOutcome(clips=clips, caption=stage.stats)
-    if rewrite_template is not None and not stage.aborted:
-        outcome.rewrite = CaptionStats()
-        if progress is not None:
-            progress("rewrite", sum(1 for r in rows if r.get("caption_raw")))
-        stage.rewrite_rows(rows, rewrite_template, outcome.rewrite)
-    outcome.marks = postprocess_rows(rows, post)
-    outcome.clips = _save(run_dir, clips, rows, step, final=True)
+        done = parts.answered()
+        wanted = sum(
+            1 for rows in _candidate_rows(ctx) for r in rows
+            if r["clip_id"] not in done and stage.wanted(r)
+        )  # fmt: skip
+        progress("caption", wanted)
+    merge = CaptionMergeStep(stage, post, parts, rewrite_template, rewrite)
+    outcome = CaptionOutcome(caption=stage.stats, run_dir=run_dir)
+    try:
+        caption_answers(ctx, stage, parts, max(1, chunk_rows))
+    except BackendUnavailable:
+        runner.apply(merge)
+        parts.clear()
+        stage.backend_instance.close()
+        raise
+    finally:
+        ctx.close()
+    if rewrite_template is not None and progress is not None and not stage.aborted:
+        progress("rewrite", 0)
+    runner.apply(merge)
+    parts.clear()
+    outcome.rewrite = merge.rewrite_stats
+    outcome.marks = merge.marks
+    outcome.errors = merge.errors
     outcome.aborted = stage.aborted
     stage.backend_instance.close()
     if stage.aborted:
         raise UserError(f"captioning stopped: {stage.aborted}")
     if rematch:
-        outcome.clips = rematch_run(run_dir)
-        outcome.rematched = MATCH_SCORER in outcome.clips.column_names
+        clips = rematch_run(run_dir)
+        outcome.rematched = MATCH_SCORER in clips.column_names
         if not outcome.rematched:
-            notes = [e for e in outcome.clips.column("score_errors").to_pylist() if e]
+            notes = [e for e in clips.column("score_errors").to_pylist() if e]
             outcome.rematch_note = notes[0] if notes else "the match scorer wrote no column"
     return outcome
 

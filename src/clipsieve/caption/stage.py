@@ -348,12 +348,15 @@ def unmark_rows(rows: list[dict[str, Any]]) -> None:
             row["keep"], row["drop_reason"] = True, None
 
 
-def postprocess_rows(rows: list[dict[str, Any]], options: PostOptions) -> dict[str, int]:
+def postprocess_rows(
+    rows: list[dict[str, Any]], options: PostOptions, seen: set[str] | None = None
+) -> dict[str, int]:
     """Recompute ``caption`` and the caption marks of every row in place; returns mark counts.
 
     ``caption`` is always rebuilt from ``caption_rewrite`` or ``caption_raw``, so re-running with
     other options never cleans twice or appends score words twice; rows an earlier run marked
-    for a caption reason are unmarked first, then marked again as the options say.
+    for a caption reason are unmarked first, then marked again as the options say. ``seen``:
+    caption keys of earlier batches, for duplicate marks over a streamed table.
     """
     counts = dict.fromkeys(DROP_REASONS, 0)
     unmark_rows(rows)
@@ -379,7 +382,7 @@ def postprocess_rows(rows: list[dict[str, Any]], options: PostOptions) -> dict[s
     if options.dedup:
         kept = [i for i, row in enumerate(rows) if row.get("keep") is True and row.get("caption")]
         for index, duplicate in zip(
-            kept, duplicate_flags([rows[i]["caption"] for i in kept]), strict=True
+            kept, duplicate_flags([rows[i]["caption"] for i in kept], seen), strict=True
         ):
             if duplicate:
                 rows[index]["keep"], rows[index]["drop_reason"] = False, "caption_duplicate"

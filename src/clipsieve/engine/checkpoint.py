@@ -88,14 +88,16 @@ def merge_parquet(
         buffered: list[pa.Table] = []
         rows = 0
         for path in paths:
-            table = read_parquet(path)
-            if on_table is not None:
-                on_table(table)
-            buffered.append(_conform(table, schema))
-            rows += table.num_rows
-            if rows >= ROW_GROUP_ROWS:
-                writer.write_table(pa.concat_tables(buffered))
-                buffered, rows = [], 0
+            # row group by row group: a shard is small, a table being joined may not be
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                table = pa.Table.from_batches([batch])
+                if on_table is not None:
+                    on_table(table)
+                buffered.append(_conform(table, schema))
+                rows += table.num_rows
+                if rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(buffered))
+                    buffered, rows = [], 0
         if buffered or not paths:
             writer.write_table(pa.concat_tables(buffered) if buffered else schema.empty_table())
     return Path(out)

@@ -1,12 +1,13 @@
 """Score an existing run folder: add score columns to its clip table without re-cutting.
 
-Used by ``clipsieve score RUN_DIR --scorers a,b``. The clip table is rewritten atomically with
-the score stage appended to its provenance metadata and to ``run.json``; the csv/jsonl exports
-are rewritten so they carry the new columns.
+Used by ``clipsieve score RUN_DIR --scorers a,b``. A row-local post-run step
+(:class:`ScoreStep`): the runner streams the table through it and rewrites it atomically with
+the score stage in its provenance metadata and in ``run.json``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ import pyarrow as pa
 import yaml
 
 from clipsieve.errors import UserError
-from clipsieve.runfolder import load_clips, save_clips
 from clipsieve.score.stage import ScoreStage
+from clipsieve.steps import PostRunStep, StepContext, apply_step
 from clipsieve.table import CLIP_SCHEMA, concat_tables
 
 
@@ -41,6 +42,74 @@ def parse_scorer_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
+class ScoreStep(PostRunStep):
+    """Post-run scoring as a row-local step: each batch of the table is scored in slices
+    (model scorers batch the frames of a slice) and the score columns come back; the runner
+    writes them, and vectors (``embedding``) go to ``vectors/``."""
+
+    name = "score"
+
+    def __init__(
+        self,
+        scorers: Sequence[str],
+        scorer_params: dict[str, dict[str, Any]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        slice_rows: int = 32,
+    ) -> None:
+        self.stage = ScoreStage(scorers=list(scorers), scorer_params=dict(scorer_params or {}))
+        self.stage.setup()
+        self.reads = tuple(self.stage.inputs)
+        self.scores = tuple(self.stage.outputs)
+        # a clip that cannot be decoded at all is marked broken (status, error)
+        self.writes = (*self.scores, "status", "error")
+        self.version = self.stage.version
+        self.progress = progress
+        self.slice_rows = slice_rows
+        self.done = self.total = 0
+        self.errors: Counter[str] = Counter()
+
+    def prepare(self, ctx: StepContext) -> None:
+        self.total = ctx.num_rows
+
+    def apply(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        table = pa.Table.from_batches([batch])
+        # the scorers being re-run start from nothing, so their new values replace the old
+        table = table.drop_columns([c for c in self.scores if c in table.column_names])
+        parts = []
+        for start in range(0, table.num_rows, self.slice_rows):
+            parts.append(self.stage.process(table.slice(start, self.slice_rows)))
+            self.done += min(self.slice_rows, table.num_rows - start)
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+        scored = concat_tables(parts, CLIP_SCHEMA) if parts else table
+        if "score_errors" in scored.column_names:
+            self.errors.update(e for e in scored.column("score_errors").to_pylist() if e)
+        return {c: scored.column(c) for c in self.writes if c in scored.column_names}
+
+    def record(self) -> dict[str, Any]:
+        entry = {**self.stage.describe(), "inputs": list(self.reads)}
+        entry["outputs"] = list(self.scores)
+        if self.errors:
+            entry["summary"] = {"errors": dict(self.errors.most_common(10))}
+        return entry
+
+
+def score_step(
+    run_dir: str | Path,
+    scorers: Sequence[str],
+    scorer_params: dict[str, dict[str, Any]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    slice_rows: int = 32,
+) -> ScoreStep:
+    """Score every kept clip of ``run_dir`` through the step runner; the applied step (with
+    its error counts) is returned."""
+    step = ScoreStep(scorers, scorer_params, progress, slice_rows)
+    # batches of a few thousand rows: decoding dominates, and a batch's scores are held
+    # until it is written
+    apply_step(run_dir, step, batch_rows=4096)
+    return step
+
+
 def score_run(
     run_dir: str | Path,
     scorers: Sequence[str],
@@ -48,19 +117,8 @@ def score_run(
     progress: Callable[[int, int], None] | None = None,
     batch_rows: int = 32,
 ) -> pa.Table:
-    """Score every kept clip of ``run_dir`` and rewrite its tables; returns the clip table."""
-    clips = load_clips(run_dir)
-    stage = ScoreStage(scorers=list(scorers), scorer_params=dict(scorer_params or {}))
-    stage.setup()
-    # Drop stale columns of the scorers being re-run so the new values replace them.
-    stale = [c for c in stage.outputs if c in clips.column_names]
-    clips = clips.drop_columns(stale)
-    parts = []
-    # Slices, not single rows: model scorers batch the frames of all clips in a slice.
-    for start in range(0, clips.num_rows, batch_rows):
-        parts.append(stage.process(clips.slice(start, batch_rows)))
-        if progress is not None:
-            progress(min(start + batch_rows, clips.num_rows), clips.num_rows)
-    scored = concat_tables(parts, CLIP_SCHEMA) if parts else clips
-    save_clips(run_dir, scored, stage.describe())
-    return scored
+    """:func:`score_step`, then the scored clip table (for the library and small runs)."""
+    from clipsieve.runfolder import load_clips
+
+    score_step(run_dir, scorers, scorer_params, progress, batch_rows)
+    return load_clips(run_dir)

@@ -23,6 +23,7 @@ writes them again), so no file in the folder silently disagrees with the table.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,16 +69,21 @@ def _with_columns(batch: pa.RecordBatch, updates: Mapping[str, Any]) -> pa.Table
     return table
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` in ``schema``'s column order and types (a column null in the first batch
-    keeps the type that batch gave it; later batches are cast to it)."""
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    """``table`` in ``schema``'s column order and types, or None when it does not fit (other
+    columns, or values in a column the schema has as ``null``)."""
+    if set(table.column_names) != set(schema.names):
+        return None
     arrays = []
     for field in schema:
         column = table.column(field.name)
         if column.type != field.type:
-            if pa.types.is_null(field.type):
-                raise RuntimeError(f"column '{field.name}' changed type between batches")
-            column = column.cast(field.type)
+            if pa.types.is_null(field.type) and column.null_count < len(column):
+                return None
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
         arrays.append(column)
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -125,7 +131,14 @@ class StepRunner:
 
     # -- the streaming pass
     def _rewrite(self, step: PostRunStep, provenance: dict[str, Any]) -> int:
-        """Stream the table through ``step.apply`` into a new file, renamed into place."""
+        """Stream the table through ``step.apply`` into a new file, renamed into place.
+
+        Rows go to one Parquet writer. A column that was all null in the first batches (type
+        ``null``) and gets values later cannot be cast into that writer's schema: the pass then
+        starts a new part file, and the parts are joined at the end with their types unified
+        (:func:`~clipsieve.engine.checkpoint.merge_parquet`); in the common case there is one
+        part and no extra copy.
+        """
         source = pq.ParquetFile(self.clips_file)
         metadata = parquet_metadata(self.clips_file)
         metadata["clipsieve_stages"] = replace_step(
@@ -136,6 +149,7 @@ class StepRunner:
         if first is None:  # no rows: still run apply once so the new columns get their types
             first = pa.RecordBatch.from_pylist([], schema=source.schema_arrow.remove_metadata())
         vector_writers: dict[str, VectorWriter] = {}
+        parts: list[Path] = []
         writer: pq.ParquetWriter | None = None
         schema: pa.Schema | None = None
         rows = 0
@@ -146,20 +160,43 @@ class StepRunner:
                 while batch is not None:
                     table = _with_columns(batch, step.apply(batch))
                     table = self._split_vectors(table, vector_writers)
-                    if writer is None:
+                    conformed = _conform(table, schema) if schema is not None else None
+                    if conformed is None:
+                        if writer is not None:
+                            writer.close()
                         schema = table.schema.remove_metadata().with_metadata(_encoded(metadata))
-                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                    assert schema is not None
-                    writer.write_table(_conform(table, schema), ROW_GROUP_ROWS)
+                        parts.append(tmp if not parts else tmp.with_suffix(f".{len(parts)}"))
+                        writer = pq.ParquetWriter(parts[-1], schema, compression="zstd")
+                        conformed = _conform(table, schema)
+                    assert writer is not None
+                    writer.write_table(conformed, ROW_GROUP_ROWS)
                     rows += table.num_rows
                     batch = next(batches, None)
+                if writer is not None:
+                    writer.close()
+                    writer = None
+                if len(parts) > 1:
+                    self._join_parts(parts, tmp, metadata)
                 ok = True
             finally:
                 if writer is not None:
                     writer.close()
+                for extra in parts[1:]:
+                    extra.unlink(missing_ok=True)
                 for vectors in vector_writers.values():
                     vectors.close(ok)
         return rows
+
+    @staticmethod
+    def _join_parts(parts: list[Path], tmp: Path, metadata: dict[str, Any]) -> None:
+        from clipsieve.engine.checkpoint import merge_parquet
+
+        first = tmp.with_suffix(".0")
+        os.replace(tmp, first)
+        try:
+            merge_parquet([first, *parts[1:]], tmp, pa.schema([]), metadata)
+        finally:
+            first.unlink(missing_ok=True)
 
     def _split_vectors(self, table: pa.Table, writers: dict[str, VectorWriter]) -> pa.Table:
         """Move vector columns out of the table into their own files."""
