@@ -49,6 +49,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/shots.py
+	$(BIN)/python benchmarks/scale.py --clips 1000000
 
 clean:
 	rm -rf $(VENV) demo-out build *.egg-info src/*.egg-info

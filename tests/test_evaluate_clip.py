@@ -110,7 +110,7 @@ def _add_captions(run_dir: Path) -> int:
         for i, r in enumerate(rows)
     ]
     clips = clips.append_column("caption_src", [old]).append_column("caption", [new])
-    save_clips(run_dir, clips, {"name": "test-captions", "version": "1", "params": {}}, exports=())
+    save_clips(run_dir, clips, {"name": "test-captions", "version": "1", "params": {}})
     return len(caption_pairs(clips.to_pylist()))
 
 

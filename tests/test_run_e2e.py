@@ -223,6 +223,10 @@ def test_score_command_rescores_a_run_folder(finished_run, tmp_path):
     before = {c["clip_id"]: c for c in finished_run.result.clips.to_pylist()}
     for clip in clips:
         assert clip["rgb_diff_mean"] == before[clip["clip_id"]]["rgb_diff_mean"]
+    assert "clips.csv" in result.output  # the note that the stale views were removed
+    assert not (copy / "clips.csv").exists()
+    views = CliRunner().invoke(app, ["export", str(copy), "--format", "views"])
+    assert views.exit_code == 0, views.output
     csv_header = list(read_csv(copy / "clips.csv")[0])
     assert "rgb_diff_mean" in csv_header
     bad = CliRunner().invoke(app, ["score", str(tmp_path / "nothing"), "--scorers", "static"])

@@ -78,6 +78,27 @@ def keep_text(value: str) -> str:
     return value
 
 
+@contextlib.contextmanager
+def note_removed_views(run_dir: Path) -> Iterator[None]:
+    """Say so when a command's step removed the run folder's csv/jsonl views (they described
+    the table before the step) and how to write them again."""
+    from clipsieve.steps.runner import VIEW_FILES
+
+    before = [name for name in VIEW_FILES if (run_dir / name).is_file()]
+    try:
+        yield
+    finally:
+        gone = [name for name in before if not (run_dir / name).is_file()]
+        if gone:
+            console.print(
+                f"removed {', '.join(gone)} (they showed the table before this step); "
+                f"`clipsieve export {run_dir} --format views` writes them again",
+                style="dim",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
 def run_folder_command(command: F | None = None, *, local_clips: bool = False) -> Any:
     """Let a post-run command take a run folder URL as ``run_dir``.
 
@@ -97,7 +118,8 @@ def run_folder_command(command: F | None = None, *, local_clips: bool = False) -
         target = str(kwargs["run_dir"])
         if not is_url(target):
             kwargs["run_dir"] = Path(target)
-            return command(*args, **kwargs)
+            with note_removed_views(kwargs["run_dir"]):
+                return command(*args, **kwargs)
         if local_clips:
             raise fail(
                 f"this command needs the clip files on disk, and {target} is a URL: copy the "
@@ -108,7 +130,8 @@ def run_folder_command(command: F | None = None, *, local_clips: bool = False) -
             before = location.pull_folder()
         kwargs["run_dir"] = location.local
         try:
-            return command(*args, **kwargs)
+            with note_removed_views(location.local):
+                return command(*args, **kwargs)
         finally:
             with user_errors():
                 changed = location.push_changes(before, skip=("shards", "clips"))

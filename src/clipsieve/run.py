@@ -75,7 +75,9 @@ def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dic
     return previous
 
 
-RUN_OUTPUTS = (SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet")
+RUN_OUTPUTS = (
+    SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet", "vectors", "captions"
+)  # fmt: skip
 
 
 def prepare_run_dir(location: RunLocation | Path, restart: bool) -> None:

@@ -1,23 +1,21 @@
 """Read and rewrite the clip table of a finished run folder.
 
-Commands that work on a finished run (``score``, ``filter``, ``dedup``, ``cluster``, ``caption``,
-``predict``, ...) all load ``RUN_DIR/clips.parquet``, add or change columns, and write it back
-through :func:`save_clips`, which keeps the provenance chain: the step is appended to the Parquet
-key-value metadata (``clipsieve_stages``) and to ``run.json``, and the csv/jsonl views are
-re-exported so they never disagree with the Parquet table.
+Where a run's tables are and how to read them whole (for small runs, the library and tests).
+Commands after ``run`` never load the whole table: they are post-run steps applied by the
+streaming runner in :mod:`clipsieve.steps`. :func:`save_clips` replaces the table with one held
+in memory, keeping the same provenance chain as the runner.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from clipsieve.errors import UserError
-from clipsieve.table import parquet_metadata, read_parquet, write_json, write_parquet
+from clipsieve.table import parquet_metadata, read_parquet, write_parquet
 
 CLIPS_FILE = "clips.parquet"
 VIDEOS_FILE = "videos.parquet"
@@ -38,9 +36,16 @@ def clips_path(run_dir: str | Path) -> Path:
     return path
 
 
-def load_clips(run_dir: str | Path) -> pa.Table:
-    """The run's clip table (all rows, all columns, with its schema metadata)."""
-    return read_parquet(clips_path(run_dir))
+def load_clips(run_dir: str | Path, vectors: bool = False) -> pa.Table:
+    """The run's clip table (all rows, all columns, with its schema metadata); ``vectors``
+    joins the vector columns from ``vectors/`` too."""
+    table = read_parquet(clips_path(run_dir))
+    if vectors:
+        from clipsieve.vectors import VECTOR_DIR, attach_vectors
+
+        for path in sorted((Path(run_dir) / VECTOR_DIR).glob("*.parquet")):
+            table = attach_vectors(table, run_dir, path.stem)
+    return table
 
 
 def load_videos(run_dir: str | Path) -> pa.Table:
@@ -51,35 +56,28 @@ def load_videos(run_dir: str | Path) -> pa.Table:
     return read_parquet(path)
 
 
-def _replace_step(steps: Sequence[Mapping[str, Any]], step: Mapping[str, Any]) -> list[Any]:
-    """``steps`` with any earlier entry of the same name replaced by ``step`` (at the end)."""
-    return [s for s in steps if s.get("name") != step.get("name")] + [dict(step)]
+def save_clips(run_dir: str | Path, clips: pa.Table, step: Mapping[str, Any]) -> Path:
+    """Atomically replace the run's clip table with ``clips`` (already in memory) after
+    ``step``, keeping the provenance chain.
 
-
-def save_clips(
-    run_dir: str | Path,
-    clips: pa.Table,
-    step: Mapping[str, Any],
-    exports: Sequence[str] = ("csv", "jsonl"),
-) -> Path:
-    """Atomically rewrite the run's clip table after a post-run ``step``.
-
-    ``step`` describes what changed the table (``{"name", "version", "params", ...}``, as
-    :meth:`clipsieve.stage.Stage.describe` returns); a re-run of the same step replaces its
-    earlier record instead of piling up duplicates.
+    For a library user or a test holding a small table. Commands go through the step runner
+    (:mod:`clipsieve.steps`), which streams instead of holding the table. Vector columns are
+    moved to ``vectors/``; the csv/jsonl views are removed like after any step.
     """
-    from clipsieve.export import export_run
+    from clipsieve.steps.runner import StepRunner, replace_step
+    from clipsieve.vectors import VectorWriter, split_vectors
 
     run_dir = Path(run_dir)
     path = clips_path(run_dir)
+    clips, vectors = split_vectors(clips)
+    for column, part in vectors.items():
+        writer = VectorWriter(run_dir, column)
+        writer.write(part)
+        writer.close()
     metadata = parquet_metadata(path)
-    metadata["clipsieve_stages"] = _replace_step(metadata.get("clipsieve_stages", []), step)
-    write_parquet(clips, path, metadata)
-    if exports:
-        export_run(run_dir, clips, formats=tuple(exports))
-    info_path = run_dir / RUN_JSON
-    if info_path.is_file():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        info["stages"] = _replace_step(info.get("stages", []), step)
-        write_json(info, info_path)
+    metadata["clipsieve_stages"] = replace_step(metadata.get("clipsieve_stages", []), step)
+    write_parquet(clips.replace_schema_metadata(None), path, metadata)
+    runner = StepRunner(run_dir)
+    runner._record_run_json(step)
+    runner._remove_views()
     return path

@@ -4,8 +4,10 @@ Layout of a run directory::
 
     run.json              config, versions, stage descriptions, inputs
     shards/<video_id>.clips.parquet    written first
+    shards/<video_id>.vectors.parquet  then the clips' vectors (embeddings), if any
     shards/<video_id>.videos.parquet   written last: its presence marks the video finished
     videos.parquet, clips.parquet      the merged tables (rebuilt from the shards at the end)
+    vectors/<column>.parquet           the merged vectors, keyed by clip_id
 
 The merge streams: it reads every shard's schema (footer only) to find the common schema, then
 copies shard after shard into one Parquet writer, so memory holds one row group, not the dataset.
@@ -36,6 +38,7 @@ from clipsieve.table import (
     read_parquet,
     write_parquet,
 )
+from clipsieve.vectors import VectorWriter, split_vectors
 
 SHARD_DIR = "shards"
 ROW_GROUP_ROWS = 50_000  # rows buffered before the merge writes a row group
@@ -103,6 +106,37 @@ def merge_parquet(
     return Path(out)
 
 
+def _aligned(ids: pa.Table, part: pa.Table, column: str) -> pa.Array:
+    """``part``'s vectors (rows that have one) spread back over every clip of ``ids``."""
+    where = pc.index_in(ids.column("clip_id"), value_set=part.column("clip_id"))
+    return part.column(column).combine_chunks().take(where)
+
+
+def merge_vectors(paths: list[Path], run_dir: Path) -> list[str]:
+    """Stream the vectors shards into ``vectors/<column>.parquet`` (rows that have a vector),
+    in shard order; returns the columns written. Vector files of columns no shard has (a
+    post-run ``score --scorers embed``) are left as they are."""
+    columns: list[str] = []
+    for path in paths:
+        for name in pq.read_schema(path).names:
+            if name != "clip_id" and name not in columns:
+                columns.append(name)
+    for column in columns:
+        writer = VectorWriter(run_dir, column)
+        try:
+            for path in paths:
+                if column not in pq.read_schema(path).names:
+                    continue
+                for batch in pq.ParquetFile(path).iter_batches(columns=["clip_id", column]):
+                    part = pa.Table.from_batches([batch])
+                    writer.write(part.filter(pc.is_valid(part.column(column))))
+        except BaseException:
+            writer.close(ok=False)
+            raise
+        writer.close()
+    return columns
+
+
 class ShardStore:
     """Atomic per-video shards under ``run_dir/shards``.
 
@@ -136,13 +170,21 @@ class ShardStore:
         return removed
 
     def write(self, video_id: str, videos: pa.Table, clips: pa.Table) -> None:
-        """Commit one video: clips shard first, then the videos shard that marks it done."""
+        """Commit one video: clips shard first, its vectors shard (embeddings, kept out of
+        the clip table) next, then the videos shard that marks it done."""
+        clips, vectors = split_vectors(clips)
+        names = ["clips"]
         write_parquet(clips, self._path(video_id, "clips"))
+        if vectors:
+            table = pa.table({"clip_id": clips.column("clip_id")})
+            for column, part in vectors.items():
+                table = table.append_column(column, _aligned(table, part, column))
+            write_parquet(table, self._path(video_id, "vectors"))
+            names.append("vectors")
         write_parquet(videos, self._path(video_id, "videos"))
+        names.append("videos")
         if self.location is not None and self.location.remote:
-            self.location.upload(
-                f"{SHARD_DIR}/{video_id}.{table}.parquet" for table in ("clips", "videos")
-            )
+            self.location.upload(f"{SHARD_DIR}/{video_id}.{table}.parquet" for table in names)
 
     def merge_run(
         self, run_dir: Path, rows: list[dict[str, Any]], metadata: Mapping[str, Any] | None
@@ -182,6 +224,8 @@ class ShardStore:
         )  # fmt: skip
         clip_paths = [p for v in done if (p := self._path(v, "clips")).exists()]
         merge_parquet(clip_paths, clips_out, CLIP_SCHEMA, metadata, count_clips)
+        vector_paths = [p for v in done if (p := self._path(v, "vectors")).exists()]
+        merge_vectors(vector_paths, clips_out.parent)
         return counts
 
     def read(self, video_ids: list[str]) -> tuple[pa.Table, pa.Table]:

@@ -235,7 +235,7 @@ def _write_export(
     if fmt == "webdataset":
         writer = WebDatasetWriter(out, shard_bytes, shard_count)
         try:
-            for row, key in rows:
+            for row, _key in rows:
                 source = _source_file(row, run_dir)
                 writer.add(make_sample(row, source, caption_of(row)))
         except BaseException:

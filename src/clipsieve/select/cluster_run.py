@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from clipsieve.runfolder import load_clips, save_clips
 from clipsieve.select.balance import (
     BALANCE_REASON,
     BalanceSpec,
@@ -41,6 +40,8 @@ from clipsieve.select.cluster import (
 )
 from clipsieve.select.cluster_keywords import DEFAULT_TEXT_MODEL, describe_cluster
 from clipsieve.select.marks import apply_marks, release_own_marks, set_column, string_list
+from clipsieve.steps import StepContext, apply_step
+from clipsieve.steps.narrow import NarrowTableStep
 from clipsieve.table import CAPTION_COLUMNS, caption_of, write_json
 
 CLUSTERS_FILE = "clusters.json"
@@ -241,12 +242,37 @@ def step_record(params: ClusterParams, info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ClusterStep(NarrowTableStep):
+    """Clustering as a post-run step: reads the table's scalar columns (captions and clip files
+    name the clusters) and the embeddings from ``vectors/``, writes the cluster columns and the
+    balance marks, and ``clusters.json``."""
+
+    name = "cluster"
+    version = VERSION
+    writes = ("cluster_id", "cluster_dist", "keep", "drop_reason")
+    vectors = ("embedding",)
+    all_scalars = True
+
+    def __init__(self, params: ClusterParams, describe: Describe | None = None) -> None:
+        self.settings, self.describe = params, describe
+        self.outcome: ClusterOutcome | None = None
+
+    def compute(self, narrow: pa.Table, ctx: StepContext) -> pa.Table:
+        self.outcome = cluster_table(narrow, ctx.run_dir, self.settings, self.describe)
+        return self.outcome.table
+
+    def record(self) -> dict[str, Any]:
+        assert self.outcome is not None
+        return step_record(self.settings, self.outcome.info)
+
+
 def cluster_run(
     run_dir: str | Path, params: ClusterParams, describe: Describe | None = None
 ) -> ClusterOutcome:
     """Cluster a finished run in place: rewrite its clip table, write ``clusters.json``."""
     run_dir = Path(run_dir)
-    outcome = cluster_table(load_clips(run_dir), run_dir, params, describe)
-    save_clips(run_dir, outcome.table, step_record(params, outcome.info))
-    write_json(outcome.info, run_dir / CLUSTERS_FILE)
-    return outcome
+    step = ClusterStep(params, describe)
+    apply_step(run_dir, step)
+    assert step.outcome is not None
+    write_json(step.outcome.info, run_dir / CLUSTERS_FILE)
+    return step.outcome

@@ -460,9 +460,9 @@ class DedupStep(NarrowTableStep):
         wanted = set(self.settings.methods)
         if "semantic" not in wanted and self.settings.methods:
             self.vectors = ()  # not asked for: do not read the vectors at all
-        if not has_vectors(ctx.run_dir, "embedding") and "semantic" in wanted:
-            if "embedding" not in ctx.schema.names:
-                raise DedupError(missing_column_message("embedding", ctx.schema.names))
+        no_vectors = not has_vectors(ctx.run_dir, "embedding")
+        if no_vectors and "semantic" in wanted and "embedding" not in ctx.schema.names:
+            raise DedupError(missing_column_message("embedding", ctx.schema.names))
         super().prepare(ctx)
 
     def compute(self, narrow: pa.Table, ctx: StepContext) -> pa.Table:
