@@ -256,7 +256,9 @@ def execute_run(
     if config.report.enabled:
         from clipsieve.report.html import write_report
 
-        files["report.html"] = write_report(run_dir, result.videos, result.clips, run_info)
+        files["report.html"] = write_report(
+            run_dir, result.videos_path, result.clips_path, run_info
+        )
     if prepared.location.remote:
         return RunOutputs(result, run_dir, dict(upload_table_files(prepared.location, files)))
     return RunOutputs(result, run_dir, dict(files))

@@ -256,20 +256,39 @@ class CsvFileWriter(RowFileWriter):
         self._csv.writerow(self.columns)
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
-        names = self.columns
-        for row in table.select(names).to_pylist() if names else []:
-            self._csv.writerow([_csv_cell(row[n]) for n in names])
-            self.rows += 1
+        if not self.columns or table.num_rows == 0:
+            return
+        columns = []
+        for name in self.columns:
+            column = table.column(name)
+            kind = column.type
+            values = column.to_pylist()
+            if pa.types.is_nested(kind):  # lists and structs as JSON text, like _csv_cell
+                values = [_csv_cell(v) for v in values]
+            columns.append(values)  # csv writes None as an empty cell by itself
+        self._csv.writerows(zip(*columns, strict=True))
+        self.rows += table.num_rows
 
 
 class JsonlFileWriter(RowFileWriter):
-    """One JSON object per row."""
+    """One JSON object per row, serialised by polars (Rust) a batch at a time.
+
+    Non-finite floats are written as ``null`` (JSON has no NaN); everything else reads back
+    as ``json.dumps`` of the row would.
+    """
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
-        for row in table.to_pylist():
-            self._fh.write(json.dumps(row, ensure_ascii=False, default=str))
-            self._fh.write("\n")
-            self.rows += 1
+        if table.num_rows == 0:
+            return
+        import polars as pl
+
+        frame = pl.from_arrow(table, rechunk=False)
+        assert isinstance(frame, pl.DataFrame)
+        floats = [name for name, kind in frame.schema.items() if kind.is_float()]
+        if floats:
+            frame = frame.with_columns(pl.col(floats).fill_nan(None))
+        self._fh.write(frame.write_ndjson())
+        self.rows += table.num_rows
 
 
 def write_csv(

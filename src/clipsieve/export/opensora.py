@@ -18,7 +18,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clipsieve.export.kept import kept_clips
 from clipsieve.storage import is_url
@@ -112,58 +114,115 @@ def opensora_columns(schema: pa.Schema) -> list[str]:
     return [*OPENSORA_COLUMNS, *score_columns(schema), *(["text"] if caption else [])]
 
 
+def _column(table: pa.Table, name: str, kind: pa.DataType) -> pa.Array:
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, kind)
+    return table.column(name).combine_chunks().cast(kind)
+
+
+def _path_columns(paths: pa.Array, root: str | Path) -> tuple[pa.Array, pa.Array]:
+    """``(path, relpath)`` for every clip: a clean absolute path under a local ``root`` is
+    cut with one vectorised slice; anything else (URLs, relative or unnormalised paths) goes
+    through :func:`_paths` row by row."""
+    if not is_url(str(root)):
+        prefix = os.path.abspath(root).rstrip("/") + "/"
+        fast = pc.and_(
+            pc.starts_with(paths, prefix),
+            pc.invert(pc.match_substring_regex(paths, r"//|/\./|/\.\./|/\.\.?$")),
+        )
+        fast = pc.fill_null(fast, False)
+    else:
+        fast = pa.array(np.zeros(len(paths), bool))
+        prefix = ""
+    relpath = pc.utf8_slice_codeunits(paths, len(prefix))
+    slow = np.flatnonzero(~fast.to_numpy(zero_copy_only=False))
+    if len(slow) == 0:
+        return paths, relpath
+    full_list, rel_list = paths.to_pylist(), relpath.to_pylist()
+    folders: dict[str, tuple[str, str]] = {}  # a table has few distinct clip folders
+    for i in slow.tolist():
+        folder, _, name = full_list[i].rpartition("/")
+        if is_url(full_list[i]) or not folder or name in ("", ".", ".."):
+            full_list[i], rel_list[i] = _paths(full_list[i], root)
+            continue
+        if folder not in folders:
+            full, rel = _paths(folder + "/_", root)
+            folders[folder] = (full[:-1], rel[:-1])
+        full, rel = folders[folder]
+        full_list[i], rel_list[i] = full + name, rel + name
+    return pa.array(full_list, pa.string()), pa.array(rel_list, pa.string())
+
+
+def _timestamps(table: pa.Table) -> pa.Array:
+    """:func:`clip_timestamp` for every row (frames and fps first, else seconds)."""
+    fps = _column(table, "fps", pa.float64()).to_numpy(zero_copy_only=False)
+    starts = _column(table, "start_frame", pa.float64()).to_numpy(zero_copy_only=False)
+    ends = _column(table, "end_frame", pa.float64()).to_numpy(zero_copy_only=False)
+    start_s = _column(table, "start_s", pa.float64()).to_numpy(zero_copy_only=False)
+    end_s = _column(table, "end_s", pa.float64()).to_numpy(zero_copy_only=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_frames = (fps > 0) & ~np.isnan(starts) & ~np.isnan(ends)
+        start = np.where(by_frames, starts / fps, start_s)
+        end = np.where(by_frames, ends / fps, end_s)
+    known = ~np.isnan(start) & ~np.isnan(end)
+    out: list[str | None] = [None] * table.num_rows
+    for i in np.flatnonzero(known).tolist():
+        out[i] = str((timecode(float(start[i])), timecode(float(end[i]))))
+    return pa.array(out, pa.string())
+
+
+def _captions(table: pa.Table) -> pa.Array:
+    """:func:`~clipsieve.table.caption_of` for every row: the first non-blank caption column."""
+    result = pa.nulls(table.num_rows, pa.string())
+    for name in reversed(CAPTION_COLUMNS):
+        if name not in table.column_names:
+            continue
+        values = _column(table, name, pa.string())
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True)
+        result = pc.if_else(blank, result, values)
+    return result
+
+
 def opensora_table(
     clips: pa.Table, root: str | Path, scores: Sequence[str] | None = None
 ) -> pa.Table:
     """The kept clips as a table in Open-Sora's column layout (see the module docs).
 
-    ``root``: the folder (or run folder URL) that ``relpath`` is relative to.
+    ``root``: the folder (or run folder URL) that ``relpath`` is relative to. Vectorised (a
+    view of millions of clips is written batch by batch through this).
     """
     scores = list(score_columns(clips) if scores is None else scores)
     caption = has_captions(clips)
-    rows = []
-    for row in kept_clips(clips).to_pylist():
-        clip_path, relpath = _paths(row["path"], root)
-        height, width = row.get("height"), row.get("width")
-        aspect = row.get("aspect_ratio")
-        if aspect is None and height and width:
-            aspect = height / width
-        resolution = row.get("resolution")
-        if resolution is None and height and width:
-            resolution = height * width
-        out = {
-            "path": clip_path,
-            "id": row["clip_id"],
-            "relpath": relpath,
-            "num_frames": row.get("num_frames"),
-            "height": height,
-            "width": width,
-            "aspect_ratio": aspect,
-            "fps": row.get("fps"),
-            "resolution": resolution,
-            "timestamp": clip_timestamp(row),
-        }
-        out.update({name: row.get(name) for name in scores})
-        if caption:
-            out["text"] = caption_of(row)
-        rows.append(out)
-    schema = pa.schema(
-        [
-            pa.field("path", pa.string()),
-            pa.field("id", pa.string()),
-            pa.field("relpath", pa.string()),
-            pa.field("num_frames", pa.int64()),
-            pa.field("height", pa.int32()),
-            pa.field("width", pa.int32()),
-            pa.field("aspect_ratio", pa.float64()),
-            pa.field("fps", pa.float64()),
-            pa.field("resolution", pa.int64()),
-            pa.field("timestamp", pa.string()),
-            *[clips.schema.field(name) for name in scores],
-            *([pa.field("text", pa.string())] if caption else []),
-        ]
+    kept = kept_clips(clips)
+    height = _column(kept, "height", pa.int32())
+    width = _column(kept, "width", pa.int32())
+    valid_size = pc.and_(pc.greater(height, 0), pc.greater(width, 0))
+    aspect = pc.coalesce(
+        _column(kept, "aspect_ratio", pa.float64()),
+        pc.if_else(valid_size, pc.divide(height.cast(pa.float64()), width), None),
     )
-    return rows_to_table(rows, schema) if rows else schema.empty_table()
+    resolution = pc.coalesce(
+        _column(kept, "resolution", pa.int64()),
+        pc.if_else(valid_size, pc.multiply(height.cast(pa.int64()), width), None),
+    )
+    path, relpath = _path_columns(_column(kept, "path", pa.string()), root)
+    arrays = {
+        "path": path,
+        "id": _column(kept, "clip_id", pa.string()),
+        "relpath": relpath,
+        "num_frames": _column(kept, "num_frames", pa.int64()),
+        "height": height,
+        "width": width,
+        "aspect_ratio": aspect,
+        "fps": _column(kept, "fps", pa.float64()),
+        "resolution": resolution,
+        "timestamp": _timestamps(kept),
+    }
+    for name in scores:
+        arrays[name] = kept.column(name).combine_chunks()
+    if caption:
+        arrays["text"] = _captions(kept)
+    return pa.table(arrays)
 
 
 def write_opensora_csv(

@@ -25,11 +25,11 @@ def report(
 ) -> None:
     """Rebuild the HTML report of a run from its tables (opens from disk, no server)."""
     from clipsieve.report.html import write_report
-    from clipsieve.runfolder import RUN_JSON, load_clips, load_videos
+    from clipsieve.runfolder import RUN_JSON, VIDEOS_FILE, clips_path
 
     with user_errors():
-        clips = load_clips(run_dir)
-        videos = load_videos(run_dir)
+        clips = clips_path(run_dir)
+        videos = run_dir / VIDEOS_FILE if (run_dir / VIDEOS_FILE).is_file() else None
         info_path = run_dir / RUN_JSON
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
         with console.status("rendering report …"):

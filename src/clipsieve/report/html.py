@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,71 +18,19 @@ from typing import Any
 
 import jinja2
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from clipsieve.evaluate import EVALUATION_FILE
 from clipsieve.export.opensora import score_columns
+from clipsieve.report.data import SAMPLE_ROWS, load_report_data
 from clipsieve.report.sections import ThumbBudget, read_json, selection_context
 from clipsieve.report.thumbs import thumbnail_jpeg
-from clipsieve.table import STATUS_ERROR, STATUS_OK, atomic_path
+from clipsieve.table import atomic_path
 
 MAX_THUMBS = 500
 MAX_SECTION_THUMBS = 240  # percentile galleries, drop examples, duplicates, cluster grids
 MAX_ERRORS = 1000
 THUMB_SIDE = 256
-
-
-def _rows(table: pa.Table | None) -> list[dict[str, Any]]:
-    return table.to_pylist() if table is not None else []
-
-
-def _is_kept(row: Mapping[str, Any]) -> bool:
-    return row.get("keep") is True and row.get("status") == STATUS_OK
-
-
-def _counts(videos: list[dict], clips: list[dict]) -> list[tuple[str, int]]:
-    shots = {
-        (c.get("video_id"), c.get("shot_index")) for c in clips if c.get("shot_index") is not None
-    }
-    kept = [c for c in clips if _is_kept(c)]
-    return [
-        ("videos ingested", len(videos)),
-        ("videos probed ok", sum(v.get("status") == STATUS_OK for v in videos)),
-        ("videos with errors", sum(v.get("status") == STATUS_ERROR for v in videos)),
-        ("shots detected", len(shots)),
-        ("clips planned", len(clips)),
-        ("clips kept", len(kept)),
-        ("clips dropped", sum(not _is_kept(c) and c.get("status") != STATUS_ERROR for c in clips)),
-        ("clips with errors", sum(c.get("status") == STATUS_ERROR for c in clips)),
-        ("clips cut", sum(bool(c.get("path")) and c.get("status") == STATUS_OK for c in clips)),
-    ]
-
-
-def _errors(videos: list[dict], clips: list[dict]) -> list[dict[str, str]]:
-    out = [
-        {"what": "video", "item": v.get("path") or v.get("video_id"), "error": v.get("error") or ""}
-        for v in videos
-        if v.get("status") == STATUS_ERROR
-    ]
-    out += [
-        {
-            "what": "clip",
-            "item": f"{c.get('clip_id')} ({c.get('source_path') or c.get('video_id')})",
-            "error": c.get("error") or "",
-        }
-        for c in clips
-        if c.get("status") == STATUS_ERROR
-    ]
-    return out
-
-
-def _drop_reasons(clips: list[dict]) -> list[tuple[str, int]]:
-    """Dropped (not kept, not failed) clips counted by ``drop_reason``, most common first."""
-    counter = Counter(
-        c.get("drop_reason") or ("not selected" if c.get("keep") is False else "not decided")
-        for c in clips
-        if not _is_kept(c) and c.get("status") != STATUS_ERROR
-    )
-    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _thumb_uri(clip: Mapping[str, Any], run_dir: Path) -> str | None:
@@ -181,16 +128,19 @@ def _environment() -> jinja2.Environment:
 
 def write_report(
     run_dir: Path,
-    videos: pa.Table | None,
-    clips: pa.Table | None,
+    videos: pa.Table | Path | None,
+    clips: pa.Table | Path | None,
     run_info: Mapping[str, Any] | None = None,
     out: Path | None = None,
     *,
     max_thumbs: int = MAX_THUMBS,
     max_section_thumbs: int = MAX_SECTION_THUMBS,
+    sample_rows: int = SAMPLE_ROWS,
 ) -> Path:
     """Render the report for a run into ``out`` (default ``run_dir/report.html``).
 
+    ``videos`` and ``clips``: the tables, or their Parquet files (read by DuckDB: exact counts
+    over the whole table, pictures from a bounded sample; see :mod:`clipsieve.report.data`).
     Besides the run facts it shows the selection: funnel, score histograms with the filter's
     thresholds, percentile galleries, dropped examples, duplicate groups, clusters and the
     camera-motion and duration distributions (see :mod:`clipsieve.report.sections`); side files
@@ -199,15 +149,14 @@ def write_report(
     """
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
-    video_rows, clip_rows = _rows(videos), _rows(clips)
-    kept = [c for c in clip_rows if _is_kept(c)]
-    errors = _errors(video_rows, clip_rows)
+    schema = None
+    if clips is not None:
+        schema = clips.schema if isinstance(clips, pa.Table) else pq.read_schema(clips)
+    scores = score_columns(schema) if schema is not None else []
+    data = load_report_data(run_dir, clips, videos, scores, max_thumbs, sample_rows)
     budget = ThumbBudget(max_section_thumbs)
     selection = selection_context(
-        run_dir,
-        clip_rows,
-        score_columns(clips) if clips is not None else [],
-        lambda row: _card(row, run_dir, budget),
+        run_dir, data.rows, scores, lambda row: _card(row, run_dir, budget), exact=data
     )
     html = (
         _environment()
@@ -216,13 +165,15 @@ def write_report(
             run_dir=str(run_dir),
             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             summary=_summary(run_info or {}),
-            counts=_counts(video_rows, clip_rows),
-            errors=errors[:MAX_ERRORS],
-            errors_total=len(errors),
-            drop_reasons=_drop_reasons(clip_rows),
-            cards=[_card(c, run_dir) for c in kept[:max_thumbs]],
-            kept_total=len(kept),
+            counts=data.counts,
+            errors=data.errors[:MAX_ERRORS],
+            errors_total=data.errors_total,
+            drop_reasons=data.drop_reasons,
+            cards=[_card(c, run_dir) for c in data.kept_rows],
+            kept_total=data.kept_total,
             selection=selection,
+            sampled=data.sampled,
+            total_clips=data.total,
             evaluation=read_json(run_dir / EVALUATION_FILE),
             section_thumbs=budget.used,
             section_thumb_limit=max_section_thumbs,

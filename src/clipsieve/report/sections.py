@@ -71,15 +71,21 @@ def _number(value: Any) -> float | None:
 # ----------------------------------------------------------------------------------- funnel
 
 
-def funnel(clips: Sequence[Row], recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+def funnel(
+    clips: Sequence[Row],
+    recorded: Mapping[str, Any] | None,
+    stats: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Funnel rows ``{"label", "rows_in", "passed", "pct"}`` and where they come from.
 
     From ``funnel.json`` (the filter's steps, in order) when present; otherwise rebuilt from the
     table: all clips, clips without errors, then one step per drop reason, largest first.
+    ``stats``: the same counts computed over the whole table (``total``, ``ok``, ``kept``,
+    ``later``, ``reasons``) when ``clips`` is only a sample of it.
     """
     steps: list[dict[str, Any]] = []
     if recorded and isinstance(recorded.get("steps"), list):
-        total = recorded.get("total", len(clips))
+        total = recorded.get("total", stats["total"] if stats else len(clips))
         steps.append({"label": "clips in the table", "rows_in": total, "passed": total})
         eligible = recorded.get("eligible")
         if eligible is not None:
@@ -97,10 +103,16 @@ def funnel(clips: Sequence[Row], recorded: Mapping[str, Any] | None) -> dict[str
                 )
         # rows that passed the filter (``filter_pass``) but a later step (dedup, top-N,
         # balance) dropped: one more step per reason, so the funnel ends at the kept count
-        later = Counter(
-            str(c.get("drop_reason") or "not kept (no reason)")
-            for c in clips
-            if c.get("filter_pass") is True and not is_kept(c) and c.get("status") != STATUS_ERROR
+        later = (
+            stats["later"]
+            if stats
+            else Counter(
+                str(c.get("drop_reason") or "not kept (no reason)")
+                for c in clips
+                if c.get("filter_pass") is True
+                and not is_kept(c)
+                and c.get("status") != STATUS_ERROR
+            )
         )
         alive = steps[-1]["passed"] if steps else 0
         for reason, n in sorted(later.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -110,14 +122,19 @@ def funnel(clips: Sequence[Row], recorded: Mapping[str, Any] | None) -> dict[str
             alive -= n
         source = f"funnel.json: {recorded.get('where', '')}"
     else:
-        total = len(clips)
         ok = [c for c in clips if c.get("status") != STATUS_ERROR]
+        total = stats["total"] if stats else len(clips)
+        ok_count = stats["ok"] if stats else len(ok)
         steps.append({"label": "clips planned", "rows_in": total, "passed": total})
-        steps.append({"label": "without errors", "rows_in": total, "passed": len(ok)})
-        reasons = Counter(
-            c.get("drop_reason") or "not kept (no reason)" for c in ok if not is_kept(c)
+        steps.append({"label": "without errors", "rows_in": total, "passed": ok_count})
+        reasons = (
+            stats["reasons"]
+            if stats
+            else Counter(
+                c.get("drop_reason") or "not kept (no reason)" for c in ok if not is_kept(c)
+            )
         )
-        alive = len(ok)
+        alive = ok_count
         for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
             steps.append(
                 {"label": f"not dropped by {reason}", "rows_in": alive, "passed": alive - n}
@@ -128,7 +145,8 @@ def funnel(clips: Sequence[Row], recorded: Mapping[str, Any] | None) -> dict[str
     for step in steps:
         passed = step["passed"] or 0
         step["pct"] = round(100.0 * passed / top, 1)
-    return {"steps": steps, "source": source, "kept": sum(is_kept(c) for c in clips)}
+    kept = stats["kept"] if stats else sum(is_kept(c) for c in clips)
+    return {"steps": steps, "source": source, "kept": kept}
 
 
 def thresholds(recorded: Mapping[str, Any] | None) -> dict[str, list[tuple[float, str]]]:
@@ -149,19 +167,28 @@ def thresholds(recorded: Mapping[str, Any] | None) -> dict[str, list[tuple[float
 # ------------------------------------------------------------------------ scores and galleries
 
 
-def numeric_columns(clips: Sequence[Row], table_scores: Sequence[str]) -> list[str]:
-    """Score columns worth a histogram: numeric, not ids, with at least one value."""
+def numeric_columns(
+    clips: Sequence[Row], table_scores: Sequence[str], counts: Mapping[str, int] | None = None
+) -> list[str]:
+    """Score columns worth a histogram: numeric, not ids, with at least one value (``counts``:
+    values per column over the whole table, when ``clips`` is a sample)."""
     out = []
     for name in table_scores:
         if name in NOT_SCORES or name.startswith("dup_"):
             continue
-        if any(_number(c.get(name)) is not None for c in clips):
+        if counts is not None:
+            if counts.get(name, 0) > 0:
+                out.append(name)
+        elif any(_number(c.get(name)) is not None for c in clips):
             out.append(name)
     return out
 
 
 def histograms(
-    clips: Sequence[Row], columns: Sequence[str], lines: Mapping[str, list[tuple[float, str]]]
+    clips: Sequence[Row],
+    columns: Sequence[str],
+    lines: Mapping[str, list[tuple[float, str]]],
+    counts: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     out = []
     for name in columns:
@@ -172,7 +199,7 @@ def histograms(
             {
                 "column": name,
                 "image": figures.histogram(name, values, kept, lines.get(name, [])),
-                "count": len(values),
+                "count": counts.get(name, len(values)) if counts else len(values),
                 "thresholds": [label for _, label in lines.get(name, [])],
             }
         )
@@ -207,7 +234,10 @@ def _reason_column(reason: str, recorded: Mapping[str, Any] | None) -> str | Non
 
 
 def drop_examples(
-    clips: Sequence[Row], recorded: Mapping[str, Any] | None, card: CardMaker
+    clips: Sequence[Row],
+    recorded: Mapping[str, Any] | None,
+    card: CardMaker,
+    totals: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Kept examples once, then up to :data:`EXAMPLES_PER_REASON` dropped clips per reason."""
     kept = [c for c in clips if is_kept(c)][:EXAMPLES_PER_REASON]
@@ -216,18 +246,24 @@ def drop_examples(
         if not is_kept(c) and c.get("status") != STATUS_ERROR and c.get("drop_reason"):
             by_reason.setdefault(str(c["drop_reason"]), []).append(c)
     groups = []
-    for reason, rows in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+
+    def size(reason: str) -> int:
+        return totals.get(reason, len(by_reason[reason])) if totals else len(by_reason[reason])
+
+    for reason, rows in sorted(by_reason.items(), key=lambda kv: (-size(kv[0]), kv[0])):
         column = _reason_column(reason, recorded)
         cards = []
         for row in rows[:EXAMPLES_PER_REASON]:
             value = row.get(column) if column else None
             label = f"{column} = {value:.4g}" if _number(value) is not None else None
             cards.append({**card(row), "label": label})
-        groups.append({"reason": reason, "total": len(rows), "cards": cards})
+        groups.append({"reason": reason, "total": size(reason), "cards": cards})
     return {"kept": [card(c) for c in kept], "groups": groups}
 
 
-def duplicate_groups(clips: Sequence[Row], card: CardMaker) -> dict[str, Any]:
+def duplicate_groups(
+    clips: Sequence[Row], card: CardMaker, total: int | None = None
+) -> dict[str, Any]:
     """Duplicate groups (``dup_group``), the kept copy first, at most :data:`MAX_DUP_GROUPS`."""
     groups: dict[Any, list[Row]] = {}
     for c in clips:
@@ -242,7 +278,7 @@ def duplicate_groups(clips: Sequence[Row], card: CardMaker) -> dict[str, Any]:
             role = f"duplicate of {row['dup_of']}" if row.get("dup_of") else "kept copy"
             cards.append({**card(row), "label": role})
         out.append({"group": str(group), "size": len(rows), "cards": cards})
-    return {"groups": out, "total": len(groups)}
+    return {"groups": out, "total": len(groups) if total is None else total}
 
 
 # ---------------------------------------------------------------------------------- clusters
@@ -351,18 +387,29 @@ def _duration(row: Mapping[str, Any]) -> float | None:
 
 
 def selection_context(
-    run_dir: Path, clips: Sequence[Row], table_scores: Sequence[str], card: CardMaker
+    run_dir: Path,
+    clips: Sequence[Row],
+    table_scores: Sequence[str],
+    card: CardMaker,
+    exact: Any = None,
 ) -> dict[str, Any]:
-    """Everything the template's selection sections need."""
+    """Everything the template's selection sections need.
+
+    ``exact``: a :class:`~clipsieve.report.data.ReportData` whose whole-table counts replace
+    the ones ``clips`` (then a bounded sample) would give.
+    """
     recorded = read_json(run_dir / FUNNEL_FILE)
-    columns = numeric_columns(clips, table_scores)
+    counts = exact.score_counts if exact is not None else None
+    columns = numeric_columns(clips, table_scores, counts)
     by_id = {str(c.get("clip_id")): c for c in clips}
     return {
-        "funnel": funnel(clips, recorded),
-        "histograms": histograms(clips, columns, thresholds(recorded)),
+        "funnel": funnel(clips, recorded, exact.funnel_stats if exact is not None else None),
+        "histograms": histograms(clips, columns, thresholds(recorded), counts),
         "galleries": percentile_galleries(clips, columns, card),
-        "examples": drop_examples(clips, recorded, card),
-        "duplicates": duplicate_groups(clips, card),
+        "examples": drop_examples(
+            clips, recorded, card, exact.reason_totals if exact is not None else None
+        ),
+        "duplicates": duplicate_groups(clips, card, exact.dup_total if exact is not None else None),
         "clusters": clusters_section(read_json(run_dir / CLUSTERS_FILE), by_id, card),
         "distributions": distributions(clips),
     }
