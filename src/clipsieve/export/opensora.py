@@ -28,9 +28,7 @@ from clipsieve.table import (
     CAPTION_COLUMNS,
     CLIP_SCHEMA,
     VIDEO_SCHEMA,
-    caption_of,
     has_captions,
-    rows_to_table,
     write_csv,
 )
 
