@@ -41,20 +41,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clipsieve.errors import UserError
 from clipsieve.score.phash import MIN_INFORMATIVE_BITS, rotate_hashes
 from clipsieve.select.columns import missing_column_message
-from clipsieve.select.marks import (
-    apply_marks,
-    eligible_rows,
-    release_own_marks,
-    set_column,
-    string_list,
-)
+from clipsieve.select.marks import eligible_mask, released_marks, set_column, string_list
 from clipsieve.steps.base import StepContext
 from clipsieve.steps.narrow import NarrowTableStep
-from clipsieve.vectors import has_vectors, vectors_to_numpy
+from clipsieve.vectors import vectors_to_numpy
 
 DUPLICATE_REASON = "duplicate"
 METHODS = ("exact", "phash", "semantic")
@@ -105,22 +100,6 @@ class DedupResult:
 # ---------------------------------------------------------------------------------- helpers
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()
@@ -151,6 +130,34 @@ def exact_keys(clips: pa.Table, rows: Sequence[int]) -> dict[int, str]:
     return keys
 
 
+def exact_pairs(clips: pa.Table, rows: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """``(first row, later row)`` links of rows with the same content key (a star per key).
+
+    Keys are read block by block (:func:`exact_keys`) and kept as 16-byte digests in numpy, then
+    grouped by sorting: memory is 24 bytes per candidate, not a Python string each.
+    """
+    positions: list[np.ndarray] = []
+    digests: list[np.ndarray] = []
+    for start in range(0, len(rows), block):
+        part = rows[start : start + block].tolist()
+        keys = exact_keys(clips, part)
+        if keys:
+            positions.append(np.fromiter(keys, np.int64, len(keys)))
+            digests.append(
+                np.array([hashlib.sha256(k.encode()).digest()[:16] for k in keys.values()], "S16")
+            )
+    if not positions:
+        return np.zeros((0, 2), np.int64)
+    where, digest = np.concatenate(positions), np.concatenate(digests)
+    order = np.lexsort((where, digest))
+    where, digest = where[order], digest[order]
+    new_key = np.ones(len(digest), bool)
+    new_key[1:] = digest[1:] != digest[:-1]
+    first = where[np.flatnonzero(new_key)][np.cumsum(new_key) - 1]
+    later = ~new_key
+    return np.stack([first[later], where[later]], axis=1)
+
+
 def _popcount(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x)
 
@@ -174,6 +181,30 @@ def hash_matrix(
         hashes[r] = arr[picks]
     mask = _popcount(hashes) >= MIN_INFORMATIVE_BITS
     return hashes, mask
+
+
+def hash_matrix_arrow(
+    column: pa.Array | pa.ChunkedArray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows with hashes, hashes (m, frames) uint64, informative mask) straight from the Arrow
+    ``phash`` list column: the :func:`hash_matrix` rule without a Python int per hash."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    chosen = column.take(pa.array(rows, pa.int64()))
+    lengths = np.asarray(
+        pc.fill_null(pc.list_value_length(chosen), 0).to_numpy(zero_copy_only=False), np.int64
+    )
+    have = lengths > 0
+    if not have.any():
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.uint64), np.zeros((0, 0), bool)
+    chosen = chosen.filter(pa.array(have))
+    lengths = lengths[have]
+    frames = int(lengths.max())
+    flat = np.asarray(chosen.flatten().cast(pa.int64()).to_numpy(zero_copy_only=False))
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    picks = ((np.arange(frames)[None, :] + 0.5) * lengths[:, None] / frames).astype(np.int64)
+    hashes = flat.view(np.uint64)[offsets[:, None] + picks]
+    return rows[have], hashes, _popcount(hashes) >= MIN_INFORMATIVE_BITS
 
 
 @dataclass(frozen=True)
@@ -221,15 +252,36 @@ def phash_distances(
     return _plane_distances(_planes(a, a_mask), _planes(b, b_mask))
 
 
+PARTITION_FIT_ROWS = 100_000  # KMeans for partitioning is fitted on a seeded sample this big
+PREDICT_BLOCK = 65_536
+
+
 def partitions(vectors: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
-    """Row-index groups of at most about ``size`` rows (KMeans when there are more rows)."""
+    """Row-index groups of at most about ``size`` rows (KMeans when there are more rows).
+
+    The KMeans is fitted on a seeded sample of at most :data:`PARTITION_FIT_ROWS` rows and
+    assigns the rest block by block in float32, so a million float16 vectors are never copied
+    whole into float64.
+    """
     n = len(vectors)
     if n <= size:
         return [np.arange(n)]
     from sklearn.cluster import MiniBatchKMeans
 
     k = math.ceil(n / size)
-    labels = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3).fit_predict(vectors)
+    model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3)
+    if n <= PARTITION_FIT_ROWS:
+        labels = model.fit_predict(np.asarray(vectors, np.float32))
+    else:
+        rng = np.random.default_rng(seed)
+        fit_rows = np.sort(rng.choice(n, PARTITION_FIT_ROWS, replace=False))
+        model.fit(np.asarray(vectors[fit_rows], np.float32))
+        labels = np.concatenate(
+            [
+                model.predict(np.asarray(vectors[start : start + PREDICT_BLOCK], np.float32))
+                for start in range(0, n, PREDICT_BLOCK)
+            ]
+        )
     return [np.flatnonzero(labels == c) for c in range(k) if np.any(labels == c)]
 
 
@@ -287,7 +339,7 @@ def semantic_pairs(
         return []
     out: list[tuple[int, int, float]] = []
     for part in partitions(vectors, size, seed):
-        v = vectors[part]
+        v = np.asarray(vectors[part], np.float32)  # float16 storage, float32 products
         for s0, s1 in _blocks(len(part)):
             sims = v[s0:s1] @ v[s0:].T
             for a, b in zip(*np.nonzero(sims >= threshold), strict=True):
@@ -298,39 +350,56 @@ def semantic_pairs(
 
 
 def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Any:
+    """Sort key of a row for choosing a group's kept copy: the ``keep_best`` columns (highest
+    first, ``-col`` lowest first, missing last), then ``clip_id``. Columns are read as numpy
+    arrays; only the members of real groups are ever asked for."""
     columns = []
     for spec in keep_best:
         name, lowest = (spec[1:], True) if spec.startswith("-") else (spec, False)
         if name not in clips.column_names:
             raise DedupError(missing_column_message(name, clips.column_names) + " (--keep-best)")
-        values = clips.column(name).to_pylist()
+        column = clips.column(name)
+        if pa.types.is_boolean(column.type):
+            column = column.cast(pa.int8())
+        try:
+            values = np.asarray(
+                column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DedupError(
+                f"--keep-best column '{name}' is {column.type}, not numeric: rank by a score"
+            ) from None
         columns.append((values, lowest))
-    ids = string_list(clips, "clip_id")
+    ids = clips.column("clip_id").combine_chunks()
 
     def key(i: int) -> tuple[Any, ...]:
         parts: list[Any] = []
         for values, lowest in columns:
             v = values[i]
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+            if math.isnan(v):
                 parts.append((1, 0.0))
             else:
                 parts.append((0, float(v) if lowest else -float(v)))
-        return (*parts, ids[i] or "")
+        return (*parts, ids[i].as_py() or "")
 
     return key
 
 
-def _methods(clips: pa.Table, params: DedupParams) -> tuple[str, ...]:
-    """The detectors to run; ``semantic`` needs the ``embedding`` column (a run folder's
-    vectors are joined into the narrow table before this is asked)."""
+def _methods(clips: pa.Table, params: DedupParams, vector_file: bool = False) -> tuple[str, ...]:
+    """The detectors to run; ``semantic`` needs the ``embedding`` column or the run folder's
+    ``vectors/embedding.parquet`` (``vector_file``)."""
     columns = {"phash": "phash", "semantic": "embedding"}
+
+    def available(column: str) -> bool:
+        return column in clips.column_names or (column == "embedding" and vector_file)
+
     if params.methods:
         for method in params.methods:
             column = columns.get(method)
-            if column and column not in clips.column_names:
+            if column and not available(column):
                 raise DedupError(missing_column_message(column, clips.column_names))
         return params.methods
-    return tuple(m for m in METHODS if m == "exact" or columns[m] in clips.column_names)
+    return tuple(m for m in METHODS if m == "exact" or available(columns[m]))
 
 
 def _embeddings(clips: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -353,78 +422,159 @@ def _embeddings(clips: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return have, vectors
 
 
-def deduplicate(clips: pa.Table, params: DedupParams | None = None) -> DedupResult:
-    """Find duplicate groups among kept rows and mark all but the best of each group."""
-    params = params or DedupParams()
-    methods = _methods(clips, params)
-    rank_key = _rank_key(clips, params.keep_best)
-    keep, reasons = release_own_marks(clips, lambda r: r == DUPLICATE_REASON)
-    rows = np.flatnonzero(eligible_rows(clips, keep))
-    n = clips.num_rows
-    uf = _UnionFind(n)
-    linked_by: dict[tuple[int, int], str] = {}
-    pair_counts = dict.fromkeys(methods, 0)
+def _phash_links(clips: pa.Table, rows: np.ndarray, params: DedupParams) -> np.ndarray:
+    """pHash pairs among ``rows``: all pairs up to ``partition_size`` clips (as always), banded
+    LSH verified by the exact distance above it (:mod:`clipsieve.select.dedup_lsh`)."""
+    have, hashes, mask = hash_matrix_arrow(clips.column("phash"), rows)
+    if len(have) < 2:
+        return np.zeros((0, 2), np.int64)
+    if len(have) <= params.partition_size:
+        found = phash_pairs(
+            hashes, mask, params.phash_threshold, params.partition_size, params.seed,
+            params.phash_rotations,
+        )  # fmt: skip
+        pairs = np.array([(a, b) for a, b, _ in found], np.int64).reshape(-1, 2)
+    else:
+        from clipsieve.select.dedup_lsh import phash_pairs_lsh
 
-    def link(i: int, j: int, method: str) -> None:
-        uf.union(i, j)
-        linked_by.setdefault((min(i, j), max(i, j)), method)
-        pair_counts[method] += 1
+        pairs, _ = phash_pairs_lsh(
+            hashes, mask, params.phash_threshold, params.phash_rotations, seed=params.seed
+        )
+    return have[pairs]
 
-    if "exact" in methods:
-        first: dict[str, int] = {}
-        for i, key in sorted(exact_keys(clips, rows.tolist()).items()):
-            if key in first:
-                link(first[key], i, "exact")
-            else:
-                first[key] = i
-    if "phash" in methods:
-        values = clips.column("phash").to_pylist()
-        have = np.array([i for i in rows if values[i]], dtype=np.int64)
-        if len(have) >= 2:
-            frames = max(len(values[i]) for i in have)
-            hashes, mask = hash_matrix([values[i] for i in have], frames)
-            for a, b, _ in phash_pairs(
-                hashes,
-                mask,
-                params.phash_threshold,
-                params.partition_size,
-                params.seed,
-                params.phash_rotations,
-            ):
-                link(int(have[a]), int(have[b]), "phash")
-    if "semantic" in methods:
+
+def _semantic_links(
+    clips: pa.Table, rows: np.ndarray, params: DedupParams, run_dir: Path | None
+) -> np.ndarray:
+    """Semantic pairs among ``rows``: the vectors of the table's ``embedding`` column, or of
+    ``vectors/embedding.parquet`` read as float16 blocks (a million 768-d vectors: 1.5 GB)."""
+    if "embedding" in clips.column_names:
         have, vectors = _embeddings(clips, rows)
-        for a, b, _ in semantic_pairs(
-            vectors, params.cosine_threshold, params.partition_size, params.seed
-        ):
-            link(int(have[a]), int(have[b]), "semantic")
+    else:
+        assert run_dir is not None
+        _check_one_model(clips, rows)
+        have, vectors = _file_embeddings(clips, rows, run_dir)
+    if len(have) < 2:
+        return np.zeros((0, 2), np.int64)
+    found = semantic_pairs(vectors, params.cosine_threshold, params.partition_size, params.seed)
+    pairs = np.array([(a, b) for a, b, _ in found], np.int64).reshape(-1, 2)
+    return have[pairs]
 
-    groups: dict[int, list[int]] = {}
-    for i in rows:
-        groups.setdefault(uf.find(int(i)), []).append(int(i))
+
+def _check_one_model(clips: pa.Table, rows: np.ndarray) -> None:
+    if "embed_model" not in clips.column_names:
+        return
+    chosen = clips.column("embed_model").take(pa.array(rows, pa.int64()))
+    models = sorted(m for m in pc.unique(chosen).to_pylist() if m)
+    if len(models) > 1:
+        raise DedupError(
+            f"embeddings from different models ({', '.join(models)}) cannot be "
+            "compared: re-run `clipsieve score RUN --scorers embed` with one model"
+        )
+
+
+def _file_embeddings(
+    clips: pa.Table, rows: np.ndarray, run_dir: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows with a vector, unit vectors as float16) from the run's vector file, in row order."""
+    from clipsieve.vectors import iter_vectors
+
+    ids = clips.column("clip_id").combine_chunks().take(pa.array(rows, pa.int64()))
+    found_rows: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    for block_ids, matrix in iter_vectors(run_dir, "embedding"):
+        where = pc.index_in(pa.array(block_ids, pa.string()), value_set=ids)
+        positions = where.to_numpy(zero_copy_only=False).astype(np.float64)
+        hit = ~np.isnan(positions)
+        if not hit.any():
+            continue
+        matrix = matrix[hit]
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        found_rows.append(rows[positions[hit].astype(np.int64)])
+        blocks.append(matrix.astype(np.float16))
+    if not found_rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float16)
+    have = np.concatenate(found_rows)
+    order = np.argsort(have, kind="stable")
+    return have[order], np.concatenate(blocks)[order]
+
+
+def deduplicate(
+    clips: pa.Table, params: DedupParams | None = None, run_dir: Path | None = None
+) -> DedupResult:
+    """Find duplicate groups among kept rows and mark all but the best of each group.
+
+    ``run_dir``: where ``vectors/embedding.parquet`` is, when the table has no ``embedding``
+    column. Linked rows form groups as connected components of the pair graph (scipy), so
+    the only per-row Python work is ranking the members of real groups.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    params = params or DedupParams()
+    has_file = run_dir is not None and (Path(run_dir) / "vectors" / "embedding.parquet").is_file()
+    methods = _methods(clips, params, has_file)
+    rank_key = _rank_key(clips, params.keep_best)
+    keep, reasons = released_marks(clips, DUPLICATE_REASON, exact=True)
+    eligible = eligible_mask(clips, keep).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(eligible)
+    n = clips.num_rows
+
+    links: dict[str, np.ndarray] = {}
+    if "exact" in methods:
+        links["exact"] = exact_pairs(clips, rows)
+    if "phash" in methods:
+        links["phash"] = _phash_links(clips, rows, params)
+    if "semantic" in methods:
+        links["semantic"] = _semantic_links(clips, rows, params, run_dir)
+    pair_counts = {m: len(links.get(m, ())) for m in methods}
+
+    all_pairs = np.concatenate([links[m] for m in links]) if links else np.zeros((0, 2), np.int64)
+    graph = coo_matrix(
+        (np.ones(len(all_pairs), np.int8), (all_pairs[:, 0], all_pairs[:, 1])), shape=(n, n)
+    )
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component[rows], minlength=n) if len(rows) else np.zeros(n, np.int64)
+    in_group = rows[sizes[component[rows]] > 1]
+    # a pair names the first detector that linked it (exact, then phash, then semantic)
+    seen: set[int] = set()
     group_methods: dict[int, set[str]] = {}
-    for (i, _), method in linked_by.items():
-        group_methods.setdefault(uf.find(i), set()).add(method)
-    dup_group: list[int | None] = [None] * n
-    dup_of: list[str | None] = [None] * n
-    dup_method: list[str | None] = [None] * n
-    ids = string_list(clips, "clip_id")
-    real = [sorted(members, key=rank_key) for members in groups.values() if len(members) > 1]
-    real.sort(key=lambda members: ids[members[0]] or "")
+    for method in METHODS:
+        for a, b in links.get(method, np.zeros((0, 2), np.int64)).tolist():
+            code = min(a, b) * n + max(a, b)
+            if code not in seen:
+                seen.add(code)
+                group_methods.setdefault(int(component[a]), set()).add(method)
+
+    members_of: dict[int, list[int]] = {}
+    for i in in_group.tolist():
+        members_of.setdefault(int(component[i]), []).append(i)
+    ids = clips.column("clip_id").combine_chunks()
+    real = [sorted(members, key=rank_key) for members in members_of.values()]
+    real.sort(key=lambda members: ids[members[0]].as_py() or "")
+
+    dup_group = np.full(n, -1, np.int64)
+    dup_of: dict[int, str] = {}
+    dup_method: dict[int, str] = {}
+    dropped = np.zeros(n, bool)
     for gid, members in enumerate(real):
         best = members[0]
-        methods_text = "+".join(m for m in METHODS if m in group_methods[uf.find(best)])
+        text = "+".join(m for m in METHODS if m in group_methods[int(component[best])])
+        best_id = ids[best].as_py()
         for i in members:
             dup_group[i] = gid
-            dup_method[i] = methods_text
+            dup_method[i] = text
             if i != best:
-                dup_of[i] = ids[best]
-                keep[i] = False
-                reasons[i] = DUPLICATE_REASON
-    table = apply_marks(clips, keep, reasons)
-    table = set_column(table, "dup_group", pa.array(dup_group, pa.int64()))
-    table = set_column(table, "dup_of", pa.array(dup_of, pa.string()))
-    table = set_column(table, "dup_method", pa.array(dup_method, pa.string()))
+                dup_of[i] = best_id
+                dropped[i] = True
+
+    keep_np = keep.to_numpy(zero_copy_only=False) & ~dropped
+    reasons = pc.if_else(pa.array(dropped), DUPLICATE_REASON, reasons).cast(pa.string())
+    table = set_column(clips, "keep", pa.array(keep_np, pa.bool_()))
+    table = set_column(table, "drop_reason", reasons)
+    table = set_column(table, "dup_group", pa.array(dup_group, pa.int64(), mask=dup_group < 0))
+    table = set_column(table, "dup_of", _sparse_strings(n, dup_of))
+    table = set_column(table, "dup_method", _sparse_strings(n, dup_method))
     summary = {
         "methods": list(methods),
         "candidates": len(rows),
@@ -433,6 +583,14 @@ def deduplicate(clips: pa.Table, params: DedupParams | None = None) -> DedupResu
         "dropped": sum(len(m) - 1 for m in real),
     }
     return DedupResult(table, summary)
+
+
+def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
+    """A string column of ``n`` nulls with ``values`` at their positions."""
+    out: list[str | None] = [None] * n
+    for i, value in values.items():
+        out[i] = value
+    return pa.array(out, pa.string())
 
 
 READS = (
@@ -448,7 +606,6 @@ class DedupStep(NarrowTableStep):
     name = STEP_NAME
     version = STEP_VERSION
     writes = ("keep", "drop_reason", "dup_group", "dup_of", "dup_method")
-    vectors = ("embedding",)
 
     def __init__(self, params: DedupParams) -> None:
         self.settings = params
@@ -456,17 +613,13 @@ class DedupStep(NarrowTableStep):
         self.reads = tuple(dict.fromkeys((*READS, *ranking)))
         self.result_summary: dict[str, Any] = {}
 
-    def prepare(self, ctx: StepContext) -> None:
-        wanted = set(self.settings.methods)
-        if "semantic" not in wanted and self.settings.methods:
-            self.vectors = ()  # not asked for: do not read the vectors at all
-        no_vectors = not has_vectors(ctx.run_dir, "embedding")
-        if no_vectors and "semantic" in wanted and "embedding" not in ctx.schema.names:
-            raise DedupError(missing_column_message("embedding", ctx.schema.names))
-        super().prepare(ctx)
-
     def compute(self, narrow: pa.Table, ctx: StepContext) -> pa.Table:
-        result = deduplicate(narrow, self.settings)
+        # an older run folder keeps its embedding inside the table: read it from there
+        if "embedding" in ctx.schema.names and "semantic" in (self.settings.methods or METHODS):
+            narrow = narrow.append_column(
+                "embedding", ctx.read_columns(["embedding"]).column("embedding")
+            )
+        result = deduplicate(narrow, self.settings, ctx.run_dir)
         self.result_summary = result.summary
         return result.table
 

@@ -74,11 +74,12 @@ def apply_marks(table: pa.Table, keep: np.ndarray, reasons: list[str | None]) ->
 
 
 def released_marks(
-    table: pa.Table | pa.RecordBatch, prefix: str | tuple[str, ...]
+    table: pa.Table | pa.RecordBatch, prefix: str | tuple[str, ...], exact: bool = False
 ) -> tuple[pa.Array, pa.Array]:
     """``(keep, drop_reason)`` arrays with the marks whose reason starts with ``prefix`` (the
-    calling step's own) cleared; nulls in ``keep`` read as true. The Arrow twin of
-    :func:`release_own_marks` for steps that work batch by batch."""
+    calling step's own; with ``exact``, whose reason *is* ``prefix``) cleared; nulls in
+    ``keep`` read as true. The Arrow twin of :func:`release_own_marks` for steps that work
+    batch by batch."""
     n = table.num_rows
     names = table.schema.names
     keep = (
@@ -91,7 +92,8 @@ def released_marks(
     )
     ours = pa.array(np.zeros(n, bool))
     for one in (prefix,) if isinstance(prefix, str) else prefix:
-        ours = pc.or_(ours, pc.fill_null(pc.starts_with(reasons, one), False))
+        match = pc.equal(reasons, one) if exact else pc.starts_with(reasons, one)
+        ours = pc.or_(ours, pc.fill_null(match, False))
     owned = pc.and_(pc.invert(keep), ours)
     keep = pc.or_(keep, owned)
     reasons = pc.if_else(owned, pa.nulls(n, pa.string()), reasons)

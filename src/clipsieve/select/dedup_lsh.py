@@ -1,0 +1,146 @@
+"""pHash near-duplicates among millions of clips: banded LSH, then the exact distance.
+
+All-pairs comparison of n clips costs n²; even inside KMeans partitions of 20,000 it took
+minutes at 200,000 clips. Here each clip's per-frame 64-bit hashes are cut into *bands*: a band
+is a fixed random subset of ``bits`` bit positions of the hash at one frame position. Two clips
+whose hashes at that position agree on every bit of the band land in the same bucket and become
+a candidate pair; every candidate is then checked with the same mean informative Hamming
+distance (and quarter turns) as the all-pairs path, so LSH can miss a pair but never invents one.
+
+Why it finds near-duplicates: two hashes ``d`` bits apart agree on a random ``bits``-bit band
+with probability about ``(1 - d/64) ** bits``; with ``bands`` bands per frame position and F
+positions, a pair is missed with probability about ``(1 - (1 - d/64) ** bits) ** (bands * F)``.
+With the defaults (24 bits at up to 16M clips, 16 bands, 4 positions) that is under 0.2 % for
+pairs 6 bits apart per frame, about 7 % at 8 bits and a third at 10 bits (the default
+threshold). Re-encodes and rescales of the same footage sit at 0-6 bits (benchmarks/dedup.py).
+Unrelated hashes (32 bits apart) share a bucket with probability ``2 ** -bits``; ``bits`` grows
+with the number of clips so random candidates stay a few per clip.
+
+Quarter turns: the upright hashes are indexed, and each clip is looked up with its hashes
+turned (:func:`~clipsieve.score.phash.rotate_hashes`), as the all-pairs path compares them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from clipsieve.score.phash import rotate_hashes
+
+DEFAULT_BANDS = 16  # per frame position
+VERIFY_BLOCK = 1 << 20  # candidate pairs checked at once
+
+
+def band_bits(n: int) -> int:
+    """Bits per band for ``n`` clips: random pairs per bucket stay near one in 16."""
+    return int(min(32, max(16, math.ceil(math.log2(max(n, 2))) + 4)))
+
+
+def _band_keys(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The bits of ``hashes`` (uint64) at ``positions`` (0 = most significant), packed."""
+    keys = np.zeros(hashes.shape, dtype=np.uint64)
+    for out_bit, position in enumerate(positions.tolist()):
+        keys |= ((hashes >> np.uint64(63 - position)) & np.uint64(1)) << np.uint64(out_bit)
+    return keys
+
+
+def _bucket_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` with ``left[i] == right[j]`` (keys of one band)."""
+    order = np.argsort(right, kind="stable")
+    sorted_right = right[order]
+    start = np.searchsorted(sorted_right, left, side="left")
+    stop = np.searchsorted(sorted_right, left, side="right")
+    counts = stop - start
+    hit = np.flatnonzero(counts)
+    if len(hit) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    counts = counts[hit]
+    i = np.repeat(hit, counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    j = order[np.repeat(start[hit], counts) + offsets]
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def candidate_pairs(
+    hashes: np.ndarray,
+    mask: np.ndarray,
+    rotations: bool = True,
+    bands: int = DEFAULT_BANDS,
+    seed: int = 0,
+) -> np.ndarray:
+    """Unique candidate pairs ``(i, j)``, ``i < j``, as an ``(m, 2)`` int64 array.
+
+    ``hashes``/``mask``: ``(n, F)`` resampled frame hashes and their informative mask (as
+    :func:`clipsieve.select.dedup.hash_matrix` gives them).
+    """
+    n, frames = hashes.shape
+    rng = np.random.default_rng(seed)
+    bits = band_bits(n)
+    turns = (0, 1, 2, 3) if rotations else (0,)
+    turned = {k: rotate_hashes(hashes, k) for k in turns}
+    found: list[np.ndarray] = []
+    for position in range(frames):
+        usable = np.flatnonzero(mask[:, position])
+        if len(usable) < 2:
+            continue
+        for _ in range(bands):
+            subset = np.sort(rng.choice(64, bits, replace=False))
+            upright = _band_keys(hashes[usable, position], subset)
+            for k in turns:
+                probe = upright if k == 0 else _band_keys(turned[k][usable, position], subset)
+                i, j = _bucket_pairs(probe, upright)
+                keep = i != j
+                a, b = usable[i[keep]], usable[j[keep]]
+                found.append(np.minimum(a, b) * n + np.maximum(a, b))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    codes = np.unique(np.concatenate(found))
+    return np.stack([codes // n, codes % n], axis=1)
+
+
+def verify_pairs(
+    hashes: np.ndarray,
+    mask: np.ndarray,
+    pairs: np.ndarray,
+    threshold: float,
+    rotations: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(pairs within threshold, their distances)``: the mean informative Hamming distance,
+    smallest over the second clip's quarter turns (the all-pairs rule, pair by pair)."""
+    turns = (0, 1, 2, 3) if rotations else (0,)
+    turned = {k: rotate_hashes(hashes, k) for k in turns}
+    kept: list[np.ndarray] = []
+    distances: list[np.ndarray] = []
+    for start in range(0, len(pairs), VERIFY_BLOCK):
+        block = pairs[start : start + VERIFY_BLOCK]
+        a, b = block[:, 0], block[:, 1]
+        both = mask[a] & mask[b]
+        count = both.sum(axis=1)
+        best = np.full(len(block), np.inf)
+        for k in turns:
+            differing = np.bitwise_count(hashes[a] ^ turned[k][b]).astype(np.float64)
+            total = np.where(both, differing, 0.0).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mean = np.where(count > 0, total / np.maximum(count, 1), np.inf)
+            best = np.minimum(best, mean)
+        hit = best <= threshold
+        kept.append(block[hit])
+        distances.append(best[hit])
+    if not kept:
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    return np.concatenate(kept), np.concatenate(distances)
+
+
+def phash_pairs_lsh(
+    hashes: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    rotations: bool = True,
+    bands: int = DEFAULT_BANDS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, within ``threshold`` found through the bands, with their
+    distances (see the module docstring for what can be missed)."""
+    candidates = candidate_pairs(hashes, mask, rotations, bands, seed)
+    return verify_pairs(hashes, mask, candidates, threshold, rotations)
