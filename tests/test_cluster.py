@@ -245,3 +245,26 @@ def test_embeddings_are_read_from_arrow_in_row_order() -> None:
     ragged = _table(c003={"embedding": [0.1, 0.2]})
     with pytest.raises(ClusterError, match="differ in length"):
         load_embeddings(ragged)
+
+
+def test_large_path_matches_the_exact_path_on_separated_concepts(monkeypatch) -> None:
+    """Above LARGE_CLUSTERING rows: k chosen on a sample, Lloyd passes over float16 blocks."""
+    import clipsieve.select.cluster as cluster_module
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32)) * 5
+    truth = np.repeat(np.arange(4), 600)
+    vectors = (centres[truth] + rng.normal(size=(len(truth), 32))).astype(np.float32)
+    exact = cluster_module.cluster_embeddings(vectors, None, seed=0, k_min=2, k_max=6)
+    monkeypatch.setattr(cluster_module, "LARGE_CLUSTERING", 1000)
+    monkeypatch.setattr(cluster_module, "LARGE_SAMPLE", 400)
+    monkeypatch.setattr(cluster_module, "BLOCK_ROWS", 256)
+    large = cluster_module.cluster_embeddings(
+        vectors.astype(np.float16), None, seed=0, k_min=2, k_max=6
+    )
+    assert large.k == exact.k == 4
+    # the same partition of the rows (cluster numbers may differ)
+    pairs = {(a, b) for a, b in zip(exact.labels.tolist(), large.labels.tolist(), strict=True)}
+    assert len(pairs) == 4
+    assert large.silhouette is not None and large.silhouette > 0.5
+    assert np.all(np.isfinite(large.distances)) and large.distances.shape == (len(truth),)

@@ -257,3 +257,50 @@ def test_matrix_product_distances_equal_xor_popcount() -> None:
     assert (np.isfinite(got) == np.isfinite(reference)).all()
     finite = np.isfinite(reference)
     assert np.allclose(got[finite], reference[finite], atol=1e-4)
+
+
+def test_lsh_finds_close_copies_and_never_invents_a_pair() -> None:
+    from clipsieve.select.dedup_lsh import phash_pairs_lsh
+
+    rng = random.Random(7)
+    n = 3000
+    rows = [[_random_hash(rng) for _ in range(4)] for _ in range(n)]
+    planted = {}
+    for k in range(120):
+        src, dst = 2 * k, 2 * k + 1
+        bits = k % 5  # 0-4 bits per frame: re-encode territory
+        rows[dst] = [_flip(h, bits, rng) for h in rows[src]]
+        planted[(src, dst)] = bits
+    rows[241] = rotate_hashes(
+        np.array([rows[240]], np.uint64).view(np.uint64), 1
+    )[0].tolist()  # a quarter-turned copy
+    hashes, mask = hash_matrix([[to_signed(h) for h in r] for r in rows], 4)
+    pairs, dist = phash_pairs_lsh(hashes, mask, 10.0)
+    found = {tuple(p) for p in pairs.tolist()}
+    all_pairs = {(a, b) for a, b, _ in phash_pairs(hashes, mask, 10.0, size=10**6, seed=0)}
+    assert found <= all_pairs  # every LSH pair is within the threshold by the exact rule
+    assert set(planted) <= found and (240, 241) in found
+    assert (dist <= 10.0).all()
+
+
+def test_above_partition_size_the_lsh_path_gives_the_same_groups() -> None:
+    rng = random.Random(3)
+    rows = []
+    for g in range(30):
+        base = [_random_hash(rng) for _ in range(4)]
+        for c in range(3 if g % 3 == 0 else 1):
+            rows.append(
+                {
+                    "clip_id": f"g{g:02d}c{c}",
+                    "video_id": f"v{g}",
+                    "resolution": 100 * (c + 1),
+                    "duration_s": 2.0,
+                    "phash": [to_signed(_flip(h, c, rng)) for h in base],
+                }
+            )
+    clips = _table(rows)
+    exact = deduplicate(clips, DedupParams(methods=("phash",))).table
+    banded = deduplicate(clips, DedupParams(methods=("phash",), partition_size=8)).table
+    columns = ["keep", "drop_reason", "dup_group", "dup_of", "dup_method"]
+    assert banded.select(columns).to_pylist() == exact.select(columns).to_pylist()
+    assert exact.column("dup_of").null_count == len(rows) - 20  # 10 groups of 3: 20 copies

@@ -27,6 +27,10 @@ EMBEDDING_COLUMN = "embedding"
 MAX_MAP_POINTS = 5000  # t-SNE is O(n log n) but slow in practice; bigger runs are subsampled
 MAX_SCORE_POINTS = 10000  # silhouette is O(n^2): scored on a seeded sample above this
 SERIAL_BELOW = 5000  # rows under which KMeans/t-SNE run single-threaded (see _threads)
+LARGE_CLUSTERING = 50_000  # above this many rows: _cluster_large (sample + Lloyd passes)
+LARGE_SAMPLE = 20_000  # rows auto-k and the quality scores see in _cluster_large
+LLOYD_PASSES = 3
+BLOCK_ROWS = 32_768
 
 
 class ClusterError(UserError):
@@ -39,7 +43,7 @@ class Embeddings:
 
     rows: np.ndarray  # int64 positions in the clip table
     clip_ids: list[str]
-    vectors: np.ndarray  # (n, d) float32
+    vectors: np.ndarray  # (n, d) float32 (float16 for large runs read from vectors/)
     model: str | None
 
 
@@ -57,9 +61,20 @@ class Clustering:
 
 
 def load_embeddings(clips: pa.Table, run_dir: object = "RUN") -> Embeddings:
-    """The ``embedding`` vectors of the clustered rows, or one error line saying how to add them."""
+    """The ``embedding`` vectors of the clustered rows, or one error line saying how to add them.
+
+    From the table's ``embedding`` column when it has one (an older run folder, or a table in
+    memory), else from ``RUN/vectors/embedding.parquet``: float32 up to
+    :data:`LARGE_CLUSTERING` clips, float16 above (halving the memory of the matrix).
+    """
     how = f"run `clipsieve score {run_dir} --scorers embed` first"
     if EMBEDDING_COLUMN not in clips.column_names:
+        from pathlib import Path
+
+        from clipsieve.vectors import has_vectors
+
+        if isinstance(run_dir, (str, Path)) and has_vectors(run_dir, EMBEDDING_COLUMN):
+            return _file_embeddings(clips, Path(run_dir), how)
         raise ClusterError(f"{run_dir} has no '{EMBEDDING_COLUMN}' column: {how}")
     column = clips.column(EMBEDDING_COLUMN).combine_chunks()
     has_vector = column.is_valid().to_numpy(zero_copy_only=False)
@@ -96,6 +111,40 @@ def load_embeddings(clips: pa.Table, run_dir: object = "RUN") -> Embeddings:
     return Embeddings(
         rows=np.asarray(rows, dtype=np.int64),
         clip_ids=[ids[i] for i in rows],
+        vectors=matrix,
+        model=used[0] if used else None,
+    )
+
+
+def _file_embeddings(clips: pa.Table, run_dir: Any, how: str) -> Embeddings:
+    import pyarrow.parquet as pq
+
+    from clipsieve.vectors import vector_path, vectors_for_rows
+
+    ok = np.ones(clips.num_rows, bool)
+    if "status" in clips.column_names:
+        status = pc.fill_null(pc.not_equal(clips.column("status"), "error"), True)
+        ok = np.asarray(status.to_numpy(zero_copy_only=False), bool)
+    stored = pq.ParquetFile(vector_path(run_dir, EMBEDDING_COLUMN)).metadata.num_rows
+    dtype = np.float16 if stored > LARGE_CLUSTERING else np.float32
+    rows, matrix = vectors_for_rows(
+        clips, np.flatnonzero(ok), run_dir, EMBEDDING_COLUMN, dtype=dtype
+    )
+    if len(rows) == 0:
+        raise ClusterError(f"no clip in {run_dir} has an embedding: {how}")
+    used: list[str] = []
+    if "embed_model" in clips.column_names:
+        chosen = clips.column("embed_model").take(pa.array(rows, pa.int64()))
+        used = sorted(str(m) for m in pc.unique(chosen).to_pylist() if m is not None)
+    if len(used) > 1:
+        raise ClusterError(
+            f"embeddings in {run_dir} come from different encoders ({', '.join(used)}): "
+            f"re-run `clipsieve score {run_dir} --scorers embed` so all clips use one"
+        )
+    ids = clips.column("clip_id").combine_chunks().take(pa.array(rows, pa.int64()))
+    return Embeddings(
+        rows=rows,
+        clip_ids=[str(x) for x in ids.to_pylist()],
         vectors=matrix,
         model=used[0] if used else None,
     )
@@ -152,9 +201,65 @@ def cluster_embeddings(
     """KMeans with ``k`` clusters, or (``k`` None) the k in ``k_min..k_max`` with best silhouette.
 
     Ties in silhouette go to the smaller k (fewer, broader concepts are easier to balance).
+    Above :data:`LARGE_CLUSTERING` rows see :func:`_cluster_large`.
     """
+    if len(vectors) > LARGE_CLUSTERING:
+        return _cluster_large(vectors, k, seed=seed, k_min=k_min, k_max=k_max)
     with _threads(len(vectors)):
         return _cluster(vectors, k, seed=seed, k_min=k_min, k_max=k_max)
+
+
+def _blocks_f32(vectors: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    for start in range(0, len(vectors), BLOCK_ROWS):
+        yield start, np.asarray(vectors[start : start + BLOCK_ROWS], np.float32)
+
+
+def _assign(vectors: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre and distance to it for every row, block by block."""
+    labels = np.empty(len(vectors), np.int64)
+    distances = np.empty(len(vectors), np.float64)
+    squared = (centres * centres).sum(axis=1)
+    for start, block in _blocks_f32(vectors):
+        d2 = squared[None, :] - 2.0 * block @ centres.T + (block * block).sum(axis=1)[:, None]
+        best = d2.argmin(axis=1)
+        labels[start : start + len(block)] = best
+        distances[start : start + len(block)] = np.linalg.norm(block - centres[best], axis=1)
+    return labels, distances
+
+
+def _cluster_large(
+    vectors: np.ndarray, k: int | None, *, seed: int, k_min: int, k_max: int
+) -> Clustering:
+    """KMeans for more rows than fit comfortably: choose k (and score it) on a seeded sample
+    of :data:`LARGE_SAMPLE` rows exactly as :func:`_cluster` does, start from the sample's
+    centres, then :data:`LLOYD_PASSES` Lloyd passes over every row in float32 blocks (the
+    matrix may be float16). Silhouette and Davies-Bouldin are those of the sample."""
+    rng = np.random.default_rng(seed)
+    sample_rows = np.sort(rng.choice(len(vectors), LARGE_SAMPLE, replace=False))
+    sample = np.asarray(vectors[sample_rows], np.float32)
+    on_sample = _cluster(sample, k, seed=seed, k_min=k_min, k_max=k_max)
+    centres = on_sample.centres.astype(np.float32)
+    for _ in range(LLOYD_PASSES):
+        sums = np.zeros_like(centres, dtype=np.float64)
+        counts = np.zeros(len(centres), np.int64)
+        squared = (centres * centres).sum(axis=1)
+        for _start, block in _blocks_f32(vectors):
+            d2 = squared[None, :] - 2.0 * block @ centres.T
+            best = d2.argmin(axis=1)
+            np.add.at(sums, best, block)
+            counts += np.bincount(best, minlength=len(centres))
+        moved = counts > 0  # an empty cluster keeps its centre
+        centres[moved] = (sums[moved] / counts[moved, None]).astype(np.float32)
+    labels, distances = _assign(vectors, centres)
+    return Clustering(
+        k=on_sample.k,
+        labels=labels,
+        distances=distances,
+        centres=centres,
+        silhouette=on_sample.silhouette,
+        davies_bouldin=on_sample.davies_bouldin,
+        k_scores=on_sample.k_scores,
+    )
 
 
 def _cluster(

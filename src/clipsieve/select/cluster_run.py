@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clipsieve.select.balance import (
     BALANCE_REASON,
@@ -39,7 +40,7 @@ from clipsieve.select.cluster import (
     nearest_to_centre,
 )
 from clipsieve.select.cluster_keywords import DEFAULT_TEXT_MODEL, describe_cluster
-from clipsieve.select.marks import apply_marks, release_own_marks, set_column, string_list
+from clipsieve.select.marks import apply_marks, release_own_marks, set_column
 from clipsieve.steps import StepContext, apply_step
 from clipsieve.steps.narrow import NarrowTableStep
 from clipsieve.table import CAPTION_COLUMNS, caption_of, write_json
@@ -87,30 +88,28 @@ class ClusterOutcome:
     info: dict[str, Any]  # the content of clusters.json
 
 
-def _caption_list(clips: pa.Table) -> list[str | None]:
-    """Per row: the clip's caption (:func:`clipsieve.table.caption_of`), or None."""
+def _captions_of(clips: pa.Table, rows: list[int]) -> list[str | None]:
+    """The captions (:func:`clipsieve.table.caption_of`) of ``rows`` only."""
     present = [c for c in CAPTION_COLUMNS if c in clips.column_names]
-    return [caption_of(row) for row in clips.select(present).to_pylist()]
+    chosen = clips.select(present).take(pa.array(rows, pa.int64()))
+    return [caption_of(row) for row in chosen.to_pylist()]
 
 
-def _clip_files(clips: pa.Table, run_dir: Path) -> list[str | None]:
-    out: list[str | None] = []
-    for path in string_list(clips, "path"):
-        if path is None:
-            out.append(None)
-        else:
-            out.append(str(path if Path(path).is_absolute() else run_dir / path))
-    return out
+def _files_of(clips: pa.Table, rows: list[int], run_dir: Path) -> list[str]:
+    """The clip files of ``rows`` that have one (absolute)."""
+    if "path" not in clips.column_names:
+        return []
+    paths = clips.column("path").take(pa.array(rows, pa.int64())).to_pylist()
+    return [str(p if Path(p).is_absolute() else run_dir / p) for p in paths if p]
 
 
-def _kept_counts(table: pa.Table, labels_by_row: dict[int, int], k: int) -> list[int]:
-    keep = table.column("keep").to_pylist()
-    status = string_list(table, "status")
-    counts = [0] * k
-    for row, label in labels_by_row.items():
-        if keep[row] is True and status[row] != "error":
-            counts[label] += 1
-    return counts
+def _kept_counts(table: pa.Table, rows: np.ndarray, labels: np.ndarray, k: int) -> list[int]:
+    """Kept (and not failed) clustered rows per cluster."""
+    kept = pc.fill_null(table.column("keep"), False)
+    if "status" in table.column_names:
+        kept = pc.and_(kept, pc.fill_null(pc.not_equal(table.column("status"), "error"), True))
+    mask = np.asarray(kept.to_numpy(zero_copy_only=False), bool)[rows]
+    return np.bincount(labels[mask], minlength=k).astype(int).tolist()
 
 
 def _describe_all(
@@ -121,8 +120,6 @@ def _describe_all(
     params: ClusterParams,
     describe: Describe | None,
 ) -> list[dict[str, Any]]:
-    captions = _caption_list(clips)
-    files = _clip_files(clips, run_dir)
     out = []
     for cluster in range(clustering.k):
         members = clustering.labels == cluster
@@ -131,8 +128,8 @@ def _describe_all(
         keywords: list[tuple[str, float]] = []
         source = "none"
         if params.keywords:
-            near_captions = [captions[r] for r in rows]
-            near_files = [f for f in (files[r] for r in rows) if f]
+            near_captions = _captions_of(clips, rows)
+            near_files = _files_of(clips, rows, run_dir)
             if describe is not None:
                 keywords, source = describe(near_captions, near_files)
             else:
@@ -167,13 +164,14 @@ def cluster_table(
     clustering = cluster_embeddings(
         emb.vectors, params.k, seed=params.seed, k_min=params.k_min, k_max=params.k_max
     )
-    ids: list[int | None] = [None] * clips.num_rows
-    dists: list[float | None] = [None] * clips.num_rows
-    for position, row in enumerate(emb.rows.tolist()):
-        ids[row] = int(clustering.labels[position])
-        dists[row] = float(clustering.distances[position])
-    table = set_column(clips, "cluster_id", pa.array(ids, pa.int32()))
-    table = set_column(table, "cluster_dist", pa.array(dists, pa.float64()))
+    missing = np.ones(clips.num_rows, bool)
+    missing[emb.rows] = False
+    ids = np.zeros(clips.num_rows, np.int32)
+    ids[emb.rows] = clustering.labels
+    dists = np.zeros(clips.num_rows, np.float64)
+    dists[emb.rows] = clustering.distances
+    table = set_column(clips, "cluster_id", pa.array(ids, pa.int32(), mask=missing))
+    table = set_column(table, "cluster_dist", pa.array(dists, pa.float64(), mask=missing))
 
     balance: dict[str, Any] | None = None
     if params.balance is not None:
@@ -191,8 +189,8 @@ def cluster_table(
         table = apply_marks(table, keep, reasons)
 
     clusters = _describe_all(clips, run_dir, emb, clustering, params, describe)
-    labels_by_row = dict(zip(emb.rows.tolist(), clustering.labels.tolist(), strict=True))
-    for entry, kept in zip(clusters, _kept_counts(table, labels_by_row, clustering.k), strict=True):
+    kept_counts = _kept_counts(table, emb.rows, clustering.labels, clustering.k)
+    for entry, kept in zip(clusters, kept_counts, strict=True):
         entry["kept"] = kept
     positions, coords, method = map_coordinates(emb.vectors, seed=params.seed)
     points = [
@@ -250,8 +248,7 @@ class ClusterStep(NarrowTableStep):
     name = "cluster"
     version = VERSION
     writes = ("cluster_id", "cluster_dist", "keep", "drop_reason")
-    vectors = ("embedding",)
-    all_scalars = True
+    all_scalars = True  # clips.parquet holds no vectors: load_embeddings reads vectors/
 
     def __init__(self, params: ClusterParams, describe: Describe | None = None) -> None:
         self.settings, self.describe = params, describe

@@ -49,7 +49,7 @@ from clipsieve.select.columns import missing_column_message
 from clipsieve.select.marks import eligible_mask, released_marks, set_column, string_list
 from clipsieve.steps.base import StepContext
 from clipsieve.steps.narrow import NarrowTableStep
-from clipsieve.vectors import vectors_to_numpy
+from clipsieve.vectors import vectors_for_rows, vectors_to_numpy
 
 DUPLICATE_REASON = "duplicate"
 METHODS = ("exact", "phash", "semantic")
@@ -453,7 +453,9 @@ def _semantic_links(
     else:
         assert run_dir is not None
         _check_one_model(clips, rows)
-        have, vectors = _file_embeddings(clips, rows, run_dir)
+        have, vectors = vectors_for_rows(
+            clips, rows, run_dir, "embedding", normalize=True, dtype=np.float16
+        )
     if len(have) < 2:
         return np.zeros((0, 2), np.int64)
     found = semantic_pairs(vectors, params.cosine_threshold, params.partition_size, params.seed)
@@ -471,32 +473,6 @@ def _check_one_model(clips: pa.Table, rows: np.ndarray) -> None:
             f"embeddings from different models ({', '.join(models)}) cannot be "
             "compared: re-run `clipsieve score RUN --scorers embed` with one model"
         )
-
-
-def _file_embeddings(
-    clips: pa.Table, rows: np.ndarray, run_dir: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rows with a vector, unit vectors as float16) from the run's vector file, in row order."""
-    from clipsieve.vectors import iter_vectors
-
-    ids = clips.column("clip_id").combine_chunks().take(pa.array(rows, pa.int64()))
-    found_rows: list[np.ndarray] = []
-    blocks: list[np.ndarray] = []
-    for block_ids, matrix in iter_vectors(run_dir, "embedding"):
-        where = pc.index_in(pa.array(block_ids, pa.string()), value_set=ids)
-        positions = where.to_numpy(zero_copy_only=False).astype(np.float64)
-        hit = ~np.isnan(positions)
-        if not hit.any():
-            continue
-        matrix = matrix[hit]
-        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        found_rows.append(rows[positions[hit].astype(np.int64)])
-        blocks.append(matrix.astype(np.float16))
-    if not found_rows:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float16)
-    have = np.concatenate(found_rows)
-    order = np.argsort(have, kind="stable")
-    return have[order], np.concatenate(blocks)[order]
 
 
 def deduplicate(
