@@ -42,23 +42,18 @@ def export(
     ``--format views`` rewrites the run folder's own clips.csv and clips.jsonl (kept rows,
     clip files in place), which post-run steps remove when they change the table.
     """
-    from clipsieve.export.training import export_training_set, parse_size
-    from clipsieve.runfolder import clips_path
+    from clipsieve.export.training import ExportStep, parse_size
+    from clipsieve.steps import apply_step
 
     with user_errors():
         if fmt == VIEWS:
             _write_views(run_dir)
             return
         target = out if out is not None else run_dir / "export" / fmt
-        summary = export_training_set(
-            run_dir,
-            clips_path(run_dir),
-            target,
-            fmt,
-            link=link,
-            shard_bytes=parse_size(shard_size),
-            shard_count=shard_count,
-        )
+        step = ExportStep(target, fmt, link, parse_size(shard_size), shard_count)
+        apply_step(run_dir, step)
+        summary = step.result
+        assert summary is not None
     console.print(f"exported {summary.count} clips as {summary.format} → {summary.out}")
     if summary.index:
         table = Table(title="buckets")

@@ -34,7 +34,7 @@ from clipsieve.errors import UserError
 from clipsieve.export.easyanimate import EasyAnimateWriter
 from clipsieve.export.opensora import opensora_columns, opensora_table
 from clipsieve.export.webdataset import INDEX_FILE, WebDatasetWriter, make_sample, sample_key
-from clipsieve.steps.base import DUCKDB_MEMORY
+from clipsieve.steps.base import DUCKDB_MEMORY, PostRunStep, StepContext
 from clipsieve.table import CsvFileWriter, JsonlFileWriter, atomic_path, caption_of, write_json
 
 TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
@@ -265,6 +265,49 @@ def _write_export(
 
 
 MANIFEST_BATCH = 4096
+
+
+class ExportStep(PostRunStep):
+    """``clipsieve export`` as a read-only post-run step: the runner records it in
+    ``run.json``; the table is streamed (sorted by DuckDB), never loaded."""
+
+    name = "export"
+    reads = ("clip_id", "keep", "status", "path")
+
+    def __init__(
+        self,
+        out: Path,
+        fmt: str,
+        link: str = "copy",
+        shard_bytes: int = 1 << 30,
+        shard_count: int | None = None,
+    ) -> None:
+        self.out, self.fmt, self.link = Path(out), fmt, link
+        self.shard_bytes, self.shard_count = shard_bytes, shard_count
+        self.result: ExportSummary | None = None
+
+    def consume(self, ctx: StepContext) -> None:
+        self.result = export_training_set(
+            ctx.run_dir,
+            ctx.clips_file,
+            self.out,
+            self.fmt,
+            link=self.link,
+            shard_bytes=self.shard_bytes,
+            shard_count=self.shard_count,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "format": self.fmt,
+            "out": str(self.out),
+            "link": self.link if self.fmt != "webdataset" else None,
+            "shard_bytes": self.shard_bytes if self.fmt == "webdataset" else None,
+            "shard_count": self.shard_count if self.fmt == "webdataset" else None,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {"count": self.result.count} if self.result is not None else {}
 
 
 class _Manifest:

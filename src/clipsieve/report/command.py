@@ -7,7 +7,6 @@ command re-renders the page from ``clips.parquet``, ``videos.parquet``, ``run.js
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -24,17 +23,14 @@ def report(
     ),
 ) -> None:
     """Rebuild the HTML report of a run from its tables (opens from disk, no server)."""
-    from clipsieve.report.html import write_report
-    from clipsieve.runfolder import RUN_JSON, VIDEOS_FILE, clips_path
+    from clipsieve.report.html import ReportStep
+    from clipsieve.steps import apply_step
 
     with user_errors():
-        clips = clips_path(run_dir)
-        videos = run_dir / VIDEOS_FILE if (run_dir / VIDEOS_FILE).is_file() else None
-        info_path = run_dir / RUN_JSON
-        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        step = ReportStep(out, max_thumbs)
         with console.status("rendering report …"):
-            path = write_report(run_dir, videos, clips, info, out, max_thumbs=max_thumbs)
-    console.print(f"report: {path}")
+            apply_step(run_dir, step)
+    console.print(f"report: {step.path}")
 
 
 def register_report(app: typer.Typer) -> None:

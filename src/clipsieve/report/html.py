@@ -25,6 +25,7 @@ from clipsieve.export.opensora import score_columns
 from clipsieve.report.data import SAMPLE_ROWS, load_report_data
 from clipsieve.report.sections import ThumbBudget, read_json, selection_context
 from clipsieve.report.thumbs import thumbnail_jpeg
+from clipsieve.steps.base import PostRunStep, StepContext
 from clipsieve.table import atomic_path
 
 MAX_THUMBS = 500
@@ -182,3 +183,32 @@ def write_report(
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return out
+
+
+class ReportStep(PostRunStep):
+    """``clipsieve report`` as a read-only post-run step (recorded in ``run.json``)."""
+
+    name = "report"
+    reads = ("clip_id", "status", "keep", "drop_reason")
+
+    def __init__(self, out: Path | None = None, max_thumbs: int = MAX_THUMBS) -> None:
+        self.out, self.max_thumbs = out, max_thumbs
+        self.path: Path | None = None
+
+    def consume(self, ctx: StepContext) -> None:
+        from clipsieve.runfolder import RUN_JSON, VIDEOS_FILE
+
+        videos = ctx.run_dir / VIDEOS_FILE
+        info_path = ctx.run_dir / RUN_JSON
+        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+        self.path = write_report(
+            ctx.run_dir,
+            videos if videos.is_file() else None,
+            ctx.clips_file,
+            info,
+            self.out,
+            max_thumbs=self.max_thumbs,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {"out": str(self.out) if self.out else None, "max_thumbs": self.max_thumbs}

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ import pyarrow.compute as pc
 from clipsieve.errors import UserError
 from clipsieve.score.phash import MIN_INFORMATIVE_BITS, rotate_hashes
 from clipsieve.select.columns import missing_column_message
-from clipsieve.select.marks import eligible_mask, released_marks, set_column, string_list
+from clipsieve.select.marks import eligible_mask, released_marks, set_column
 from clipsieve.steps.base import StepContext
 from clipsieve.steps.narrow import NarrowTableStep
 from clipsieve.vectors import vectors_for_rows, vectors_to_numpy
@@ -110,23 +111,29 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def exact_keys(clips: pa.Table, rows: Sequence[int]) -> dict[int, str]:
-    """Content key per row: hash of the clip file, else of the source file plus the span."""
-    paths = string_list(clips, "path")
-    sources = string_list(clips, "source_path")
-    starts = clips.column("start_frame").to_pylist() if "start_frame" in clips.column_names else []
-    ends = clips.column("end_frame").to_pylist() if "end_frame" in clips.column_names else []
+    """Content key per row: hash of the clip file, else of the source file plus the span.
+
+    Only ``rows`` are read (a block of a big table costs that block, not the table).
+    """
+    if not len(rows):
+        return {}
+    present = [
+        c for c in ("path", "source_path", "start_frame", "end_frame") if c in clips.column_names
+    ]
+    part = clips.select(present).take(pa.array(list(rows), pa.int64())).to_pylist()
     source_digest: dict[str, str] = {}
     keys: dict[int, str] = {}
-    for i in rows:
-        path = paths[i]
-        if path and Path(path).is_file():
+    for i, row in zip(rows, part, strict=True):
+        path = row.get("path")
+        if path and os.path.isfile(path):
             keys[i] = "clip:" + file_digest(path)
             continue
-        source = sources[i]
-        if source and Path(source).is_file() and starts and ends and starts[i] is not None:
+        source, start, end = row.get("source_path"), row.get("start_frame"), row.get("end_frame")
+        spans = "start_frame" in present and "end_frame" in present
+        if source and spans and start is not None and os.path.isfile(source):
             if source not in source_digest:
                 source_digest[source] = file_digest(source)
-            keys[i] = f"span:{source_digest[source]}:{starts[i]}:{ends[i]}"
+            keys[i] = f"span:{source_digest[source]}:{start}:{end}"
     return keys
 
 

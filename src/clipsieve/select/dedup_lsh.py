@@ -37,29 +37,60 @@ def band_bits(n: int) -> int:
     return int(min(32, max(16, math.ceil(math.log2(max(n, 2))) + 4)))
 
 
-def _band_keys(hashes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The bits of ``hashes`` (uint64) at ``positions`` (0 = most significant), packed."""
-    keys = np.zeros(hashes.shape, dtype=np.uint64)
-    for out_bit, position in enumerate(positions.tolist()):
-        keys |= ((hashes >> np.uint64(63 - position)) & np.uint64(1)) << np.uint64(out_bit)
+def _byte_tables(subset: np.ndarray) -> np.ndarray:
+    """``(8, 256)`` uint32 tables: table[j][v] is byte ``j``'s share of the band key when that
+    byte (most significant first) of the hash is ``v``. A key is then 8 table look-ups."""
+    tables = np.zeros((8, 256), np.uint32)
+    values = np.arange(256)
+    for out_bit, position in enumerate(subset.tolist()):
+        byte, bit = divmod(position, 8)
+        tables[byte] |= (((values >> (7 - bit)) & 1) << out_bit).astype(np.uint32)
+    return tables
+
+
+def _keys(hash_bytes: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """Band keys of hashes given as ``(n, 8)`` big-endian bytes."""
+    keys = tables[0][hash_bytes[:, 0]]
+    for byte in range(1, 8):
+        keys |= tables[byte][hash_bytes[:, byte]]
     return keys
 
 
-def _bucket_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs ``(i, j)`` with ``left[i] == right[j]`` (keys of one band)."""
-    order = np.argsort(right, kind="stable")
-    sorted_right = right[order]
-    start = np.searchsorted(sorted_right, left, side="left")
-    stop = np.searchsorted(sorted_right, left, side="right")
-    counts = stop - start
-    hit = np.flatnonzero(counts)
-    if len(hit) == 0:
+def _run_pairs(
+    keys: np.ndarray, owner: np.ndarray, upright: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs ``(smaller, larger)`` sharing a key, at least one side upright.
+
+    One sort of all keys (the upright ones and the turned probes together); only the runs of
+    two or more equal keys are expanded, all pairs of a run at once.
+    """
+    # sort (key, index) packed in one uint64: numpy's SIMD sort, far faster than argsort
+    packed = np.sort(
+        (keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64)
+    )
+    order = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    ordered = packed >> np.uint64(32)
+    new_run = np.ones(len(ordered), bool)
+    new_run[1:] = ordered[1:] != ordered[:-1]
+    run_id = np.cumsum(new_run) - 1
+    sizes = np.bincount(run_id)
+    multi = sizes[run_id] > 1
+    if not multi.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    counts = counts[hit]
-    i = np.repeat(hit, counts)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    j = order[np.repeat(start[hit], counts) + offsets]
-    return i.astype(np.int64), j.astype(np.int64)
+    members = order[multi]
+    run_of = run_id[multi]
+    starts = np.flatnonzero(np.r_[True, run_of[1:] != run_of[:-1]])
+    lengths = np.diff(np.r_[starts, len(run_of)])
+    per_member = np.repeat(lengths, lengths)
+    first = np.repeat(starts, lengths)
+    left = np.repeat(np.arange(len(run_of)), per_member)
+    right = np.repeat(first, per_member) + (
+        np.arange(per_member.sum()) - np.repeat(np.cumsum(per_member) - per_member, per_member)
+    )
+    a, b = members[left], members[right]
+    keep = upright[b] & (owner[a] != owner[b]) & (~upright[a] | (owner[a] < owner[b]))
+    a, b = owner[a[keep]], owner[b[keep]]
+    return np.minimum(a, b), np.maximum(a, b)
 
 
 def candidate_pairs(
@@ -78,24 +109,27 @@ def candidate_pairs(
     rng = np.random.default_rng(seed)
     bits = band_bits(n)
     turns = (0, 1, 2, 3) if rotations else (0,)
-    turned = {k: rotate_hashes(hashes, k) for k in turns}
     found: list[np.ndarray] = []
     for position in range(frames):
         usable = np.flatnonzero(mask[:, position])
         if len(usable) < 2:
             continue
+        column = hashes[usable, position]
+        turned_bytes = [
+            rotate_hashes(column, k).astype(">u8").view(np.uint8).reshape(-1, 8) for k in turns
+        ]
+        owner = np.tile(usable, len(turns))
+        upright = np.zeros(len(owner), bool)
+        upright[: len(usable)] = True
         for _ in range(bands):
-            subset = np.sort(rng.choice(64, bits, replace=False))
-            upright = _band_keys(hashes[usable, position], subset)
-            for k in turns:
-                probe = upright if k == 0 else _band_keys(turned[k][usable, position], subset)
-                i, j = _bucket_pairs(probe, upright)
-                keep = i != j
-                a, b = usable[i[keep]], usable[j[keep]]
-                found.append(np.minimum(a, b) * n + np.maximum(a, b))
+            tables = _byte_tables(np.sort(rng.choice(64, bits, replace=False)))
+            keys = np.concatenate([_keys(b, tables) for b in turned_bytes])
+            a, b = _run_pairs(keys, owner, upright)
+            found.append(a * n + b)
     if not found:
         return np.zeros((0, 2), np.int64)
-    codes = np.unique(np.concatenate(found))
+    codes = np.sort(np.concatenate(found))
+    codes = codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
     return np.stack([codes // n, codes % n], axis=1)
 
 
