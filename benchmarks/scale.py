@@ -14,6 +14,12 @@ machine is shared, so only numbers measured in the same run are compared.
 Run: ``.venv/bin/python benchmarks/scale.py`` (1M clips, as ``make bench``);
 ``--clips 10000000 --embeddings 1000000`` for the 10M scale; ``--only filter,topn``.
 Results: ``benchmarks/results/scale-<clips>.json``.
+
+``--caption 10000,100000`` instead measures ``clipsieve caption`` against the zero-latency
+stand-in server (``tests/caption_server.py``, its own process) on run folders of that many
+clips (rows cycling over 16 small generated clip files, one frame each): clips/s at each size
+shows whether saving answers costs more as the run grows (the previous version rewrote the
+whole table every 256 answers). Results: ``benchmarks/results/scale-caption.json``.
 """
 
 from __future__ import annotations
@@ -138,6 +144,12 @@ def build_run(folder: Path, clips: int, embeddings: int, seed: int = 0) -> None:
             centres = rng.normal(size=(64, dim)).astype(np.float32)
             v = centres[rng.integers(0, 64, n)] + 0.6 * rng.normal(size=(n, dim))
             v /= np.linalg.norm(v, axis=1, keepdims=True)
+            # 1 % near-copies of another clip of the block (cosine ~0.999): what dedup finds
+            copies = rng.choice(n, n // 100, replace=False)
+            v[copies] = v[rng.integers(0, n, len(copies))] + 0.001 * rng.normal(
+                size=(len(copies), dim)
+            )
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
             index = np.arange(start, start + n)
             ids = [f"v{i // CLIPS_PER_VIDEO:08d}-{i % CLIPS_PER_VIDEO:04d}" for i in index]
             values = pa.FixedSizeListArray.from_arrays(
@@ -178,6 +190,52 @@ def run_command(args: list[str], run: Path, env: dict[str, str], timeout: float)
             "error": tail[0][:200] if tail else None}  # fmt: skip
 
 
+def build_caption_run(folder: Path, clips: int, files: list[Path]) -> None:
+    """A finished run of ``clips`` kept rows whose clip files cycle over ``files``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [f"c{i:08d}" for i in range(clips)]
+    table = pa.table(
+        {
+            "clip_id": ids,
+            "video_id": [f"v{i // CLIPS_PER_VIDEO:07d}" for i in range(clips)],
+            "path": [str(files[i % len(files)]) for i in range(clips)],
+            "fps": np.full(clips, 25.0),
+            "num_frames": np.full(clips, 25, np.int64),
+            "status": ["ok"] * clips,
+            "keep": np.ones(clips, bool),
+            "drop_reason": pa.nulls(clips, pa.string()),
+        }
+    )
+    pq.write_table(table, folder / "clips.parquet")
+    (folder / "run.json").write_text(json.dumps({"stages": [], "inputs": ["synthetic"]}))
+
+
+def caption_scale(sizes: list[int], versions: dict[str, str], scratch: Path) -> dict[str, Any]:
+    """clips/s of ``clipsieve caption`` at each run size, per version."""
+    from caption import make_clips, start_server  # the caption benchmark's helpers
+
+    (scratch / "files").mkdir(parents=True, exist_ok=True)
+    files = make_clips(scratch / "files", 16)
+    server, url = start_server()
+    results: dict[str, Any] = {}
+    try:
+        for size in sizes:
+            for label, src in versions.items():
+                run = scratch / f"caption-{label}-{size}"
+                shutil.rmtree(run, ignore_errors=True)
+                build_caption_run(run, size, files)
+                env = {**os.environ, "PYTHONPATH": src}
+                words = ["caption", "{run}", "--base-url", url, "--model", "echo", "-j", "16",
+                         "--frames", "1", "--frame-size", "64"]  # fmt: skip
+                outcome = run_command(words, run, env, timeout=7200)
+                outcome["clips_per_s"] = round(size / outcome["seconds"], 1)
+                results.setdefault(str(size), {})[label] = outcome
+                print(f"caption {size:>8} {label}: {outcome}", flush=True)
+    finally:
+        server.terminate()
+    return results
+
+
 def baseline_tree(rev: str, scratch: Path) -> Path:
     """A git worktree of ``rev`` (its ``src`` goes first on PYTHONPATH for the old runs)."""
     target = scratch / "baseline"
@@ -197,10 +255,28 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated command names")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--scratch", type=Path, help="where run folders go (default: temp)")
+    parser.add_argument("--caption", help="caption mode: run sizes, e.g. 10000,100000")
     args = parser.parse_args()
 
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="clipsieve-scale-"))
     scratch.mkdir(parents=True, exist_ok=True)
+    if args.caption:
+        versions = {"new": str(ROOT / "src")}
+        worktree = baseline_tree(args.baseline, scratch) if args.baseline else None
+        if worktree is not None:
+            versions["old"] = str(worktree / "src")
+        try:
+            sizes = [int(x) for x in args.caption.split(",")]
+            results = caption_scale(sizes, versions, scratch)
+        finally:
+            if worktree is not None:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(worktree)], capture_output=True)  # fmt: skip
+        out = ROOT / "benchmarks" / "results" / "scale-caption.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"loadavg": os.getloadavg(), "results": results}, indent=2))
+        print(f"→ {out}")
+        return
     source = scratch / "source"
     started = time.perf_counter()
     if not (source / "clips.parquet").is_file():

@@ -23,6 +23,7 @@ turned (:func:`~clipsieve.score.phash.rotate_hashes`), as the all-pairs path com
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -99,8 +100,9 @@ def candidate_pairs(
     rotations: bool = True,
     bands: int = DEFAULT_BANDS,
     seed: int = 0,
-) -> np.ndarray:
-    """Unique candidate pairs ``(i, j)``, ``i < j``, as an ``(m, 2)`` int64 array.
+) -> Iterator[np.ndarray]:
+    """Unique candidate pairs ``(i, j)``, ``i < j``, as ``(m, 2)`` int64 arrays, one per frame
+    position (so a caller can verify and drop them before the next position's bands).
 
     ``hashes``/``mask``: ``(n, F)`` resampled frame hashes and their informative mask (as
     :func:`clipsieve.select.dedup.hash_matrix` gives them).
@@ -109,7 +111,6 @@ def candidate_pairs(
     rng = np.random.default_rng(seed)
     bits = band_bits(n)
     turns = (0, 1, 2, 3) if rotations else (0,)
-    found: list[np.ndarray] = []
     for position in range(frames):
         usable = np.flatnonzero(mask[:, position])
         if len(usable) < 2:
@@ -121,16 +122,19 @@ def candidate_pairs(
         owner = np.tile(usable, len(turns))
         upright = np.zeros(len(owner), bool)
         upright[: len(usable)] = True
+        found: list[np.ndarray] = []
         for _ in range(bands):
             tables = _byte_tables(np.sort(rng.choice(64, bits, replace=False)))
             keys = np.concatenate([_keys(b, tables) for b in turned_bytes])
             a, b = _run_pairs(keys, owner, upright)
             found.append(a * n + b)
-    if not found:
-        return np.zeros((0, 2), np.int64)
-    codes = np.sort(np.concatenate(found))
-    codes = codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
-    return np.stack([codes // n, codes % n], axis=1)
+        codes = _unique(np.concatenate(found))
+        yield np.stack([codes // n, codes % n], axis=1)
+
+
+def _unique(codes: np.ndarray) -> np.ndarray:
+    codes = np.sort(codes)
+    return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
 
 
 def verify_pairs(
@@ -175,6 +179,14 @@ def phash_pairs_lsh(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``(i, j)``, ``i < j``, within ``threshold`` found through the bands, with their
-    distances (see the module docstring for what can be missed)."""
-    candidates = candidate_pairs(hashes, mask, rotations, bands, seed)
-    return verify_pairs(hashes, mask, candidates, threshold, rotations)
+    distances (see the module docstring for what can be missed). Candidates are verified a
+    frame position at a time: memory holds one position's candidates and the pairs found."""
+    n = len(hashes)
+    kept: dict[int, float] = {}
+    for candidates in candidate_pairs(hashes, mask, rotations, bands, seed):
+        pairs, distances = verify_pairs(hashes, mask, candidates, threshold, rotations)
+        codes = (pairs[:, 0] * n + pairs[:, 1]).tolist()
+        kept.update(zip(codes, distances.tolist(), strict=True))
+    codes = np.array(sorted(kept), np.int64)
+    pairs = np.stack([codes // n, codes % n], axis=1) if len(codes) else np.zeros((0, 2), np.int64)
+    return pairs, np.array([kept[c] for c in codes.tolist()], np.float64)
