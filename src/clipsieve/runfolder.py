@@ -78,6 +78,6 @@ def save_clips(run_dir: str | Path, clips: pa.Table, step: Mapping[str, Any]) ->
     metadata["clipsieve_stages"] = replace_step(metadata.get("clipsieve_stages", []), step)
     write_parquet(clips.replace_schema_metadata(None), path, metadata)
     runner = StepRunner(run_dir)
-    runner._record_run_json(step)
-    runner._remove_views()
+    runner.record_run_json(step)
+    runner.remove_views()
     return path

@@ -208,23 +208,34 @@ def vectors_for_rows(
     """``(rows that have a vector, their vectors)`` for positions ``rows`` of ``table``, in row
     order, read from ``vectors/<column>.parquet`` block by block (``normalize``: unit length,
     computed in float32 before storing as ``dtype``; float16 halves the memory of a million
-    768-d vectors to 1.5 GB)."""
+    768-d vectors to 1.5 GB).
+
+    The answer matrix is allocated once and filled in place (one copy of the vectors in
+    memory, plus one file block); rows without a vector are squeezed out in place.
+    """
     ids = table.column("clip_id").combine_chunks().take(pa.array(rows, pa.int64()))
-    found_rows: list[np.ndarray] = []
-    blocks: list[np.ndarray] = []
-    for block_ids, matrix in iter_vectors(run_dir, column):
+    matrix: np.ndarray | None = None
+    present = np.zeros(len(rows), bool)
+    for block_ids, block in iter_vectors(run_dir, column):
         where = pc.index_in(pa.array(block_ids, pa.string()), value_set=ids)
         positions = where.to_numpy(zero_copy_only=False).astype(np.float64)
         hit = ~np.isnan(positions)
         if not hit.any():
             continue
-        matrix = matrix[hit]
+        block = block[hit]
         if normalize:
-            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        found_rows.append(rows[positions[hit].astype(np.int64)])
-        blocks.append(matrix.astype(dtype, copy=False))
-    if not found_rows:
+            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        if matrix is None:
+            matrix = np.empty((len(rows), block.shape[1]), dtype)
+        at = positions[hit].astype(np.int64)
+        matrix[at] = block
+        present[at] = True
+    if matrix is None:
         return np.zeros(0, np.int64), np.zeros((0, 0), dtype)
-    have = np.concatenate(found_rows)
-    order = np.argsort(have, kind="stable")
-    return have[order], np.concatenate(blocks)[order]
+    kept = np.flatnonzero(present)
+    if len(kept) < len(rows):  # squeeze forward in chunks: no second full-size copy
+        for start in range(0, len(kept), VECTOR_ROW_GROUP):
+            chunk = kept[start : start + VECTOR_ROW_GROUP]
+            matrix[start : start + len(chunk)] = matrix[chunk]
+        matrix = matrix[: len(kept)]
+    return rows[kept], matrix

@@ -40,6 +40,7 @@ from clipsieve.caption.stage import (
 )
 from clipsieve.errors import UserError
 from clipsieve.steps import AlignedUpdates, PostRunStep, StepContext, StepRunner
+from clipsieve.steps.sql import text
 from clipsieve.table import error_text, write_parquet
 
 MATCH_SCORER = "match"
@@ -167,7 +168,7 @@ class CaptionMergeStep(PostRunStep):
         paths = self.parts.paths()
         if not paths:
             return
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        listed = ", ".join(text(str(p)) for p in paths)
         columns = ", ".join(f'a."{n}"' for n in ANSWER_SCHEMA.names[1:])
         query = f"""
             WITH answers AS (

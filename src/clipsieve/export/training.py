@@ -34,7 +34,8 @@ from clipsieve.errors import UserError
 from clipsieve.export.easyanimate import EasyAnimateWriter
 from clipsieve.export.opensora import opensora_columns, opensora_table
 from clipsieve.export.webdataset import INDEX_FILE, WebDatasetWriter, make_sample, sample_key
-from clipsieve.steps.base import DUCKDB_MEMORY, PostRunStep, StepContext
+from clipsieve.steps.base import PostRunStep, StepContext
+from clipsieve.steps.sql import connection, text
 from clipsieve.table import CsvFileWriter, JsonlFileWriter, atomic_path, caption_of, write_json
 
 TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
@@ -139,18 +140,14 @@ def sorted_kept_batches(clips: pa.Table | Path, batch_rows: int = 8192) -> Itera
     DuckDB sorts them (spilling to disk past its memory cap), so a 10-million-clip table is
     exported in one pass with memory for a batch; types are cast back to the table's own.
     """
-    import duckdb
-
     schema = clips.schema if isinstance(clips, pa.Table) else pq.read_schema(clips)
     plain = schema.remove_metadata()
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    with connection() as con:
         if isinstance(clips, pa.Table):
             con.register("source", clips)
             source = "source"
         else:
-            source = "read_parquet('" + str(clips).replace("'", "''") + "')"
+            source = f"read_parquet({text(str(clips))})"
         missing = [c for c in ("keep", "status", "path", "clip_id") if c not in schema.names]
         if missing:
             raise ExportError(f"clip table lacks column(s) {', '.join(missing)}: cannot export")
@@ -160,8 +157,6 @@ def sorted_kept_batches(clips: pa.Table | Path, batch_rows: int = 8192) -> Itera
         )
         for batch in con.sql(query).to_arrow_reader(batch_rows):
             yield pa.Table.from_batches([batch]).cast(plain)
-    finally:
-        con.close()
 
 
 def _keyed_rows(batches: Iterator[pa.Table]) -> Iterator[tuple[dict[str, Any], str]]:

@@ -25,7 +25,7 @@ from clipsieve.report.sections import (
     MAX_DUP_GROUPS,
     read_json,
 )
-from clipsieve.steps.base import DUCKDB_MEMORY
+from clipsieve.steps.sql import connection, ident, text
 
 SAMPLE_ROWS = 100_000
 MAX_ERRORS = 1000
@@ -71,10 +71,9 @@ def _source(con: Any, name: str, table: pa.Table | Path, columns: dict[str, str]
     else:
         import pyarrow.parquet as pq
 
-        path = str(table).replace("'", "''")
         origin = (
             f"(SELECT * EXCLUDE (file_row_number), file_row_number AS _row "
-            f"FROM read_parquet('{path}', file_row_number = true))"
+            f"FROM read_parquet({text(str(table))}, file_row_number = true))"
         )
         schema = pq.read_schema(table)
     extra = ", ".join(
@@ -82,10 +81,6 @@ def _source(con: Any, name: str, table: pa.Table | Path, columns: dict[str, str]
     )
     con.execute(f"CREATE VIEW {name} AS SELECT *{', ' + extra if extra else ''} FROM {origin}")
     return schema
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def load_report_data(
@@ -97,11 +92,7 @@ def load_report_data(
     sample_rows: int = SAMPLE_ROWS,
 ) -> ReportData:
     """Query the tables once for everything the report shows."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    with connection() as con:
         clips = clips if clips is not None else pa.table({"clip_id": pa.array([], pa.string())})
         schema = _source(con, "clips", clips, _CLIP_COLUMNS)
         if videos is not None:
@@ -112,8 +103,6 @@ def load_report_data(
                 "NULL::VARCHAR AS status, NULL::VARCHAR AS error WHERE false"
             )
         return _query(con, run_dir, schema, score_columns, max_thumbs, sample_rows)
-    finally:
-        con.close()
 
 
 def _pairs(con: Any, query: str) -> list[tuple[Any, int]]:
@@ -202,7 +191,7 @@ def _query(
     numeric = [c for c in score_columns if c in schema.names]
     if numeric:
         parts = ", ".join(
-            f"count(*) FILTER (WHERE isfinite(CAST({_ident(c)} AS DOUBLE)))" for c in numeric
+            f"count(*) FILTER (WHERE isfinite(CAST({ident(c)} AS DOUBLE)))" for c in numeric
         )
         values = con.sql(f"SELECT {parts} FROM clips").fetchall()[0]
         score_counts = dict(zip(numeric, (int(v) for v in values), strict=True))
@@ -222,7 +211,7 @@ def _query(
     ]
     nearest = _cluster_ids(run_dir)
     chosen = _chosen_rows(con, total, max_thumbs, groups[:MAX_DUP_GROUPS], nearest, sample_rows)
-    own = ", ".join(_ident(n) for n in schema.names)  # the table's columns, not the added nulls
+    own = ", ".join(ident(n) for n in schema.names)  # the table's columns, not the added nulls
     rows = con.sql(
         f"SELECT {own} FROM clips WHERE _row IN ({chosen}) ORDER BY _row"
     ).to_arrow_table()
@@ -280,7 +269,7 @@ def _chosen_rows(
         listed = ", ".join(str(int(g)) for g in groups)
         parts.append(f"SELECT _row FROM clips WHERE dup_group IN ({listed})")
     if nearest:
-        listed = ", ".join("'" + i.replace("'", "''") + "'" for i in nearest)
+        listed = ", ".join(text(i) for i in nearest)
         parts.append(f"SELECT _row FROM clips WHERE clip_id IN ({listed})")
     return " UNION ".join(f"SELECT _row FROM ({part})" for part in parts)
 

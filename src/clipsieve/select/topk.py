@@ -30,6 +30,7 @@ from clipsieve.errors import UserError
 from clipsieve.select.columns import missing_column_message
 from clipsieve.select.marks import apply_marks, release_own_marks, set_column
 from clipsieve.steps.base import AlignedUpdates, PostRunStep, StepContext
+from clipsieve.steps.sql import connection, ident, text
 
 TOPN_REASON = "top_n: "
 SPAN_COLUMNS = ("span_group", "span_id")  # the first the table has names a row's original clip
@@ -53,14 +54,6 @@ def _check_by(schema: pa.Schema, by: str) -> None:
     kind = schema.field(by).type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
         raise UserError(f"top-N: column '{by}' is {kind}, not numeric: rank by a score")
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class TopNStep(PostRunStep):
@@ -105,8 +98,8 @@ class TopNStep(PostRunStep):
         keep = "coalesce(keep, true)" if "keep" in names else "true"
         reason = "drop_reason" if "drop_reason" in names else "NULL::VARCHAR"
         ok = "coalesce(status <> 'error', true)" if "status" in names else "true"
-        span = f"CAST({_ident(self.span_column)} AS VARCHAR)" if self.span_column else "NULL"
-        owned = f"(NOT {keep} AND coalesce(starts_with({reason}, {_text(TOPN_REASON)}), false))"
+        span = f"CAST({ident(self.span_column)} AS VARCHAR)" if self.span_column else "NULL"
+        owned = f"(NOT {keep} AND coalesce(starts_with({reason}, {text(TOPN_REASON)}), false))"
         order = "ASC" if self.ascending else "DESC"
         cap = "NULL" if self.n is None else str(int(self.n))
         kept = f"(d.sr = 1 AND ({cap} IS NULL OR d.own_rank <= {cap}))"
@@ -117,8 +110,8 @@ class TopNStep(PostRunStep):
                  {keep} OR {owned} AS keep0,
                  CASE WHEN {owned} THEN NULL ELSE {reason} END AS reason0,
                  ({keep} OR {owned}) AND {ok} AS eligible,
-                 CASE WHEN isnan(CAST({_ident(self.by)} AS DOUBLE)) THEN NULL
-                      ELSE CAST({_ident(self.by)} AS DOUBLE) END AS score
+                 CASE WHEN isnan(CAST({ident(self.by)} AS DOUBLE)) THEN NULL
+                      ELSE CAST({ident(self.by)} AS DOUBLE) END AS score
           FROM clips),
         scored AS (
           SELECT _row, video_id, score, clip_id,
@@ -142,12 +135,12 @@ class TopNStep(PostRunStep):
                WHEN b.score IS NULL THEN false
                ELSE {kept} END AS keep,
           CASE WHEN NOT b.eligible THEN b.reason0
-               WHEN b.score IS NULL THEN {_text(f"{TOPN_REASON}no {self.by} value")}
+               WHEN b.score IS NULL THEN {text(f"{TOPN_REASON}no {self.by} value")}
                WHEN {kept} THEN NULL
-               WHEN d.sr = 1 THEN {_text(over)}
+               WHEN d.sr = 1 THEN {text(over)}
                WHEN {cap} IS NULL OR d.winner_rank <= {cap}
-                 THEN {_text(f"{TOPN_REASON}not the best of its span")}
-               ELSE {_text(over)} END AS drop_reason,
+                 THEN {text(f"{TOPN_REASON}not the best of its span")}
+               ELSE {text(over)} END AS drop_reason,
           CAST(CASE WHEN b.eligible AND {kept} THEN d.own_rank END AS INTEGER) AS topn_rank,
           b.eligible AS _eligible
         FROM base b LEFT JOIN decided d ON d._row = b._row
@@ -203,18 +196,13 @@ def select_top_n(
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Mark an in-memory ``clips`` table so at most ``n`` rows per video and one per span stay
     kept (the same query as the streamed step, over the Arrow table)."""
-    import duckdb
-
     step = TopNStep(by, n, ascending)
-    con = duckdb.connect()
-    try:
+    with connection() as con:
         rows = pa.array(np.arange(clips.num_rows, dtype=np.int64))
         view = clips.drop_columns([c for c in clips.column_names if c not in (*_NEEDED, by)])
         con.register("clips_arrow", view.append_column("_row", rows))
         con.execute("CREATE VIEW clips AS SELECT * FROM clips_arrow")
         answer = con.sql(step.query(clips.schema)).to_arrow_table()
-    finally:
-        con.close()
     step._updates = AlignedUpdates(iter(answer.to_batches()), answer.schema)
     table = clips
     for name, values in step.apply(clips).items():

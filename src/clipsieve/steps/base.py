@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DEFAULT_BATCH_ROWS = 65_536
-DUCKDB_MEMORY = "1GB"  # DuckDB spills to its temp folder beyond this
 
 
 @dataclass
@@ -45,6 +44,7 @@ class StepContext:
     num_rows: int
     batch_rows: int = DEFAULT_BATCH_ROWS
     _sql: Any = field(default=None, repr=False)
+    _spill: str = field(default="", repr=False)
 
     def scan(
         self, columns: Sequence[str], batch_rows: int | None = None
@@ -63,22 +63,21 @@ class StepContext:
         """A DuckDB connection with the view ``clips`` (the table plus ``_row``, its 0-based
         position) and a memory cap, so queries spill to disk instead of growing."""
         if self._sql is None:
-            import duckdb
+            from clipsieve.steps import sql
 
-            con = duckdb.connect()
-            con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
-            con.execute("SET preserve_insertion_order = true")
-            path = str(self.clips_file).replace("'", "''")
+            con, self._spill = sql.connect()
             con.execute(
-                "CREATE VIEW clips AS SELECT * EXCLUDE (file_row_number), "
-                f"file_row_number AS _row FROM read_parquet('{path}', file_row_number = true)"
+                "CREATE VIEW clips AS SELECT * EXCLUDE (file_row_number), file_row_number AS _row "
+                f"FROM read_parquet({sql.text(str(self.clips_file))}, file_row_number = true)"
             )
             self._sql = con
         return self._sql
 
     def close(self) -> None:
         if self._sql is not None:
-            self._sql.close()
+            from clipsieve.steps import sql
+
+            sql.close(self._sql, self._spill)
             self._sql = None
 
 

@@ -36,8 +36,6 @@ from clipsieve.steps.base import DEFAULT_BATCH_ROWS, PostRunStep, StepContext
 from clipsieve.table import atomic_path, parquet_metadata, write_json
 from clipsieve.vectors import VectorWriter, as_fixed_vectors, is_vector_column
 
-CLIPS_FILE = "clips.parquet"
-RUN_JSON = "run.json"
 VIEW_FILES = ("clips.csv", "clips.jsonl")
 ROW_GROUP_ROWS = 65_536
 
@@ -119,15 +117,15 @@ class StepRunner:
             if not step.writes:
                 step.consume(ctx)
                 record = step.record()
-                self._record_run_json(record)
+                self.record_run_json(record)
                 return StepOutcome(record, ctx.num_rows, [], self.clips_file)
             provenance = {k: v for k, v in step.record().items() if k != "summary"}
             rows = self._rewrite(step, provenance)
         finally:
             ctx.close()
         record = step.record()
-        self._record_run_json(record)
-        return StepOutcome(record, rows, self._remove_views(), self.clips_file)
+        self.record_run_json(record)
+        return StepOutcome(record, rows, self.remove_views(), self.clips_file)
 
     # -- the streaming pass
     def _rewrite(self, step: PostRunStep, provenance: dict[str, Any]) -> int:
@@ -210,14 +208,18 @@ class StepRunner:
         return table.drop_columns(names) if names else table
 
     # -- provenance, once
-    def _record_run_json(self, record: Mapping[str, Any]) -> None:
+    def record_run_json(self, record: Mapping[str, Any]) -> None:
+        """Put ``record`` in ``run.json``'s ``stages`` in place of the step's earlier entry."""
+        from clipsieve.runfolder import RUN_JSON
+
         path = self.run_dir / RUN_JSON
         if path.is_file():
             info = json.loads(path.read_text(encoding="utf-8"))
             info["stages"] = replace_step(info.get("stages", []), record)
             write_json(info, path)
 
-    def _remove_views(self) -> list[str]:
+    def remove_views(self) -> list[str]:
+        """Delete the run-root csv/jsonl views (they show the table before the change)."""
         removed = []
         for name in VIEW_FILES:
             path = self.run_dir / name
