@@ -163,3 +163,50 @@ def test_report_on_empty_run(tmp_path: Path) -> None:
     html = write_report(tmp_path, None, None, None).read_text(encoding="utf-8")
     assert _count(html, "videos ingested") == 0 and "No clips were kept." in html
     assert "No errors." in html
+
+
+def test_big_table_counts_are_exact_and_pictures_come_from_a_sample(tmp_path: Path) -> None:
+    """Above ``sample_rows`` the report reads a bounded sample for pictures; every count on
+    the page is still over the whole table (DuckDB aggregates over the Parquet file)."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    reasons = ["filter: aes >= 5", "duplicate", "too_short"]
+    rows = []
+    for i in range(n):
+        status = "error" if i % 50 == 0 else "ok"
+        keep = status == "ok" and i % 3 != 0
+        rows.append(
+            {
+                "clip_id": f"c{i:05d}",
+                "video_id": f"v{i // 10}",
+                "shot_index": i % 10,
+                "status": status,
+                "error": "cut: broken" if status == "error" else None,
+                "keep": keep,
+                "drop_reason": None if keep or status == "error" else reasons[i % 3 - 1],
+                "aes": float(rng.normal(5, 1)),
+                "duration_s": 2.0,
+            }
+        )
+    table = rows_to_table(rows, CLIP_SCHEMA)
+    pq.write_table(table, tmp_path / "clips.parquet")
+    page = write_report(
+        tmp_path, None, tmp_path / "clips.parquet", {}, max_thumbs=0, sample_rows=200
+    )
+    html = page.read_text()
+    errors = sum(r["status"] == "error" for r in rows)
+    kept = sum(r["keep"] for r in rows)
+    dropped = n - errors - kept
+
+    def count(label: str) -> int:
+        match = re.search(rf'data-count="{label}"><div class="n">(\d+)</div>', html)
+        assert match, label
+        return int(match.group(1))
+
+    assert count("clips planned") == n and count("clips kept") == kept
+    assert count("clips with errors") == errors and count("clips dropped") == dropped
+    assert "uniform sample of 200 clips" in html
+    small = write_report(tmp_path, None, table, {}, tmp_path / "small.html", max_thumbs=0)
+    assert "uniform sample" not in small.read_text()  # 3,000 rows: read whole

@@ -271,9 +271,9 @@ def test_lsh_finds_close_copies_and_never_invents_a_pair() -> None:
         bits = k % 5  # 0-4 bits per frame: re-encode territory
         rows[dst] = [_flip(h, bits, rng) for h in rows[src]]
         planted[(src, dst)] = bits
-    rows[241] = rotate_hashes(
-        np.array([rows[240]], np.uint64).view(np.uint64), 1
-    )[0].tolist()  # a quarter-turned copy
+    rows[241] = rotate_hashes(np.array([rows[240]], np.uint64).view(np.uint64), 1)[
+        0
+    ].tolist()  # a quarter-turned copy
     hashes, mask = hash_matrix([[to_signed(h) for h in r] for r in rows], 4)
     pairs, dist = phash_pairs_lsh(hashes, mask, 10.0)
     found = {tuple(p) for p in pairs.tolist()}
