@@ -184,6 +184,15 @@ def read_parquet(path: str | os.PathLike[str]) -> pa.Table:
     return pq.read_table(path)
 
 
+def stream_parquet(path: str | os.PathLike[str]) -> pq.ParquetFile:
+    """A Parquet file opened for reading batch by batch in bounded memory.
+
+    pyarrow's default ``pre_buffer`` reads ahead across row groups: iterating a 300 MB vector
+    file grew the process by 250 MB more than reading it row group by row group does.
+    """
+    return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+
+
 def parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON-decoded key-value metadata written by :func:`write_parquet`."""
     raw = pq.read_schema(path).metadata or {}

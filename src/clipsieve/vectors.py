@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from clipsieve.table import stream_parquet
+
 VECTOR_DIR = "vectors"
 VECTOR_COLUMNS = ("embedding",)
 """Columns that never live in ``clips.parquet``."""
@@ -125,7 +127,7 @@ def iter_vectors(
     run_dir: str | Path, column: str, batch_rows: int = VECTOR_ROW_GROUP
 ) -> Iterator[tuple[list[str], np.ndarray]]:
     """``(clip ids, float32 matrix)`` blocks of a vector file, in file order."""
-    source = pq.ParquetFile(vector_path(run_dir, column))
+    source = stream_parquet(vector_path(run_dir, column))
     for batch in source.iter_batches(batch_size=batch_rows, columns=["clip_id", column]):
         yield batch.column(0).to_pylist(), vectors_to_numpy(batch.column(1))
 

@@ -36,6 +36,7 @@ from clipsieve.table import (
     atomic_path,
     concat_tables,
     read_parquet,
+    stream_parquet,
     write_parquet,
 )
 from clipsieve.vectors import VectorWriter, split_vectors
@@ -92,7 +93,7 @@ def merge_parquet(
         rows = 0
         for path in paths:
             # row group by row group: a shard is small, a table being joined may not be
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+            for batch in stream_parquet(path).iter_batches(batch_size=ROW_GROUP_ROWS):
                 table = pa.Table.from_batches([batch])
                 if on_table is not None:
                     on_table(table)
@@ -127,7 +128,7 @@ def merge_vectors(paths: list[Path], run_dir: Path) -> list[str]:
             for path in paths:
                 if column not in pq.read_schema(path).names:
                     continue
-                for batch in pq.ParquetFile(path).iter_batches(columns=["clip_id", column]):
+                for batch in stream_parquet(path).iter_batches(columns=["clip_id", column]):
                     part = pa.Table.from_batches([batch])
                     writer.write(part.filter(pc.is_valid(part.column(column))))
         except BaseException:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from clipsieve.export.jsonl import write_clips_jsonl
 from clipsieve.export.kept import kept_clips, kept_mask
 from clipsieve.export.opensora import opensora_columns, opensora_table, write_opensora_csv
-from clipsieve.table import CsvFileWriter, JsonlFileWriter, write_parquet
+from clipsieve.table import CsvFileWriter, JsonlFileWriter, stream_parquet, write_parquet
 
 FORMATS = ("parquet", "csv", "jsonl")
 FILE_NAMES = {"parquet": "clips.parquet", "csv": "clips.csv", "jsonl": "clips.jsonl"}
@@ -33,7 +33,7 @@ def clip_batches(
         for batch in clips.to_batches(max_chunksize=batch_rows):
             yield pa.Table.from_batches([batch], schema=clips.schema)
         return
-    for batch in pq.ParquetFile(clips).iter_batches(batch_size=batch_rows):
+    for batch in stream_parquet(clips).iter_batches(batch_size=batch_rows):
         yield pa.Table.from_batches([batch])
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
+from clipsieve.table import stream_parquet
 
 
 def print_funnel(funnel: dict[str, Any]) -> None:
@@ -115,11 +116,10 @@ SHOWN_DUPLICATES = 20
 def _print_duplicates(clips_file: Path) -> None:
     """The first few marked copies (the table has them all: ``dup_of``, ``dup_group``)."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     shown = total = 0
     columns = ["clip_id", "dup_group", "dup_of", "dup_method"]
-    for batch in pq.ParquetFile(clips_file).iter_batches(columns=columns):
+    for batch in stream_parquet(clips_file).iter_batches(columns=columns):
         marked = batch.filter(pc.is_valid(batch.column("dup_of")))
         total += marked.num_rows
         for row in marked.slice(0, max(0, SHOWN_DUPLICATES - shown)).to_pylist():

@@ -259,7 +259,7 @@ def phash_distances(
     return _plane_distances(_planes(a, a_mask), _planes(b, b_mask))
 
 
-PARTITION_FIT_ROWS = 100_000  # KMeans for partitioning is fitted on a seeded sample this big
+PARTITION_FIT_ROWS = 50_000  # KMeans for partitioning is fitted on a seeded sample this big
 PREDICT_BLOCK = 65_536
 
 

@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipsieve.table import stream_parquet
+
 DEFAULT_BATCH_ROWS = 65_536
 
 
@@ -51,7 +53,7 @@ class StepContext:
     ) -> Iterator[pa.RecordBatch]:
         """The table's ``columns`` (those it has), batch by batch, in table order."""
         present = [c for c in columns if c in self.schema.names]
-        source = pq.ParquetFile(self.clips_file)
+        source = stream_parquet(self.clips_file)
         yield from source.iter_batches(batch_size=batch_rows or self.batch_rows, columns=present)
 
     def read_columns(self, columns: Sequence[str]) -> pa.Table:

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipsieve.steps.base import DEFAULT_BATCH_ROWS, PostRunStep, StepContext
-from clipsieve.table import atomic_path, parquet_metadata, write_json
+from clipsieve.table import atomic_path, parquet_metadata, stream_parquet, write_json
 from clipsieve.vectors import VectorWriter, as_fixed_vectors, is_vector_column
 
 VIEW_FILES = ("clips.csv", "clips.jsonl")
@@ -101,7 +101,7 @@ class StepRunner:
         self.batch_rows = batch_rows
 
     def context(self) -> StepContext:
-        source = pq.ParquetFile(self.clips_file)
+        source = stream_parquet(self.clips_file)
         return StepContext(
             run_dir=self.run_dir,
             clips_file=self.clips_file,
@@ -137,7 +137,7 @@ class StepRunner:
         (:func:`~clipsieve.engine.checkpoint.merge_parquet`); in the common case there is one
         part and no extra copy.
         """
-        source = pq.ParquetFile(self.clips_file)
+        source = stream_parquet(self.clips_file)
         metadata = parquet_metadata(self.clips_file)
         metadata["clipsieve_stages"] = replace_step(
             metadata.get("clipsieve_stages", []), provenance
