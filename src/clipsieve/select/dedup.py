@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,9 @@ def exact_keys(clips: pa.Table, rows: Sequence[int]) -> dict[int, str]:
     """
     if not len(rows):
         return {}
-    present = [
-        c for c in ("path", "source_path", "start_frame", "end_frame") if c in clips.column_names
-    ]
+    present = [c for c in EXACT_COLUMNS if c in clips.column_names]
+    if not present:
+        return {}
     part = clips.select(present).take(pa.array(list(rows), pa.int64())).to_pylist()
     source_digest: dict[str, str] = {}
     keys: dict[int, str] = {}
@@ -137,19 +137,30 @@ def exact_keys(clips: pa.Table, rows: Sequence[int]) -> dict[int, str]:
     return keys
 
 
-def exact_pairs(clips: pa.Table, rows: np.ndarray, block: int = 65_536) -> np.ndarray:
-    """``(first row, later row)`` links of rows with the same content key (a star per key).
+EXACT_COLUMNS = ("path", "source_path", "start_frame", "end_frame")
+ExactBlocks = Callable[[], Iterable[tuple[int, pa.Table]]]
 
-    Keys are read block by block (:func:`exact_keys`) and kept as 16-byte digests in numpy, then
-    grouped by sorting: memory is 24 bytes per candidate, not a Python string each.
+
+def table_blocks(clips: pa.Table, block: int = 65_536) -> ExactBlocks:
+    """``(offset, slice)`` blocks of an in-memory table (what :func:`exact_pairs` reads)."""
+    return lambda: ((start, clips.slice(start, block)) for start in range(0, clips.num_rows, block))
+
+
+def exact_pairs(blocks: ExactBlocks, eligible: np.ndarray) -> np.ndarray:
+    """``(first row, later row)`` links of eligible rows with the same content key (a star per
+    key).
+
+    ``blocks`` yields ``(offset, table)`` with the :data:`EXACT_COLUMNS` (a step streams them
+    from the file, so the paths are never all in memory); keys are kept as 16-byte digests in
+    numpy and grouped by sorting: 24 bytes per candidate, not a Python string each.
     """
     positions: list[np.ndarray] = []
     digests: list[np.ndarray] = []
-    for start in range(0, len(rows), block):
-        part = rows[start : start + block].tolist()
-        keys = exact_keys(clips, part)
+    for offset, part in blocks():
+        local = np.flatnonzero(eligible[offset : offset + part.num_rows])
+        keys = exact_keys(part, local.tolist())
         if keys:
-            positions.append(np.fromiter(keys, np.int64, len(keys)))
+            positions.append(offset + np.fromiter(keys, np.int64, len(keys)))
             digests.append(
                 np.array([hashlib.sha256(k.encode()).digest()[:16] for k in keys.values()], "S16")
             )
@@ -483,12 +494,16 @@ def _check_one_model(clips: pa.Table, rows: np.ndarray) -> None:
 
 
 def deduplicate(
-    clips: pa.Table, params: DedupParams | None = None, run_dir: Path | None = None
+    clips: pa.Table,
+    params: DedupParams | None = None,
+    run_dir: Path | None = None,
+    exact_blocks: ExactBlocks | None = None,
 ) -> DedupResult:
     """Find duplicate groups among kept rows and mark all but the best of each group.
 
     ``run_dir``: where ``vectors/embedding.parquet`` is, when the table has no ``embedding``
-    column. Linked rows form groups as connected components of the pair graph (scipy), so
+    column. ``exact_blocks``: the exact detector's columns block by block (default: slices of
+    ``clips``). Linked rows form groups as connected components of the pair graph (scipy), so
     the only per-row Python work is ranking the members of real groups.
     """
     from scipy.sparse import coo_matrix
@@ -505,7 +520,7 @@ def deduplicate(
 
     links: dict[str, np.ndarray] = {}
     if "exact" in methods:
-        links["exact"] = exact_pairs(clips, rows)
+        links["exact"] = exact_pairs(exact_blocks or table_blocks(clips), eligible)
     if "phash" in methods:
         links["phash"] = _phash_links(clips, rows, params)
     if "semantic" in methods:
@@ -576,10 +591,7 @@ def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
     return pa.array(out, pa.string())
 
 
-READS = (
-    "clip_id", "keep", "drop_reason", "status", "path", "source_path", "start_frame",
-    "end_frame", "phash", "embed_model",
-)  # fmt: skip
+READS = ("clip_id", "keep", "drop_reason", "status")  # + ranking, phash, embed_model
 
 
 class DedupStep(NarrowTableStep):
@@ -593,7 +605,11 @@ class DedupStep(NarrowTableStep):
     def __init__(self, params: DedupParams) -> None:
         self.settings = params
         ranking = tuple(c.lstrip("-") for c in params.keep_best)
-        self.reads = tuple(dict.fromkeys((*READS, *ranking)))
+        wanted = params.methods or METHODS
+        extra = (*(["phash"] if "phash" in wanted else []),
+                 *(["embed_model"] if "semantic" in wanted else []))  # fmt: skip
+        # the exact detector's paths are streamed (EXACT_COLUMNS), not held
+        self.reads = tuple(dict.fromkeys((*READS, *ranking, *extra)))
         self.result_summary: dict[str, Any] = {}
 
     def compute(self, narrow: pa.Table, ctx: StepContext) -> pa.Table:
@@ -602,7 +618,14 @@ class DedupStep(NarrowTableStep):
             narrow = narrow.append_column(
                 "embedding", ctx.read_columns(["embedding"]).column("embedding")
             )
-        result = deduplicate(narrow, self.settings, ctx.run_dir)
+
+        def exact_blocks() -> Iterable[tuple[int, pa.Table]]:
+            offset = 0
+            for batch in ctx.scan(EXACT_COLUMNS):
+                yield offset, pa.Table.from_batches([batch])
+                offset += batch.num_rows
+
+        result = deduplicate(narrow, self.settings, ctx.run_dir, exact_blocks)
         self.result_summary = result.summary
         return result.table
 
