@@ -30,7 +30,7 @@ import numpy as np
 from clipsieve.score.phash import rotate_hashes
 
 DEFAULT_BANDS = 16  # per frame position
-VERIFY_BLOCK = 1 << 20  # candidate pairs checked at once
+VERIFY_BLOCK = 1 << 18  # candidate pairs checked at once (their rows are turned: 256 B each)
 
 
 def band_bits(n: int) -> int:
@@ -62,29 +62,32 @@ def _run_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row pairs ``(smaller, larger)`` sharing a key, at least one side upright.
 
-    One sort of all keys (the upright ones and the turned probes together); only the runs of
-    two or more equal keys are expanded, all pairs of a run at once.
+    One sort of all keys (the upright ones and the turned probes together), as ``key << 32 |
+    index`` words (numpy's plain sort is far faster than ``argsort``); a key equal to a
+    neighbour marks a run, and only those few runs are expanded, all pairs of a run at once.
     """
-    # sort (key, index) packed in one uint64: numpy's SIMD sort, far faster than argsort
-    packed = np.sort(
-        (keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64)
-    )
-    order = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    ordered = packed >> np.uint64(32)
-    new_run = np.ones(len(ordered), bool)
-    new_run[1:] = ordered[1:] != ordered[:-1]
-    run_id = np.cumsum(new_run) - 1
-    sizes = np.bincount(run_id)
-    multi = sizes[run_id] > 1
+    packed = keys.astype(np.uint64)
+    packed <<= np.uint64(32)
+    packed |= np.arange(len(keys), dtype=np.uint64)
+    packed.sort()
+    high = (packed >> np.uint64(32)).astype(np.uint32)
+    same = high[1:] == high[:-1]
+    del high
+    multi = np.zeros(len(packed), bool)
+    multi[1:] |= same
+    multi[:-1] |= same
+    del same
     if not multi.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    members = order[multi]
-    run_of = run_id[multi]
-    starts = np.flatnonzero(np.r_[True, run_of[1:] != run_of[:-1]])
-    lengths = np.diff(np.r_[starts, len(run_of)])
+    chosen = packed[multi]
+    del packed
+    members = (chosen & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    run_key = chosen >> np.uint64(32)
+    starts = np.flatnonzero(np.r_[True, run_key[1:] != run_key[:-1]])
+    lengths = np.diff(np.r_[starts, len(run_key)])
     per_member = np.repeat(lengths, lengths)
     first = np.repeat(starts, lengths)
-    left = np.repeat(np.arange(len(run_of)), per_member)
+    left = np.repeat(np.arange(len(run_key)), per_member)
     right = np.repeat(first, per_member) + (
         np.arange(per_member.sum()) - np.repeat(np.cumsum(per_member) - per_member, per_member)
     )
@@ -92,6 +95,16 @@ def _run_pairs(
     keep = upright[b] & (owner[a] != owner[b]) & (~upright[a] | (owner[a] < owner[b]))
     a, b = owner[a[keep]], owner[b[keep]]
     return np.minimum(a, b), np.maximum(a, b)
+
+
+def _turned(values: np.ndarray, turns: int, chunk: int = 1 << 20) -> np.ndarray:
+    """:func:`rotate_hashes` a chunk of rows at a time (it unpacks 64 bytes per hash)."""
+    if turns % 4 == 0:
+        return values
+    out = np.empty_like(values)
+    for start in range(0, len(values), chunk):
+        out[start : start + chunk] = rotate_hashes(values[start : start + chunk], turns)
+    return out
 
 
 def candidate_pairs(
@@ -117,7 +130,7 @@ def candidate_pairs(
             continue
         column = hashes[usable, position]
         turned_bytes = [
-            rotate_hashes(column, k).astype(">u8").view(np.uint8).reshape(-1, 8) for k in turns
+            _turned(column, k).astype(">u8").view(np.uint8).reshape(-1, 8) for k in turns
         ]
         owner = np.tile(usable, len(turns))
         upright = np.zeros(len(owner), bool)
@@ -145,9 +158,9 @@ def verify_pairs(
     rotations: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(pairs within threshold, their distances)``: the mean informative Hamming distance,
-    smallest over the second clip's quarter turns (the all-pairs rule, pair by pair)."""
+    smallest over the second clip's quarter turns (the all-pairs rule, pair by pair). Only the
+    rows of a block of pairs are turned, never the whole hash matrix."""
     turns = (0, 1, 2, 3) if rotations else (0,)
-    turned = {k: rotate_hashes(hashes, k) for k in turns}
     kept: list[np.ndarray] = []
     distances: list[np.ndarray] = []
     for start in range(0, len(pairs), VERIFY_BLOCK):
@@ -155,9 +168,10 @@ def verify_pairs(
         a, b = block[:, 0], block[:, 1]
         both = mask[a] & mask[b]
         count = both.sum(axis=1)
+        left, right = hashes[a], hashes[b]
         best = np.full(len(block), np.inf)
         for k in turns:
-            differing = np.bitwise_count(hashes[a] ^ turned[k][b]).astype(np.float64)
+            differing = np.bitwise_count(left ^ rotate_hashes(right, k)).astype(np.float64)
             total = np.where(both, differing, 0.0).sum(axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 mean = np.where(count > 0, total / np.maximum(count, 1), np.inf)
