@@ -208,20 +208,26 @@ def hash_matrix_arrow(
     ``phash`` list column: the :func:`hash_matrix` rule without a Python int per hash."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    chosen = column.take(pa.array(rows, pa.int64()))
+    chosen = column if len(rows) == len(column) else column.take(pa.array(rows, pa.int64()))
     lengths = np.asarray(
         pc.fill_null(pc.list_value_length(chosen), 0).to_numpy(zero_copy_only=False), np.int64
     )
     have = lengths > 0
     if not have.any():
         return np.zeros(0, np.int64), np.zeros((0, 0), np.uint64), np.zeros((0, 0), bool)
-    chosen = chosen.filter(pa.array(have))
-    lengths = lengths[have]
+    if not have.all():
+        chosen = chosen.filter(pa.array(have))
+        lengths = lengths[have]
     frames = int(lengths.max())
     flat = np.asarray(chosen.flatten().cast(pa.int64()).to_numpy(zero_copy_only=False))
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    picks = ((np.arange(frames)[None, :] + 0.5) * lengths[:, None] / frames).astype(np.int64)
-    hashes = flat.view(np.uint64)[offsets[:, None] + picks]
+    picks = ((np.arange(frames) + 0.5) * frames / frames).astype(np.int64)
+    if (lengths == frames).all():  # every clip has as many hashes: no per-row positions
+        hashes = flat.view(np.uint64).reshape(-1, frames)[:, picks]
+    else:
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        per_row = ((np.arange(frames)[None, :] + 0.5) * lengths[:, None] / frames).astype(np.int64)
+        hashes = flat.view(np.uint64)[offsets[:, None] + per_row]
+    del flat
     return rows[have], hashes, _popcount(hashes) >= MIN_INFORMATIVE_BITS
 
 

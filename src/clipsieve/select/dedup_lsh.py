@@ -114,8 +114,9 @@ def candidate_pairs(
     bands: int = DEFAULT_BANDS,
     seed: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Unique candidate pairs ``(i, j)``, ``i < j``, as ``(m, 2)`` int64 arrays, one per frame
-    position (so a caller can verify and drop them before the next position's bands).
+    """Unique candidate pairs ``(i, j)``, ``i < j``, as ``(m, 2)`` int64 arrays, one per band
+    (so a caller can verify and drop them before the next band: a band of 10M clips proposes
+    about 1.5M random pairs).
 
     ``hashes``/``mask``: ``(n, F)`` resampled frame hashes and their informative mask (as
     :func:`clipsieve.select.dedup.hash_matrix` gives them).
@@ -135,14 +136,13 @@ def candidate_pairs(
         owner = np.tile(usable, len(turns))
         upright = np.zeros(len(owner), bool)
         upright[: len(usable)] = True
-        found: list[np.ndarray] = []
         for _ in range(bands):
             tables = _byte_tables(np.sort(rng.choice(64, bits, replace=False)))
             keys = np.concatenate([_keys(b, tables) for b in turned_bytes])
             a, b = _run_pairs(keys, owner, upright)
-            found.append(a * n + b)
-        codes = _unique(np.concatenate(found))
-        yield np.stack([codes // n, codes % n], axis=1)
+            del keys
+            codes = _unique(a * n + b)
+            yield np.stack([codes // n, codes % n], axis=1)
 
 
 def _unique(codes: np.ndarray) -> np.ndarray:
@@ -194,7 +194,7 @@ def phash_pairs_lsh(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``(i, j)``, ``i < j``, within ``threshold`` found through the bands, with their
     distances (see the module docstring for what can be missed). Candidates are verified a
-    frame position at a time: memory holds one position's candidates and the pairs found."""
+    band at a time: memory holds one band's candidates and the pairs found."""
     n = len(hashes)
     kept: dict[int, float] = {}
     for candidates in candidate_pairs(hashes, mask, rotations, bands, seed):

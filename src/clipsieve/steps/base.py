@@ -59,7 +59,7 @@ class StepContext:
     def read_columns(self, columns: Sequence[str]) -> pa.Table:
         """Only ``columns`` of the whole table (for steps whose algorithm needs them all)."""
         present = [c for c in columns if c in self.schema.names]
-        return pq.read_table(self.clips_file, columns=present)
+        return pq.read_table(self.clips_file, columns=present, pre_buffer=False)
 
     def sql(self) -> Any:
         """A DuckDB connection with the view ``clips`` (the table plus ``_row``, its 0-based
