@@ -446,10 +446,21 @@ def _embeddings(clips: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return have, vectors
 
 
-def _phash_links(clips: pa.Table, rows: np.ndarray, params: DedupParams) -> np.ndarray:
+HashMatrix = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, hashes, informative mask
+
+
+def _phash_links(
+    clips: pa.Table, rows: np.ndarray, params: DedupParams, matrix: HashMatrix | None = None
+) -> np.ndarray:
     """pHash pairs among ``rows``: all pairs up to ``partition_size`` clips (as always), banded
-    LSH verified by the exact distance above it (:mod:`clipsieve.select.dedup_lsh`)."""
-    have, hashes, mask = hash_matrix_arrow(clips.column("phash"), rows)
+    LSH verified by the exact distance above it (:mod:`clipsieve.select.dedup_lsh`).
+    ``matrix``: the hash matrix of every row, made already (:func:`hash_matrix_arrow`)."""
+    if matrix is None:
+        have, hashes, mask = hash_matrix_arrow(clips.column("phash"), rows)
+    else:
+        all_rows, all_hashes, all_mask = matrix
+        pick = np.isin(all_rows, rows)
+        have, hashes, mask = all_rows[pick], all_hashes[pick], all_mask[pick]
     if len(have) < 2:
         return np.zeros((0, 2), np.int64)
     if len(have) <= params.partition_size:
@@ -504,19 +515,25 @@ def deduplicate(
     params: DedupParams | None = None,
     run_dir: Path | None = None,
     exact_blocks: ExactBlocks | None = None,
+    hash_matrix: HashMatrix | None = None,
 ) -> DedupResult:
     """Find duplicate groups among kept rows and mark all but the best of each group.
 
     ``run_dir``: where ``vectors/embedding.parquet`` is, when the table has no ``embedding``
     column. ``exact_blocks``: the exact detector's columns block by block (default: slices of
-    ``clips``). Linked rows form groups as connected components of the pair graph (scipy), so
-    the only per-row Python work is ranking the members of real groups.
+    ``clips``). ``hash_matrix``: the pHash matrix of every row, made from a ``phash`` column
+    the caller no longer holds (the lists of 10M clips are 360 MB).
+
+    Linked rows form groups as connected components of the pair graph (scipy), so the only
+    per-row Python work is ranking the members of real groups.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     params = params or DedupParams()
     has_file = run_dir is not None and (Path(run_dir) / "vectors" / "embedding.parquet").is_file()
+    if hash_matrix is not None and "phash" not in clips.column_names:
+        clips = clips.append_column("phash", pa.nulls(clips.num_rows, pa.list_(pa.int64())))
     methods = _methods(clips, params, has_file)
     rank_key = _rank_key(clips, params.keep_best)
     keep, reasons = released_marks(clips, DUPLICATE_REASON, exact=True)
@@ -528,7 +545,7 @@ def deduplicate(
     if "exact" in methods:
         links["exact"] = exact_pairs(exact_blocks or table_blocks(clips), eligible)
     if "phash" in methods:
-        links["phash"] = _phash_links(clips, rows, params)
+        links["phash"] = _phash_links(clips, rows, params, hash_matrix)
     if "semantic" in methods:
         links["semantic"] = _semantic_links(clips, rows, params, run_dir)
     pair_counts = {m: len(links.get(m, ())) for m in methods}
@@ -612,9 +629,10 @@ class DedupStep(NarrowTableStep):
         self.settings = params
         ranking = tuple(c.lstrip("-") for c in params.keep_best)
         wanted = params.methods or METHODS
-        extra = (*(["phash"] if "phash" in wanted else []),
-                 *(["embed_model"] if "semantic" in wanted else []))  # fmt: skip
-        # the exact detector's paths are streamed (EXACT_COLUMNS), not held
+        self.wants_phash = "phash" in wanted
+        extra = ["embed_model"] if "semantic" in wanted else []
+        # the exact detector's paths are streamed (EXACT_COLUMNS) and the pHash lists turned
+        # into a matrix (compute) before the detectors run: neither is held as a column
         self.reads = tuple(dict.fromkeys((*READS, *ranking, *extra)))
         self.result_summary: dict[str, Any] = {}
 
@@ -631,7 +649,12 @@ class DedupStep(NarrowTableStep):
                 yield offset, pa.Table.from_batches([batch])
                 offset += batch.num_rows
 
-        result = deduplicate(narrow, self.settings, ctx.run_dir, exact_blocks)
+        matrix = None
+        if self.wants_phash and "phash" in ctx.schema.names:
+            column = ctx.read_columns(["phash"]).column("phash")
+            matrix = hash_matrix_arrow(column, np.arange(narrow.num_rows))
+            del column
+        result = deduplicate(narrow, self.settings, ctx.run_dir, exact_blocks, matrix)
         self.result_summary = result.summary
         return result.table
 

@@ -57,10 +57,11 @@ def _keys(hash_bytes: np.ndarray, tables: np.ndarray) -> np.ndarray:
     return keys
 
 
-def _run_pairs(
-    keys: np.ndarray, owner: np.ndarray, upright: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _run_pairs(keys: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row pairs ``(smaller, larger)`` sharing a key, at least one side upright.
+
+    ``keys`` holds the upright keys of the ``usable`` rows, then each quarter turn's: entry
+    ``i`` belongs to row ``usable[i % m]`` and is upright when ``i < m``.
 
     One sort of all keys (the upright ones and the turned probes together), as ``key << 32 |
     index`` words (numpy's plain sort is far faster than ``argsort``); a key equal to a
@@ -92,8 +93,10 @@ def _run_pairs(
         np.arange(per_member.sum()) - np.repeat(np.cumsum(per_member) - per_member, per_member)
     )
     a, b = members[left], members[right]
-    keep = upright[b] & (owner[a] != owner[b]) & (~upright[a] | (owner[a] < owner[b]))
-    a, b = owner[a[keep]], owner[b[keep]]
+    m = len(usable)
+    owner_a, owner_b = usable[a % m], usable[b % m]
+    keep = (b < m) & (owner_a != owner_b) & ((a >= m) | (owner_a < owner_b))
+    a, b = owner_a[keep], owner_b[keep]
     return np.minimum(a, b), np.maximum(a, b)
 
 
@@ -133,13 +136,10 @@ def candidate_pairs(
         turned_bytes = [
             _turned(column, k).astype(">u8").view(np.uint8).reshape(-1, 8) for k in turns
         ]
-        owner = np.tile(usable, len(turns))
-        upright = np.zeros(len(owner), bool)
-        upright[: len(usable)] = True
         for _ in range(bands):
             tables = _byte_tables(np.sort(rng.choice(64, bits, replace=False)))
             keys = np.concatenate([_keys(b, tables) for b in turned_bytes])
-            a, b = _run_pairs(keys, owner, upright)
+            a, b = _run_pairs(keys, usable)
             del keys
             codes = _unique(a * n + b)
             yield np.stack([codes // n, codes % n], axis=1)
