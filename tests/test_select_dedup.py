@@ -304,3 +304,25 @@ def test_above_partition_size_the_lsh_path_gives_the_same_groups() -> None:
     columns = ["keep", "drop_reason", "dup_group", "dup_of", "dup_method"]
     assert banded.select(columns).to_pylist() == exact.select(columns).to_pylist()
     assert exact.column("dup_of").null_count == len(rows) - 20  # 10 groups of 3: 20 copies
+
+
+def test_bit_twiddled_rotation_equals_turning_the_unpacked_bit_matrix() -> None:
+    """rotate_hashes transposes in-register; the reference unpacks the 8x8 bit matrix."""
+    from clipsieve.score.phash import _ROT_FLIP
+
+    def reference(hashes: np.ndarray, turns: int) -> np.ndarray:
+        if turns % 4 == 0:
+            return hashes
+        raw = hashes.astype(">u8").view(np.uint8).reshape(*hashes.shape, 8)
+        bits = np.unpackbits(raw, axis=-1).reshape(*hashes.shape, 8, 8)
+        if turns % 4 in (1, 3):
+            bits = np.swapaxes(bits, -1, -2)
+        bits = np.where(_ROT_FLIP[turns % 4], 1 - bits, bits).astype(np.uint8)
+        packed = np.packbits(bits.reshape(*hashes.shape, 64), axis=-1)
+        return packed.view(">u8").reshape(hashes.shape).astype(np.uint64)
+
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 2**63, (500, 3), dtype=np.int64).view(np.uint64)
+    hashes[0] = [np.uint64(2**64 - 1), np.uint64(1), np.uint64(2**63)]
+    for turns in range(5):
+        assert np.array_equal(rotate_hashes(hashes, turns), reference(hashes, turns))

@@ -110,14 +110,34 @@ def rotate_hashes(hashes: np.ndarray, turns: int) -> np.ndarray:
     """
     if turns % 4 == 0:
         return hashes
-    raw = hashes.astype(">u8").view(np.uint8).reshape(*hashes.shape, 8)
-    bits = np.unpackbits(raw, axis=-1).reshape(*hashes.shape, 8, 8)
     k = turns % 4
+    x = np.asarray(hashes, dtype=np.uint64)
     if k in (1, 3):
-        bits = np.swapaxes(bits, -1, -2)
-    bits = np.where(_ROT_FLIP[k], 1 - bits, bits).astype(np.uint8)
-    packed = np.packbits(bits.reshape(*hashes.shape, 64), axis=-1)
-    return packed.view(">u8").reshape(hashes.shape).astype(np.uint64)
+        x = _transpose8x8(x)
+    return x ^ _FLIP_MASKS[k]
+
+
+def _pack_bits(matrix: np.ndarray) -> np.uint64:
+    """An 8x8 0/1 matrix as the uint64 whose most significant bit is ``matrix[0, 0]``."""
+    value = 0
+    for bit in np.broadcast_to(matrix, (8, 8)).reshape(64).astype(int).tolist():
+        value = (value << 1) | bit
+    return np.uint64(value)
+
+
+_FLIP_MASKS = {k: _pack_bits(flip) for k, flip in _ROT_FLIP.items()}
+
+
+def _transpose8x8(x: np.ndarray) -> np.ndarray:
+    """Transpose the 8x8 bit matrix held in each uint64 (row = byte, most significant first):
+    the three swap steps of Hacker's Delight's ``transpose8``, on whole arrays and without
+    unpacking a bit."""
+    steps = ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+    for shift, mask in steps:
+        s, m = np.uint64(shift), np.uint64(mask)
+        t = (x ^ (x >> s)) & m
+        x = x ^ t ^ (t << s)
+    return x
 
 
 @dataclass
