@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from clipsieve.errors import UserError
 from clipsieve.select.columns import missing_column_message
-from clipsieve.select.marks import apply_marks, release_own_marks, set_column
+from clipsieve.select.marks import set_column
 from clipsieve.steps.base import AlignedUpdates, PostRunStep, StepContext
 from clipsieve.steps.sql import connection, ident, text
 
@@ -40,12 +40,6 @@ STEP_VERSION = "1"
 
 def is_topn_reason(reason: str) -> bool:
     return reason.startswith(TOPN_REASON)
-
-
-def release_top_n(clips: pa.Table) -> pa.Table:
-    """``clips`` with earlier top-N marks cleared (before a filter that re-applies top-N)."""
-    keep, reasons = release_own_marks(clips, is_topn_reason)
-    return apply_marks(clips, keep, reasons)
 
 
 def _check_by(schema: pa.Schema, by: str) -> None:
