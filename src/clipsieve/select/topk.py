@@ -36,6 +36,7 @@ TOPN_REASON = "top_n: "
 SPAN_COLUMNS = ("span_group", "span_id")  # the first the table has names a row's original clip
 STEP_NAME = "topn"
 STEP_VERSION = "1"
+TOPN_MEMORY = "2GB"  # DuckDB's cap for the ranking (the issue's bound for topn is 3 GB)
 
 
 def is_topn_reason(reason: str) -> bool:
@@ -141,7 +142,9 @@ class TopNStep(PostRunStep):
         ORDER BY b._row"""
 
     def prepare(self, ctx: StepContext) -> None:
-        reader = ctx.sql().sql(self.query(ctx.schema)).to_arrow_reader(ctx.batch_rows)
+        # 2 GB: the windows of 10M clips spill less (36 s at 10M vs 41 s with 1 GB; 2.2 GB peak)
+        sql = ctx.sql(memory=TOPN_MEMORY)
+        reader = sql.sql(self.query(ctx.schema)).to_arrow_reader(ctx.batch_rows)
         self._updates = AlignedUpdates(reader)
 
     def apply(self, batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Array]:

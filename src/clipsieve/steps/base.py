@@ -61,13 +61,14 @@ class StepContext:
         present = [c for c in columns if c in self.schema.names]
         return pq.read_table(self.clips_file, columns=present, pre_buffer=False)
 
-    def sql(self) -> Any:
+    def sql(self, memory: str | None = None) -> Any:
         """A DuckDB connection with the view ``clips`` (the table plus ``_row``, its 0-based
-        position) and a memory cap, so queries spill to disk instead of growing."""
+        position) and a memory cap (``memory``, default 1 GB), so queries spill to disk
+        instead of growing."""
         if self._sql is None:
             from clipsieve.steps import sql
 
-            con, self._spill = sql.connect()
+            con, self._spill = sql.connect(memory or sql.DUCKDB_MEMORY)
             con.execute(
                 "CREATE VIEW clips AS SELECT * EXCLUDE (file_row_number), file_row_number AS _row "
                 f"FROM read_parquet({sql.text(str(self.clips_file))}, file_row_number = true)"

@@ -16,14 +16,14 @@ from typing import Any
 DUCKDB_MEMORY = "1GB"
 
 
-def connect() -> tuple[Any, str]:
-    """``(connection, spill folder)``: the memory cap and a spill folder of its own; give both
-    to :func:`close`."""
+def connect(memory: str = DUCKDB_MEMORY) -> tuple[Any, str]:
+    """``(connection, spill folder)``: the memory cap (``memory``, e.g. ``"2GB"``) and a spill
+    folder of its own; give both to :func:`close`."""
     import duckdb
 
     spill = tempfile.mkdtemp(prefix="clipsieve-duckdb-")
     con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    con.execute(f"SET memory_limit = {text(memory)}")
     con.execute(f"SET temp_directory = {text(spill)}")
     con.execute("SET preserve_insertion_order = true")
     return con, spill
