@@ -278,5 +278,5 @@ def _restore_types(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     """DuckDB's answer with the table's own column types back (int32 stays int32, ...)."""
     try:
         return rows.cast(pa.schema([schema.field(n) for n in rows.schema.names]))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:
         return rows

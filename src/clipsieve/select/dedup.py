@@ -389,7 +389,7 @@ def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Any:
             values = np.asarray(
                 column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
             )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        except pa.ArrowException:
             raise DedupError(
                 f"--keep-best column '{name}' is {column.type}, not numeric: rank by a score"
             ) from None

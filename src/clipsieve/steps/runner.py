@@ -80,7 +80,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
                 return None
             try:
                 column = column.cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            except pa.ArrowException:
                 return None
         arrays.append(column)
     return pa.Table.from_arrays(arrays, schema=schema)
