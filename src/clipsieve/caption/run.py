@@ -27,6 +27,7 @@ from clipsieve.caption.backends import BackendUnavailable
 from clipsieve.caption.columns import (
     CAPTION_FIELDS,
     MARK_FIELDS,
+    SOURCE_CAPTION_COLUMNS,
     apply_columns,
     init_source_captions,
 )
@@ -102,10 +103,20 @@ class AnswerParts:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _candidate_rows(ctx: StepContext, batch_rows: int = 4096) -> Iterator[list[dict[str, Any]]]:
-    """The table's rows, batch by batch, as the caption stage sees them (source captions moved
-    to ``caption_src`` on the first run, caption marks undone)."""
-    for batch in ctx.scan(ctx.schema.names, batch_rows):
+# what CaptionStage.wanted and the row preparation look at (counting needs no other column)
+WANTED_COLUMNS = (
+    "clip_id", "keep", "status", "drop_reason", "path", "source_path", "caption_raw",
+    "caption_error", *SOURCE_CAPTION_COLUMNS, "caption_src",
+)  # fmt: skip
+
+
+def _candidate_rows(
+    ctx: StepContext, batch_rows: int = 4096, columns: tuple[str, ...] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The table's rows (``columns`` of them, default all), batch by batch, as the caption
+    stage sees them (source captions moved to ``caption_src`` on the first run, caption marks
+    undone)."""
+    for batch in ctx.scan(columns or ctx.schema.names, batch_rows):
         rows = batch.to_pylist()
         init_source_captions(rows)
         unmark_rows(rows)
@@ -233,7 +244,7 @@ def caption_run(
     if progress is not None:
         done = parts.answered()
         wanted = sum(
-            1 for rows in _candidate_rows(ctx) for r in rows
+            1 for rows in _candidate_rows(ctx, columns=WANTED_COLUMNS) for r in rows
             if r["clip_id"] not in done and stage.wanted(r)
         )  # fmt: skip
         progress("caption", wanted)
