@@ -10,7 +10,8 @@ the ``model`` name so the client under test needs no special headers:
 * ``error-500``: always 500;  ``unauthorized``: always 401;
 * ``slow``: answers after ``slow_s`` seconds;  ``malformed``: 200 with a broken JSON body;
 * ``fail-odd``: 500 for contents whose hash is odd, ok for the others (a stable subset);
-* ``german``: a German caption.
+* ``german``: a German caption;  ``leak-key``: 403 whose body echoes the Authorization header
+  (as careless proxies do).
 
 Broken transports and wrong bodies (the faults a proxy or a dying server produces):
 
@@ -104,6 +105,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length))
         owner: StandInServer = self.server.owner
+        auth = self.headers.get("Authorization")
+        with owner._lock:
+            owner.authorizations.append(auth)
+        if str(body.get("model")) == "leak-key":  # an error page echoing the credentials
+            echoed = json.dumps({"error": f"bad credentials: {auth}"}).encode()
+            self._send(Reply(403, echoed))
+            return
         self._send(owner.answer(body))
 
 
@@ -135,6 +143,7 @@ class StandInServer:
     def __init__(self, slow_s: float = 2.0) -> None:
         self.slow_s = slow_s
         self.requests: list[tuple[str, str, int]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.crashes: int = 0
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()

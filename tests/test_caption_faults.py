@@ -222,3 +222,45 @@ def test_unexpected_backend_exception_costs_one_row(run_copy: Path, monkeypatch)
     failed = [r for r in rows if r["caption_error"]]
     assert len(failed) == outcome.caption.failed == (len(rows) + 1) // 2
     assert all(r["caption_error"] == "caption: KeyError: 'surprise'" for r in failed)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_interrupted_caption_keeps_every_answer_it_got(
+    run_copy: Path, signal_name: str
+) -> None:
+    """Kill point: a signal while requests are in flight. Ctrl-C used to print "Finished work
+    is saved" and save nothing; SIGTERM saved nothing and said nothing. Now the answers that
+    came back are in the parts, the message counts them, and the next run asks only the rest."""
+    import signal
+    import subprocess
+
+    from clipsieve.caption.run import AnswerParts
+
+    before = load_clips(run_copy).to_pylist()
+    wanted = len(_wanted(before))
+    with caption_server.StandInServer(slow_s=0.4) as slow:
+        command = [sys.executable, "-m", "clipsieve", "caption", str(run_copy)]
+        command += ["--base-url", slow.url, "--model", "slow", "-j", "2", "--frame-size", "64"]
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while sum(status == 200 for *_, status in slow.requests) < 4:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(getattr(signal, signal_name))
+        _, stderr = process.communicate(timeout=60)
+        answered = sum(status == 200 for *_, status in slow.requests)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    saved = len(AnswerParts(run_copy).answered())
+    assert 4 <= saved == answered < wanted  # every answer that came back, nothing more
+    assert f"{saved} answers are saved" in stderr
+    _assert_rows_intact(run_copy, before)
+
+    with caption_server.StandInServer() as healthy:
+        result = CliRunner().invoke(
+            app, ["caption", str(run_copy), "--base-url", healthy.url, "--frame-size", "64"]
+        )
+        assert result.exit_code == 0, result.output
+        assert len(healthy.requests) == wanted - saved  # only the rest was asked
+    rows = _assert_rows_intact(run_copy, before)
+    assert all(r["caption_raw"] for r in _wanted(rows))

@@ -55,7 +55,7 @@ def test_caption_run_records_captions_and_provenance(run_copy: Path, server: Any
         if row not in kept:
             assert row["caption"] is None and row["caption_raw"] is None
     assert outcome.caption.clips_per_s > 0 and outcome.caption.tokens_per_s > 0
-    steps = parquet_metadata(run_copy / "clips.parquet")["clipsieve_stages"]
+    steps = parquet_metadata(run_copy / "clips.parquet")["clipsieve_steps"]
     assert steps[-1]["name"] == "caption" and steps[-1]["params"]["prompt"] == "recaption"
     assert not (run_copy / "clips.csv").exists()  # the view described the old table
     views = CliRunner().invoke(app, ["export", str(run_copy), "--format", "views"])

@@ -181,7 +181,7 @@ def test_train_and_predict_commands_on_a_run(run_copy: Path, tmp_path: Path) -> 
     fit = np.mean([(p >= 0.5) == (t == 1) for p, t in pairs])
     assert fit >= 0.9  # it fits its own rule on the training clips
     run_info = json.loads((run_copy / "run.json").read_text())
-    assert any(step["name"] == "predict" for step in run_info["stages"])
+    assert any(step["name"] == "predict" for step in run_info["steps"])
     assert not (run_copy / "clips.csv").exists()  # the view described the old table
     views = CliRunner().invoke(app, ["export", str(run_copy), "--format", "views"])
     assert views.exit_code == 0, views.output

@@ -33,7 +33,7 @@ def test_score_command_passes_params_to_the_scorer(run_copy) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["score", str(run_copy), "-s", "static", "-p", "static.every_s=0.5"])
     assert ok.exit_code == 0, ok.output
-    stages = parquet_metadata(run_copy / "clips.parquet")["clipsieve_stages"]
+    stages = parquet_metadata(run_copy / "clips.parquet")["clipsieve_steps"]
     score = next(s for s in stages if s["name"] == "score")
     static = next(x for x in score["params"]["scorers"] if x["name"] == "static")
     assert static["params"]["every_s"] == 0.5

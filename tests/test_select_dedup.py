@@ -239,7 +239,7 @@ def test_dedup_finds_the_reencoded_copy_and_no_false_pair(
         if Path(c["source_path"]).name == original and c["keep"] and c["status"] != "error"
     ]
     assert kept_before and cross == len(kept_before), "the re-encoded copy was not found"
-    stages = json.loads((run_copy / "run.json").read_text())["stages"]
+    stages = json.loads((run_copy / "run.json").read_text())["steps"]
     assert any(s["name"] == "dedup" and "phash_threshold" in s["params"] for s in stages)
 
 

@@ -53,7 +53,7 @@ def test_filter_marks_rows_and_writes_the_funnel(run_copy: Path) -> None:
             assert new["drop_reason"] == f"filter: flow_mean >= {threshold}"
             assert new["filter_pass"] is False
     assert "filter funnel" in result.output
-    stages = json.loads((run_copy / "run.json").read_text())["stages"]
+    stages = json.loads((run_copy / "run.json").read_text())["steps"]
     assert any(s["name"] == "filter" and "flow_mean" in s["params"]["where"] for s in stages)
 
     # a looser re-run starts from a clean slate of filter's own drops

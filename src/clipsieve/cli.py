@@ -6,6 +6,7 @@ thing and the fix, and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from clipsieve.annotate.command import register_annotate
 from clipsieve.caption.command import register as register_caption
-from clipsieve.cliutil import console, keep_text, run_folder_command
+from clipsieve.cliutil import console, holding, keep_text, run_folder_command
 from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
@@ -86,7 +87,7 @@ def _run(
     source_options: list[str] | None = None,
 ) -> None:
     from clipsieve.engine.checkpoint import ShardStore
-    from clipsieve.run import execute_run, prepare_run
+    from clipsieve.run import execute_run, prepare_run, run_folder_lock
     from clipsieve.run_progress import RunProgress
 
     if engine not in (None, "local", "ray"):
@@ -99,26 +100,28 @@ def _run(
     if address is not None:
         config.engine.address = address
         config.engine.executor = "ray"
-    # fails fast, before any bar
-    prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
-    done = ShardStore(prepared.run_dir).done_ids()
-    todo_count = sum(row["video_id"] not in done for row in prepared.rows)
-    # what says where the videos came from when they are not INPUTS (e.g. --metafile META)
-    options = list(source_options or [])
-    options += [*(["--config", str(config_file)] if config_file else [])]
-    options += [*(["--workers", str(workers)] if workers else [])]
-    options += [*(["--engine", engine] if engine else [])]
-    options += [*(["--address", address] if address else [])]
-    try:
-        with _progress_bar() as progress:
-            display = RunProgress(progress, prepared.pipeline, len(prepared.rows), todo_count)
-            outputs = execute_run(
-                prepared, progress=display.on_video, stage_progress=display.on_stages
-            )
-    except KeyboardInterrupt:
-        hint = _resume_hint([] if source_options else inputs, out, options)
-        console.print(f"resume with: {hint}", highlight=False)
-        raise
+    with holding(run_folder_lock(out)):
+        # fails fast, before any bar
+        prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
+        done = ShardStore(prepared.run_dir).done_ids()
+        todo_count = sum(row["video_id"] not in done for row in prepared.rows)
+        # what says where the videos came from when they are not INPUTS (e.g. --metafile META)
+        options = list(source_options or [])
+        options += [*(["--config", str(config_file)] if config_file else [])]
+        options += [*(["--workers", str(workers)] if workers else [])]
+        options += [*(["--engine", engine] if engine else [])]
+        options += [*(["--address", address] if address else [])]
+        try:
+            with _progress_bar() as progress:
+                display = RunProgress(progress, prepared.pipeline, len(prepared.rows), todo_count)
+                outputs = execute_run(
+                    prepared, progress=display.on_video, stage_progress=display.on_stages
+                )
+        except KeyboardInterrupt:
+            hint = _resume_hint([] if source_options else inputs, out, options)
+            console.print(f"resume with: {hint}", highlight=False)
+            raise
+
     _print_summary(outputs)
     report = outputs.files.get("report.html")
     if report:
@@ -191,9 +194,10 @@ def ingest(
     from clipsieve.ingest.folder import ingest_rows
     from clipsieve.media.probe import ProbeStage
     from clipsieve.run import prepare_run_dir
+    from clipsieve.runlock import run_lock
     from clipsieve.table import VIDEO_SCHEMA, concat_tables, rows_to_table, write_parquet
 
-    with _user_errors():
+    with _user_errors(), run_lock(out, "ingest", create=True):
         prepare_run_dir(out, restart=False)
         rows = ingest_rows([str(p) for p in inputs])
         stage = ProbeStage()
@@ -339,8 +343,19 @@ register_select(app)
 register_caption(app)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's kill, `timeout`, `docker stop`) stops like Ctrl-C: the same
+    saving, cleanup and message, instead of dying with nothing said."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _stop_on_sigterm()
     app(prog_name="clipsieve")
 
 

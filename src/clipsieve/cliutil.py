@@ -99,17 +99,42 @@ def note_removed_views(run_dir: Path) -> Iterator[None]:
             )
 
 
-def run_folder_command(command: F | None = None, *, local_clips: bool = False) -> Any:
-    """Let a post-run command take a run folder URL as ``run_dir``.
+@contextlib.contextmanager
+def holding(lock: contextlib.AbstractContextManager[None]) -> Iterator[None]:
+    """Hold a run folder's lock (:mod:`clipsieve.runlock`) for a command's body; a busy folder
+    is one line and exit code 2 (the body's own errors are its own)."""
+    with contextlib.ExitStack() as stack:
+        with user_errors():
+            stack.enter_context(lock)
+        yield
+
+
+def command_name(command: Callable[..., Any]) -> str:
+    """``filter_command`` → ``filter``: how the lock file names the holder."""
+    return command.__name__.removesuffix("_command").replace("_", "-")
+
+
+def run_folder_command(
+    command: F | None = None, *, local_clips: bool = False, lock: bool = True
+) -> Any:
+    """Let a post-run command take a run folder URL as ``run_dir``, holding its lock.
 
     A URL run folder (``s3://bucket/run``) is pulled into its staging folder (tables and files,
     not the shards or clips: clips are read from their URLs), the command runs on that local
     folder, and the files it wrote or changed are uploaded afterwards. A local ``run_dir`` is
     passed through as a Path. ``local_clips``: the command needs the clip files on disk (the
-    labelling page serves them), so a URL is refused with what to do instead.
+    labelling page serves them), so a URL is refused with what to do instead. ``lock``: hold the
+    run folder's lock for the whole command (one writer at a time); the labelling page, which
+    only appends labels to its own store while it serves, does not.
     """
     if command is None:
-        return functools.partial(run_folder_command, local_clips=local_clips)
+        return functools.partial(run_folder_command, local_clips=local_clips, lock=lock)
+    name = command_name(command)
+
+    def guard(folder: Path) -> contextlib.AbstractContextManager[None]:
+        from clipsieve.runlock import run_lock
+
+        return holding(run_lock(folder, name)) if lock else contextlib.nullcontext()
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -118,7 +143,7 @@ def run_folder_command(command: F | None = None, *, local_clips: bool = False) -
         target = str(kwargs["run_dir"])
         if not is_url(target):
             kwargs["run_dir"] = Path(target)
-            with note_removed_views(kwargs["run_dir"]):
+            with guard(kwargs["run_dir"]), note_removed_views(kwargs["run_dir"]):
                 return command(*args, **kwargs)
         if local_clips:
             raise fail(
@@ -126,16 +151,19 @@ def run_folder_command(command: F | None = None, *, local_clips: bool = False) -
                 "run folder down (e.g. `aws s3 sync URL ./run`) and give the local folder"
             )
         location = RunLocation.resolve(target)
-        with user_errors():
-            before = location.pull_folder()
-        kwargs["run_dir"] = location.local
-        try:
-            with note_removed_views(location.local):
-                return command(*args, **kwargs)
-        finally:
+        with guard(location.local):
             with user_errors():
-                changed = location.push_changes(before, skip=("shards", "clips"))
-            if changed:
-                console.print(f"uploaded {', '.join(sorted(changed)[:6])} to {target}", style="dim")
+                before = location.pull_folder()
+            kwargs["run_dir"] = location.local
+            try:
+                with note_removed_views(location.local):
+                    return command(*args, **kwargs)
+            finally:
+                with user_errors():
+                    changed = location.push_changes(before, skip=("shards", "clips"))
+                if changed:
+                    console.print(
+                        f"uploaded {', '.join(sorted(changed)[:6])} to {target}", style="dim"
+                    )
 
     return wrapper

@@ -7,6 +7,7 @@ different parameters must never be merged silently into one table.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -24,6 +25,14 @@ from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
 from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
+from clipsieve.redact import redact_value
+from clipsieve.runlock import run_lock
+from clipsieve.steps.carry import (
+    PREVIOUS_FILE,
+    carry_over,
+    carry_steps,
+    keep_previous_table,
+)
 from clipsieve.storage import RunLocation, upload_table_files
 from clipsieve.table import write_json
 
@@ -64,8 +73,9 @@ def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dic
     before = {s["name"]: s for s in previous.get("stages", [])}
     for stage in stages:
         old = before.get(stage["name"])
+        # run.json holds the parameters as recorded: credentials in URLs masked
         if old is not None and (old["params"], old["version"]) != (
-            stage["params"],
+            redact_value(stage["params"]),
             stage["version"],
         ):
             raise RunDirError(
@@ -75,8 +85,22 @@ def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dic
     return previous
 
 
+def _previous_steps(
+    previous: dict[str, Any] | None, stages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The post-run steps recorded in the previous run.json, kept across a resumed `run`.
+    A folder written before steps were listed apart had them among ``stages``: those whose
+    name is no stage of this pipeline are taken from there."""
+    if not previous:
+        return []
+    names = {s["name"] for s in stages}
+    older = [s for s in previous.get("stages", []) if s.get("name") not in names]
+    return [*older, *previous.get("steps", [])]
+
+
 RUN_OUTPUTS = (
-    SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet", "vectors", "captions"
+    SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet", "vectors", "captions",
+    PREVIOUS_FILE,
 )  # fmt: skip
 
 
@@ -161,6 +185,7 @@ def prepare_run(
         "inputs": [str(p) for p in inputs],
         "config": config.to_dict(),
         "stages": stages,
+        "steps": _previous_steps(previous, stages),
         "versions": software_versions(),
         "invocations": invocations,
         "num_videos": len(rows),
@@ -215,9 +240,13 @@ def execute_run(
         "clipsieve_stages": run_info["stages"],
         "clipsieve_versions": run_info["versions"],
     }
+    kept = None if prepared.location.remote else keep_previous_table(run_dir)
     started = time.perf_counter()
     result = _execute(prepared, provenance, progress, stage_progress)
     engine_seconds = time.perf_counter() - started
+    if kept is not None:  # post-run columns back in: marks, captions, clusters, ...
+        carried = carry_over(run_dir, kept)
+        run_info["steps"] = carry_steps(run_info["steps"], carried.rows_added)
     files: dict[str, Path] = {
         "videos.parquet": result.videos_path,
         "clips.parquet": result.clips_path,
@@ -264,6 +293,12 @@ def execute_run(
     return RunOutputs(result, run_dir, dict(files))
 
 
+def run_folder_lock(run_dir: str | Path) -> contextlib.AbstractContextManager[None]:
+    """The run folder's lock (:mod:`clipsieve.runlock`) for a whole `run`: the local folder,
+    or a URL run folder's staging folder. Made before the folder is prepared."""
+    return run_lock(RunLocation.resolve(run_dir).local, "run", create=True)
+
+
 def run_pipeline(
     inputs: Sequence[str | Path],
     run_dir: str | Path,
@@ -275,6 +310,10 @@ def run_pipeline(
     stage_progress: StageProgressCallback | None = None,
     rows: list[dict[str, Any]] | None = None,
 ) -> RunOutputs:
-    """Run (or resume) the whole pipeline on ``inputs`` (or metafile ``rows``) into ``run_dir``."""
-    prepared = prepare_run(inputs, run_dir, config, restart=restart, pipeline=pipeline, rows=rows)
-    return execute_run(prepared, progress=progress, stage_progress=stage_progress)
+    """Run (or resume) the whole pipeline on ``inputs`` (or metafile ``rows``) into ``run_dir``,
+    holding the run folder's lock."""
+    with run_folder_lock(run_dir):
+        prepared = prepare_run(
+            inputs, run_dir, config, restart=restart, pipeline=pipeline, rows=rows
+        )
+        return execute_run(prepared, progress=progress, stage_progress=stage_progress)

@@ -64,7 +64,7 @@ def save_clips(run_dir: str | Path, clips: pa.Table, step: Mapping[str, Any]) ->
     (:mod:`clipsieve.steps`), which streams instead of holding the table. Vector columns are
     moved to ``vectors/``; the csv/jsonl views are removed like after any step.
     """
-    from clipsieve.steps.runner import StepRunner, replace_step
+    from clipsieve.steps.runner import STEPS_KEY, StepRunner, replace_step
     from clipsieve.vectors import VectorWriter, split_vectors
 
     run_dir = Path(run_dir)
@@ -75,7 +75,7 @@ def save_clips(run_dir: str | Path, clips: pa.Table, step: Mapping[str, Any]) ->
         writer.write(part)
         writer.close()
     metadata = parquet_metadata(path)
-    metadata["clipsieve_stages"] = replace_step(metadata.get("clipsieve_stages", []), step)
+    metadata[STEPS_KEY] = replace_step(metadata.get(STEPS_KEY, []), step)
     write_parquet(clips.replace_schema_metadata(None), path, metadata)
     runner = StepRunner(run_dir)
     runner.record_run_json(step)

@@ -23,6 +23,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipsieve.redact import redact_value
+
 VIDEO_FIELDS: list[pa.Field] = [
     pa.field("video_id", pa.string(), nullable=False),
     pa.field("path", pa.string(), nullable=False),
@@ -167,13 +169,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def encode_metadata(metadata: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """Parquet key-value metadata: JSON values, credentials in URLs and keys redacted."""
+    return {k.encode(): json.dumps(redact_value(v)).encode() for k, v in metadata.items()}
+
+
 def write_parquet(
     table: pa.Table, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
 ) -> Path:
     """Write Parquet atomically; ``metadata`` is stored JSON-encoded as key-value metadata."""
     if metadata:
         existing = dict(table.schema.metadata or {})
-        existing.update({k.encode(): json.dumps(v).encode() for k, v in metadata.items()})
+        existing.update(encode_metadata(metadata))
         table = table.replace_schema_metadata(existing)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
@@ -329,7 +336,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a JSON document atomically (used for ``run.json``)."""
+    """Write a JSON document atomically (``run.json``, funnels, manifests), with credentials
+    in URLs redacted (:mod:`clipsieve.redact`)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        text = json.dumps(redact_value(obj), indent=2, sort_keys=True, default=str)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)

@@ -45,7 +45,7 @@ def export_labels(run_dir: Path, out: Path, labeller: str | None = None) -> int:
     return len(labels)
 
 
-@run_folder_command(local_clips=True)
+@run_folder_command(local_clips=True, lock=False)
 def annotate(
     run_dir: Path = typer.Argument(
         ..., parser=keep_text, help="A finished run folder (with cut clips)."

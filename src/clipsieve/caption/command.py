@@ -69,7 +69,7 @@ def caption(
     ),
 ) -> None:
     """Caption kept clips with a VLM, then optionally clean, rewrite and re-score matching."""
-    from clipsieve.caption.run import caption_run
+    from clipsieve.caption.run import AnswerParts, caption_run
     from clipsieve.caption.stage import CaptionStage, PostOptions
 
     params: dict[str, Any] = {
@@ -115,14 +115,25 @@ def caption(
                 bar.update(task, advance=1, rate=rate, current=failed)
 
             stage.on_row = on_row
-            outcome = caption_run(
-                run_dir,
-                stage,
-                post,
-                rewrite=rewrite_prompt if rewrite else None,
-                rematch=rematch,
-                progress=on_phase,
-            )
+            try:
+                outcome = caption_run(
+                    run_dir,
+                    stage,
+                    post,
+                    rewrite=rewrite_prompt if rewrite else None,
+                    rematch=rematch,
+                    progress=on_phase,
+                )
+            except KeyboardInterrupt:
+                saved = len(AnswerParts(run_dir).answered())
+                console.print(
+                    f"[yellow]interrupted.[/] {saved} answers are saved in {run_dir}/captions; "
+                    "run the same command again to ask for the rest (the answers are merged "
+                    "into clips.parquet when it finishes)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                raise typer.Exit(code=130) from None
         _summary(outcome)
 
 

@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -33,11 +34,13 @@ from clipsieve.caption.backends import (
     call_with_retries,
     parse_retry_after,
 )
+from clipsieve.redact import redact_text, url_secrets
 from clipsieve.score.base import FrameSpec
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 FATAL_STATUS = frozenset({401, 403, 404})
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # vLLM's `vllm serve` default
+OPENAI_HOST = "api.openai.com"  # where $OPENAI_API_KEY goes without --api-key-env
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -60,8 +63,12 @@ class OpenAIBackend:
     """Captions through ``POST {base_url}/chat/completions``.
 
     ``api_key_env`` names the environment variable holding the key (the key itself is never a
-    parameter, so it never lands in ``run.json``); local servers need none. ``image_detail``
-    (``low``/``high``/``auto``) is sent only when set, since not every server knows it.
+    parameter, so it never lands in ``run.json``); local servers need none. Without it,
+    ``$OPENAI_API_KEY`` is sent only to OpenAI's own API over https, never to whatever
+    ``base_url`` says. Credentials inside ``base_url`` are used for the requests but shown and
+    recorded as ``***``; server error bodies are redacted of every key before they are kept.
+    ``image_detail`` (``low``/``high``/``auto``) is sent only when set, since not every server
+    knows it.
     """
 
     name: ClassVar[str] = "openai"
@@ -70,7 +77,7 @@ class OpenAIBackend:
 
     base_url: str = DEFAULT_BASE_URL
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = None
     max_tokens: int = 256
     temperature: float = 0.2
     timeout_s: float = 120.0
@@ -86,8 +93,30 @@ class OpenAIBackend:
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (got {self.base_url})")
+            raise ValueError(
+                f"base_url must start with http:// or https:// (got {redact_text(self.base_url)})"
+            )
         self.policy = RetryPolicy(self.max_tries, self.backoff_s, self.max_backoff_s)
+        self.shown_url = redact_text(self.base_url)  # for messages and provenance
+
+    @property
+    def key_env(self) -> str | None:
+        """Where the key comes from: ``api_key_env`` when asked, else ``$OPENAI_API_KEY`` for
+        OpenAI's own API only (a local or third-party server never receives it unasked)."""
+        if self.api_key_env:
+            return self.api_key_env
+        parts = urlsplit(self.base_url)
+        return (
+            "OPENAI_API_KEY" if parts.scheme == "https" and parts.hostname == OPENAI_HOST else None
+        )
+
+    def _secrets(self) -> list[str]:
+        key = os.environ.get(self.key_env, "") if self.key_env else ""
+        return [*([key] if key else []), *url_secrets(self.base_url)]
+
+    def _clean(self, text: str, limit: int) -> str:
+        """A server's text for a message: keys redacted, then shortened."""
+        return _short(redact_text(text, self._secrets()), limit)
 
     # ------------------------------------------------------------------------ interface
 
@@ -97,9 +126,9 @@ class OpenAIBackend:
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name,
-            "base_url": self.base_url,
+            "base_url": self.shown_url,
             "model": self.model,
-            "api_key_env": self.api_key_env,
+            "api_key_env": self.key_env,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "timeout_s": self.timeout_s,
@@ -110,7 +139,7 @@ class OpenAIBackend:
     def client(self) -> httpx.Client:
         if self._client is None:
             headers = {"Content-Type": "application/json"}
-            key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+            key = os.environ.get(self.key_env, "") if self.key_env else ""
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             self._client = httpx.Client(
@@ -129,8 +158,8 @@ class OpenAIBackend:
             self.client.get(f"{self.base_url}/models", timeout=self.connect_timeout_s)
         except httpx.TransportError as exc:
             raise BackendUnavailable(
-                f"cannot reach the caption server at {self.base_url} "
-                f"({type(exc).__name__}: {_short(str(exc), 80)}); start it (e.g. `vllm serve "
+                f"cannot reach the caption server at {self.shown_url} "
+                f"({type(exc).__name__}: {self._clean(str(exc), 80)}); start it (e.g. `vllm serve "
                 f"{self.model}`) or pass --base-url"
             ) from None
 
@@ -177,7 +206,7 @@ class OpenAIBackend:
             response = self.client.post(url, content=body)
         except httpx.ConnectError as exc:
             raise RetryableError(
-                f"cannot reach {self.base_url} ({type(exc).__name__})", unreachable=True
+                f"cannot reach {self.shown_url} ({type(exc).__name__})", unreachable=True
             ) from None
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timed out ({type(exc).__name__})") from None
@@ -186,34 +215,37 @@ class OpenAIBackend:
             # dropped mid-answer (server restarting), a body that does not decode as declared.
             # Worth a retry, but not a sign the server is gone (that is ConnectError's job).
             raise RetryableError(
-                f"broken answer ({type(exc).__name__}: {_short(str(exc), 100)})"
+                f"broken answer ({type(exc).__name__}: {self._clean(str(exc), 100)})"
             ) from None
         status = response.status_code
         if status in RETRY_STATUS:
             raise RetryableError(
-                f"HTTP {status}: {_short(response.text, 120)}",
+                f"HTTP {status}: {self._clean(response.text, 120)}",
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if status in FATAL_STATUS:
-            hint = (
-                f"set ${self.api_key_env} to a valid key"
-                if status in (401, 403)
-                else "check --base-url and --model"
-            )
+            if status not in (401, 403):
+                hint = "check --base-url and --model"
+            elif self.key_env:
+                hint = f"set ${self.key_env} to a valid key"
+            else:
+                hint = "pass --api-key-env VAR naming the variable that holds this server's key"
+            shown = redact_text(url)
             raise CaptionFailed(
-                f"{url} answered HTTP {status} ({_short(response.text, 120)}); {hint}", "fatal"
+                f"{shown} answered HTTP {status} ({self._clean(response.text, 120)}); {hint}",
+                "fatal",
             )
         if status >= 400:
-            raise CaptionFailed(f"HTTP {status}: {_short(response.text, 200)}")
+            raise CaptionFailed(f"HTTP {status}: {self._clean(response.text, 200)}")
         try:
             data = response.json()
         except ValueError:
             kind = response.headers.get("content-type", "no content type").split(";")[0]
             raise RetryableError(
-                f"malformed JSON answer ({kind}): {_short(response.text, 80)!r}"
+                f"malformed JSON answer ({kind}): {self._clean(response.text, 80)!r}"
             ) from None
         if not isinstance(data, dict) or not data.get("choices"):
-            raise RetryableError(f"answer has no choices: {_short(response.text, 80)!r}")
+            raise RetryableError(f"answer has no choices: {self._clean(response.text, 80)!r}")
         return data
 
     def _reply(self, data: dict[str, Any], latency: float, tries: int) -> CaptionReply:

@@ -145,8 +145,13 @@ def caption_answers(
             continue
         for start in range(0, len(todo), chunk_rows):
             chunk = todo[start : start + chunk_rows]
-            # after an abort the stage marks rows "not attempted" without asking the server
-            stage.caption_rows(chunk)
+            asked = list(chunk)  # caption_rows puts a new dict in place of each answered row
+            try:
+                # after an abort the stage marks rows "not attempted" without asking the server
+                stage.caption_rows(chunk)
+            except BaseException:  # Ctrl-C, SIGTERM: keep the answers that came back
+                parts.append([row for row, before in zip(chunk, asked) if row is not before])
+                raise
             parts.append(chunk)
     if unavailable is not None:
         raise unavailable

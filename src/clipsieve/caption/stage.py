@@ -73,9 +73,16 @@ def run_parallel(items: Sequence[int], work: Callable[[int], None], concurrency:
         for item in items:
             work(item)
         return
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caption") as pool:
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caption")
+    try:
         for future in [pool.submit(work, item) for item in items]:
             future.result()
+    except BaseException:
+        # Ctrl-C / SIGTERM: the requests in flight finish (their answers are saved by the
+        # caller), the ones not started are dropped instead of being sent after the interrupt
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 @dataclass

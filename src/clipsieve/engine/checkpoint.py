@@ -19,7 +19,6 @@ only unfinished videos and can neither lose nor duplicate rows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from clipsieve.table import (
     VIDEO_SCHEMA,
     atomic_path,
     concat_tables,
+    encode_metadata,
     read_parquet,
     stream_parquet,
     write_parquet,
@@ -86,7 +86,7 @@ def merge_parquet(
         if schemas
         else base.remove_metadata()
     )
-    encoded = {k.encode(): json.dumps(v).encode() for k, v in (metadata or {}).items()}
+    encoded = encode_metadata(metadata or {})
     schema = schema.with_metadata(encoded) if encoded else schema
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         buffered: list[pa.Table] = []

@@ -95,8 +95,9 @@ def ingest_meta(
     from clipsieve.ingest.metafiles import read_metafile
     from clipsieve.ingest.spans import ingest_metafile
     from clipsieve.run import prepare_run_dir
+    from clipsieve.runlock import run_lock
 
-    with user_errors():
+    with user_errors(), run_lock(out, "ingest-meta", create=True):
         meta = read_metafile(metafile, format, range_, hdvg_anchor=hdvg_anchor)
         if videos is not None and not videos.is_dir():
             raise fail(

@@ -115,7 +115,18 @@ def _summary(run_info: Mapping[str, Any]) -> dict[str, Any]:
         "versions": {str(k): str(v) for k, v in versions.items()},
         "stages": stages,
         "details": details,
+        "stale_steps": stale_steps(run_info),
     }
+
+
+def stale_steps(run_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Post-run steps that a later `run` added rows behind (:mod:`clipsieve.steps.carry`):
+    their name and how many rows they never saw, so the report can say what to run again."""
+    out = []
+    for step in run_info.get("steps") or []:
+        if isinstance(step, Mapping) and isinstance(step.get("stale"), Mapping):
+            out.append({"name": step.get("name"), "rows": step["stale"].get("rows_added", 0)})
+    return out
 
 
 def _environment() -> jinja2.Environment:

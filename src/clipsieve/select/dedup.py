@@ -201,34 +201,69 @@ def hash_matrix(
     return hashes, mask
 
 
+def _list_lengths(chunk: pa.Array) -> np.ndarray:
+    return np.asarray(
+        pc.fill_null(pc.list_value_length(chunk), 0).to_numpy(zero_copy_only=False), np.int64
+    )
+
+
+def hash_matrix_chunks(
+    chunks: Callable[[], Iterable[pa.Array]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows with hashes, hashes (m, frames) uint64, informative mask) from ``phash`` list
+    chunks in table order: the :func:`hash_matrix` rule without a Python int per hash.
+
+    ``chunks`` is called twice: once for the longest list and the rows that have one, then to
+    fill the matrix in place, so only one chunk of lists is held (at 10M clips the lists are
+    360 MB and the matrix 320 MB; holding both, and a combined copy, was the peak)."""
+    frames, count, n = 0, 0, 0
+    for chunk in chunks():
+        lengths = _list_lengths(chunk)
+        if len(lengths):
+            frames = max(frames, int(lengths.max()))
+        count += int((lengths > 0).sum())
+        n += len(lengths)
+    if count == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.uint64), np.zeros((0, 0), bool)
+    rows = np.empty(count, np.int64)
+    hashes = np.empty((count, frames), np.uint64)
+    offset, filled = 0, 0
+    for chunk in chunks():
+        size = len(chunk)
+        lengths = _list_lengths(chunk)
+        have = lengths > 0
+        local = np.flatnonzero(have)
+        if len(local):
+            if len(local) < len(chunk):
+                chunk, lengths = chunk.filter(pa.array(have)), lengths[have]
+            values = chunk.flatten().cast(pa.int64()).to_numpy(zero_copy_only=False)
+            flat = np.asarray(values).view(np.uint64)
+            if (lengths == frames).all():  # as many hashes as positions: no per-row picks
+                block = flat.reshape(-1, frames)
+            else:
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+                per_row = (np.arange(frames)[None, :] + 0.5) * lengths[:, None] / frames
+                block = flat[starts[:, None] + per_row.astype(np.int64)]
+            hashes[filled : filled + len(local)] = block
+            rows[filled : filled + len(local)] = offset + local
+            filled += len(local)
+        offset += size
+    return rows, hashes, _popcount(hashes) >= MIN_INFORMATIVE_BITS
+
+
 def hash_matrix_arrow(
     column: pa.Array | pa.ChunkedArray, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows with hashes, hashes (m, frames) uint64, informative mask) straight from the Arrow
-    ``phash`` list column: the :func:`hash_matrix` rule without a Python int per hash."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    chosen = column if len(rows) == len(column) else column.take(pa.array(rows, pa.int64()))
-    lengths = np.asarray(
-        pc.fill_null(pc.list_value_length(chosen), 0).to_numpy(zero_copy_only=False), np.int64
+    """:func:`hash_matrix_chunks` of ``rows`` of an in-memory ``phash`` column; the returned
+    rows index ``column``."""
+    if len(rows) == len(column):
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        return hash_matrix_chunks(lambda: chunks)
+    chosen = column.take(pa.array(rows, pa.int64()))
+    found, hashes, mask = hash_matrix_chunks(
+        lambda: chosen.chunks if isinstance(chosen, pa.ChunkedArray) else [chosen]
     )
-    have = lengths > 0
-    if not have.any():
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.uint64), np.zeros((0, 0), bool)
-    if not have.all():
-        chosen = chosen.filter(pa.array(have))
-        lengths = lengths[have]
-    frames = int(lengths.max())
-    flat = np.asarray(chosen.flatten().cast(pa.int64()).to_numpy(zero_copy_only=False))
-    picks = ((np.arange(frames) + 0.5) * frames / frames).astype(np.int64)
-    if (lengths == frames).all():  # every clip has as many hashes: no per-row positions
-        hashes = flat.view(np.uint64).reshape(-1, frames)[:, picks]
-    else:
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        per_row = ((np.arange(frames)[None, :] + 0.5) * lengths[:, None] / frames).astype(np.int64)
-        hashes = flat.view(np.uint64)[offsets[:, None] + per_row]
-    del flat
-    return rows[have], hashes, _popcount(hashes) >= MIN_INFORMATIVE_BITS
+    return rows[found], hashes, mask
 
 
 @dataclass(frozen=True)
@@ -394,7 +429,7 @@ def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Any:
                 f"--keep-best column '{name}' is {column.type}, not numeric: rank by a score"
             ) from None
         columns.append((values, lowest))
-    ids = clips.column("clip_id").combine_chunks()
+    ids = clips.column("clip_id")  # chunked: indexed only for members of real groups
 
     def key(i: int) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -460,7 +495,10 @@ def _phash_links(
     else:
         all_rows, all_hashes, all_mask = matrix
         pick = np.isin(all_rows, rows)
-        have, hashes, mask = all_rows[pick], all_hashes[pick], all_mask[pick]
+        if pick.all():  # no copy of the matrix (320 MB at 10M clips) when every row is eligible
+            have, hashes, mask = matrix
+        else:
+            have, hashes, mask = all_rows[pick], all_hashes[pick], all_mask[pick]
     if len(have) < 2:
         return np.zeros((0, 2), np.int64)
     if len(have) <= params.partition_size:
@@ -570,7 +608,7 @@ def deduplicate(
     members_of: dict[int, list[int]] = {}
     for i in in_group.tolist():
         members_of.setdefault(int(component[i]), []).append(i)
-    ids = clips.column("clip_id").combine_chunks()
+    ids = clips.column("clip_id")
     real = [sorted(members, key=rank_key) for members in members_of.values()]
     real.sort(key=lambda members: ids[members[0]].as_py() or "")
 
@@ -607,11 +645,19 @@ def deduplicate(
 
 
 def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
-    """A string column of ``n`` nulls with ``values`` at their positions."""
-    out: list[str | None] = [None] * n
-    for i, value in values.items():
-        out[i] = value
-    return pa.array(out, pa.string())
+    """A string column of ``n`` nulls with ``values`` at their positions, made by taking from
+    the distinct values (no Python object per row: 10M rows would be 80 MB of list alone)."""
+    if not values:
+        return pa.nulls(n, pa.string())
+    distinct = sorted(set(values.values()))
+    code = {value: i for i, value in enumerate(distinct)}
+    positions = np.fromiter(values.keys(), np.int64, len(values))
+    codes = np.fromiter((code[v] for v in values.values()), np.int32, len(values))
+    index = np.zeros(n, np.int32)
+    index[positions] = codes
+    missing = np.ones(n, bool)
+    missing[positions] = False
+    return pa.array(distinct, pa.string()).take(pa.array(index, mask=missing))
 
 
 READS = ("clip_id", "keep", "drop_reason", "status")  # + ranking, phash, embed_model
@@ -651,9 +697,7 @@ class DedupStep(NarrowTableStep):
 
         matrix = None
         if self.wants_phash and "phash" in ctx.schema.names:
-            column = ctx.read_columns(["phash"]).column("phash")
-            matrix = hash_matrix_arrow(column, np.arange(narrow.num_rows))
-            del column
+            matrix = hash_matrix_chunks(lambda: (b.column("phash") for b in ctx.scan(["phash"])))
         result = deduplicate(narrow, self.settings, ctx.run_dir, exact_blocks, matrix)
         self.result_summary = result.summary
         return result.table

@@ -31,6 +31,7 @@ from clipsieve.score.phash import rotate_hashes
 
 DEFAULT_BANDS = 16  # per frame position
 VERIFY_BLOCK = 1 << 18  # candidate pairs checked at once (their rows are turned: 256 B each)
+KEY_CHUNK = 1 << 20  # rows whose band keys are made (and run ends found) at once
 
 
 def band_bits(n: int) -> int:
@@ -57,47 +58,73 @@ def _keys(hash_bytes: np.ndarray, tables: np.ndarray) -> np.ndarray:
     return keys
 
 
-def _run_pairs(keys: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _run_pairs(packed: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row pairs ``(smaller, larger)`` sharing a key, at least one side upright.
 
-    ``keys`` holds the upright keys of the ``usable`` rows, then each quarter turn's: entry
-    ``i`` belongs to row ``usable[i % m]`` and is upright when ``i < m``.
-
-    One sort of all keys (the upright ones and the turned probes together), as ``key << 32 |
-    index`` words (numpy's plain sort is far faster than ``argsort``); a key equal to a
-    neighbour marks a run, and only those few runs are expanded, all pairs of a run at once.
+    ``packed`` holds ``key << 32 | index`` words: the upright keys of the ``usable`` rows, then
+    each quarter turn's; entry ``index`` belongs to row ``usable[index % m]`` and is upright
+    when ``index < m``. It is sorted in place (numpy's plain sort of the words is far faster
+    than ``argsort`` of the keys); a key equal to a neighbour marks a run, found a chunk at a
+    time, and only those few runs are expanded, all pairs of a run at once.
     """
-    packed = keys.astype(np.uint64)
-    packed <<= np.uint64(32)
-    packed |= np.arange(len(keys), dtype=np.uint64)
     packed.sort()
-    high = (packed >> np.uint64(32)).astype(np.uint32)
-    same = high[1:] == high[:-1]
-    del high
-    multi = np.zeros(len(packed), bool)
-    multi[1:] |= same
-    multi[:-1] |= same
-    del same
+    total = len(packed)
+    multi = np.zeros(total, bool)
+    for start in range(0, total - 1, KEY_CHUNK):
+        stop = min(total - 1, start + KEY_CHUNK)
+        high = packed[start : stop + 1] >> np.uint64(32)
+        same = high[1:] == high[:-1]
+        multi[start:stop] |= same
+        multi[start + 1 : stop + 1] |= same
     if not multi.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     chosen = packed[multi]
-    del packed
+    del multi
     members = (chosen & np.uint64(0xFFFFFFFF)).astype(np.int64)
     run_key = chosen >> np.uint64(32)
+    del chosen
     starts = np.flatnonzero(np.r_[True, run_key[1:] != run_key[:-1]])
-    lengths = np.diff(np.r_[starts, len(run_key)])
-    per_member = np.repeat(lengths, lengths)
-    first = np.repeat(starts, lengths)
-    left = np.repeat(np.arange(len(run_key)), per_member)
-    right = np.repeat(first, per_member) + (
-        np.arange(per_member.sum()) - np.repeat(np.cumsum(per_member) - per_member, per_member)
-    )
-    a, b = members[left], members[right]
+    del run_key
+    lengths = np.diff(np.r_[starts, len(members)])
     m = len(usable)
+    # a run sorts its upright entries first (smaller index): one without any proposes nothing
+    useful = members[starts] < m
+    starts, lengths = starts[useful], lengths[useful]
+    # most runs are two entries (random keys meeting): their one pair without expansion;
+    # longer runs expand to all position pairs ``i < j`` (their first entry has the smaller index)
+    two = lengths == 2
+    left, right = [starts[two]], [starts[two] + 1]
+    long_starts, long_lengths = starts[~two], lengths[~two]
+    if len(long_starts):
+        cells = long_lengths * long_lengths
+        run = np.repeat(np.arange(len(long_starts)), cells)
+        cell = np.arange(cells.sum()) - np.repeat(np.cumsum(cells) - cells, cells)
+        i, j = cell // long_lengths[run], cell % long_lengths[run]
+        upper = i < j
+        left.append(long_starts[run[upper]] + i[upper])
+        right.append(long_starts[run[upper]] + j[upper])
+    a, b = members[np.concatenate(left)], members[np.concatenate(right)]
+    del members
     owner_a, owner_b = usable[a % m], usable[b % m]
-    keep = (b < m) & (owner_a != owner_b) & ((a >= m) | (owner_a < owner_b))
+    keep = (a < m) & (owner_a != owner_b)  # at least one side upright, two different clips
     a, b = owner_a[keep], owner_b[keep]
     return np.minimum(a, b), np.maximum(a, b)
+
+
+def _pack_keys(
+    packed: np.ndarray, turned_bytes: list[np.ndarray], tables: np.ndarray
+) -> np.ndarray:
+    """Fill ``packed`` with every turn's ``key << 32 | index`` words, a chunk of rows at a time
+    (no whole-column temporaries: at 10M clips a band's words are 320 MB, the rest is small)."""
+    m = len(turned_bytes[0])
+    for turn, column in enumerate(turned_bytes):
+        for start in range(0, m, KEY_CHUNK):
+            stop = min(m, start + KEY_CHUNK)
+            words = _keys(column[start:stop], tables).astype(np.uint64)
+            words <<= np.uint64(32)
+            words |= np.arange(turn * m + start, turn * m + stop, dtype=np.uint64)
+            packed[turn * m + start : turn * m + stop] = words
+    return packed
 
 
 def _turned(values: np.ndarray, turns: int, chunk: int = 1 << 20) -> np.ndarray:
@@ -136,13 +163,15 @@ def candidate_pairs(
         turned_bytes = [
             _turned(column, k).astype(">u8").view(np.uint8).reshape(-1, 8) for k in turns
         ]
+        del column
+        packed = np.empty(len(usable) * len(turns), np.uint64)
         for _ in range(bands):
             tables = _byte_tables(np.sort(rng.choice(64, bits, replace=False)))
-            keys = np.concatenate([_keys(b, tables) for b in turned_bytes])
-            a, b = _run_pairs(keys, usable)
-            del keys
+            a, b = _run_pairs(_pack_keys(packed, turned_bytes, tables), usable)
             codes = _unique(a * n + b)
+            del a, b
             yield np.stack([codes // n, codes % n], axis=1)
+        del packed, turned_bytes
 
 
 def _unique(codes: np.ndarray) -> np.ndarray:

@@ -157,3 +157,9 @@ class PostRunStep:
         if summary:
             entry["summary"] = summary
         return entry
+
+    def recorded_steps(self, steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The table's list of step records once this step has run (written in its metadata
+        before the pass, so without the summary): earlier entries of the same name replaced."""
+        entry = {k: v for k, v in self.record().items() if k != "summary"}
+        return [dict(s) for s in steps if s.get("name") != self.name] + [entry]

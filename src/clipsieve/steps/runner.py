@@ -10,9 +10,10 @@ caption, export, report), replacing each command's own load/modify/save:
    new file beside the old one, renamed into place when complete (a kill leaves the old
    table);
 4. record provenance once: the step's entry (name, version, params, columns read and written)
-   replaces its earlier one in the Parquet key-value metadata (``clipsieve_stages``, written
-   with the new file) and in ``run.json``, which also keeps the step's ``summary`` (counts known
-   only after the pass).
+   replaces its earlier one in the Parquet key-value metadata (``clipsieve_steps``, written
+   with the new file) and in ``run.json``'s ``steps``, which also keeps the step's ``summary``
+   (counts known only after the pass). Steps are listed apart from ``run``'s ``stages``: a
+   post-run `score` is not the run's score stage, and `run` resumes only on its own stages.
 
 Memory is one batch of the table plus what the step holds; the table is never held twice.
 The csv/jsonl views at the run root (``clips.csv``, ``clips.jsonl``) describe the table as it
@@ -32,11 +33,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipsieve.runlock import run_lock
 from clipsieve.steps.base import DEFAULT_BATCH_ROWS, PostRunStep, StepContext
-from clipsieve.table import atomic_path, parquet_metadata, stream_parquet, write_json
+from clipsieve.table import (
+    atomic_path,
+    encode_metadata,
+    parquet_metadata,
+    stream_parquet,
+    write_json,
+)
 from clipsieve.vectors import VectorWriter, as_fixed_vectors, is_vector_column
 
 VIEW_FILES = ("clips.csv", "clips.jsonl")
+STEPS_KEY = "clipsieve_steps"  # the post-run steps' provenance in the table's metadata
 ROW_GROUP_ROWS = 65_536
 
 
@@ -87,7 +96,7 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
 
 
 def _encoded(metadata: Mapping[str, Any]) -> dict[bytes, bytes]:
-    return {k.encode(): json.dumps(v).encode() for k, v in metadata.items()}
+    return encode_metadata(metadata)
 
 
 class StepRunner:
@@ -111,6 +120,12 @@ class StepRunner:
         )
 
     def apply(self, step: PostRunStep) -> StepOutcome:
+        """Apply ``step``, holding the run folder's lock (a command that holds it already, as
+        every post-run command does, takes it again without waiting)."""
+        with run_lock(self.run_dir, step.name):
+            return self._apply(step)
+
+    def _apply(self, step: PostRunStep) -> StepOutcome:
         ctx = self.context()
         try:
             step.prepare(ctx)
@@ -119,16 +134,16 @@ class StepRunner:
                 record = step.record()
                 self.record_run_json(record)
                 return StepOutcome(record, ctx.num_rows, [], self.clips_file)
-            provenance = {k: v for k, v in step.record().items() if k != "summary"}
-            rows = self._rewrite(step, provenance)
+            rows = self._rewrite(step)
         finally:
             ctx.close()
         record = step.record()
-        self.record_run_json(record)
+        if record:  # a step that puts other steps' records back (carry-over) has none
+            self.record_run_json(record)
         return StepOutcome(record, rows, self.remove_views(), self.clips_file)
 
     # -- the streaming pass
-    def _rewrite(self, step: PostRunStep, provenance: dict[str, Any]) -> int:
+    def _rewrite(self, step: PostRunStep) -> int:
         """Stream the table through ``step.apply`` into a new file, renamed into place.
 
         Rows go to one Parquet writer. A column that was all null in the first batches (type
@@ -139,9 +154,7 @@ class StepRunner:
         """
         source = stream_parquet(self.clips_file)
         metadata = parquet_metadata(self.clips_file)
-        metadata["clipsieve_stages"] = replace_step(
-            metadata.get("clipsieve_stages", []), provenance
-        )
+        metadata[STEPS_KEY] = step.recorded_steps(metadata.get(STEPS_KEY, []))
         batches = source.iter_batches(batch_size=self.batch_rows)
         first = next(batches, None)
         if first is None:  # no rows: still run apply once so the new columns get their types
@@ -209,13 +222,13 @@ class StepRunner:
 
     # -- provenance, once
     def record_run_json(self, record: Mapping[str, Any]) -> None:
-        """Put ``record`` in ``run.json``'s ``stages`` in place of the step's earlier entry."""
+        """Put ``record`` in ``run.json``'s ``steps`` in place of the step's earlier entry."""
         from clipsieve.runfolder import RUN_JSON
 
         path = self.run_dir / RUN_JSON
         if path.is_file():
             info = json.loads(path.read_text(encoding="utf-8"))
-            info["stages"] = replace_step(info.get("stages", []), record)
+            info["steps"] = replace_step(info.get("steps", []), record)
             write_json(info, path)
 
     def remove_views(self) -> list[str]:

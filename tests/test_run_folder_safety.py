@@ -1,0 +1,210 @@
+"""Nothing lost whatever order users run things in: the run-folder lock, post-run work kept
+across a resumed `run`, post-run steps recorded apart from the run's stages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from engine_runs import cheap_config, copy_subset
+from typer.testing import CliRunner
+
+from clipsieve.cli import app
+from clipsieve.run import run_pipeline
+from clipsieve.runfolder import load_clips
+from clipsieve.runlock import LOCK_FILE, RunFolderBusy, run_lock
+from clipsieve.steps.carry import PREVIOUS_FILE
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def small_run(sample_set: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(inputs folder with two videos, a finished cheap run over them)."""
+    (tmp_path / "in").mkdir()
+    inputs = copy_subset(sample_set, tmp_path / "in", ("cuts.mp4", "long_take.mp4"))
+    run_pipeline([inputs], tmp_path / "run", cheap_config())
+    return inputs, tmp_path / "run"
+
+
+def _post_run_columns(run_dir: Path) -> dict[str, dict]:
+    wanted = ("keep", "drop_reason", "filter_pass", "dup_group", "dup_of", "topn_rank")
+    rows = load_clips(run_dir).to_pylist()
+    return {r["clip_id"]: {k: r.get(k) for k in wanted} for r in rows}
+
+
+# -- 1. a resumed `run` keeps what filter/dedup/topn wrote
+
+
+def test_rerunning_run_keeps_post_run_columns_and_steps(
+    small_run: tuple[Path, Path], sample_set: Path
+) -> None:
+    inputs, run_dir = small_run
+    for args in (
+        ("filter", str(run_dir), "--where", "duration_s >= 5"),
+        ("dedup", str(run_dir), "--method", "exact,phash"),
+        ("topn", str(run_dir), "--by", "duration_s", "-n", "1"),
+    ):
+        result = _invoke(*args)
+        assert result.exit_code == 0, result.output
+    before = _post_run_columns(run_dir)
+    assert any(r["filter_pass"] is False for r in before.values())  # the filter did drop some
+    steps_before = [s["name"] for s in json.loads((run_dir / "run.json").read_text())["steps"]]
+    assert steps_before == ["filter", "dedup", "topn"]
+
+    run_pipeline([inputs], run_dir, cheap_config())  # the README's way to resume
+    assert _post_run_columns(run_dir) == before
+    info = json.loads((run_dir / "run.json").read_text())
+    assert [s["name"] for s in info["steps"]] == steps_before
+    assert not any("stale" in s for s in info["steps"])
+    metadata = pq.read_schema(run_dir / "clips.parquet").metadata
+    assert b"clipsieve_steps" in metadata and b'"filter"' in metadata[b"clipsieve_steps"]
+    assert not (run_dir / PREVIOUS_FILE).exists()
+
+    # a video added to the inputs: old rows keep their marks, new rows wait for the steps
+    shutil.copy(sample_set / "fades.mp4", inputs / "fades.mp4")
+    run_pipeline([inputs], run_dir, cheap_config())
+    after = _post_run_columns(run_dir)
+    for clip_id, values in before.items():
+        assert after[clip_id] == values
+    new = [v for k, v in after.items() if k not in before]
+    assert new and all(v["filter_pass"] is None and v["topn_rank"] is None for v in new)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert all(s["stale"]["rows_added"] == len(new) for s in info["steps"])
+    result = _invoke("report", str(run_dir))
+    assert result.exit_code == 0, result.output
+    page = (run_dir / "report.html").read_text()
+    assert "added clips these steps never saw" in page and "<code>dedup</code>" in page
+
+    # running a step again clears its stale mark
+    assert _invoke("filter", str(run_dir), "--where", "duration_s >= 5").exit_code == 0
+    steps = {s["name"]: s for s in json.loads((run_dir / "run.json").read_text())["steps"]}
+    assert "stale" not in steps["filter"] and "stale" in steps["dedup"]
+
+
+def test_post_run_score_does_not_block_resuming_run(small_run: tuple[Path, Path]) -> None:
+    """A post-run `score` was recorded in place of the run's own score stage, and `run` then
+    refused to resume ("different 'score' settings")."""
+    inputs, run_dir = small_run
+    result = _invoke("score", str(run_dir), "--scorers", "static")
+    assert result.exit_code == 0, result.output
+    info = json.loads((run_dir / "run.json").read_text())
+    run_score = next(s for s in info["stages"] if s["name"] == "score")
+    assert [s["name"] for s in run_score["params"]["scorers"]] == ["static", "phash"]
+    assert any(s["name"] == "score" for s in info["steps"])
+    run_pipeline([inputs], run_dir, cheap_config())  # resumes, no RunDirError
+
+
+def test_a_run_killed_after_keeping_the_table_aside_still_carries_it(
+    small_run: tuple[Path, Path],
+) -> None:
+    """Kill point: after the table was kept aside, before the carry-over (the merge wrote a
+    table without the post-run columns). The next run carries from the table kept aside."""
+    inputs, run_dir = small_run
+    assert _invoke("filter", str(run_dir), "--where", "duration_s >= 5").exit_code == 0
+    before = _post_run_columns(run_dir)
+    os.link(run_dir / "clips.parquet", run_dir / PREVIOUS_FILE)
+    # what the killed run's merge left: the checkpoints' table, no step records
+    table = load_clips(run_dir).drop_columns(["filter_pass"]).replace_schema_metadata(None)
+    pq.write_table(table, run_dir / "clips.tmp.parquet")
+    os.replace(run_dir / "clips.tmp.parquet", run_dir / "clips.parquet")
+    run_pipeline([inputs], run_dir, cheap_config())
+    assert _post_run_columns(run_dir) == before
+
+
+# -- 2. one writer at a time
+
+
+def test_lock_refuses_a_second_writer_and_names_the_holder(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from clipsieve.runlock import run_lock
+                with run_lock({str(folder)!r}, "filter"):
+                    print("held", flush=True)
+                    time.sleep(60)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderBusy, match=r"in use by `clipsieve filter` \(pid \d+"):
+            with run_lock(folder, "topn"):
+                pass
+        with pytest.raises(RunFolderBusy):  # waits, then refuses
+            started = time.monotonic()
+            with run_lock(folder, "topn", wait=1.0):
+                pass
+        assert time.monotonic() - started >= 1.0
+    finally:
+        holder.kill()  # a killed holder: the kernel drops its lock, nothing to clean up
+        holder.wait()
+    assert (folder / LOCK_FILE).exists()  # the stale file is taken over, not in the way
+    with run_lock(folder, "topn"):
+        assert "topn" in (folder / LOCK_FILE).read_text()
+
+
+def test_lock_is_reentrant_in_one_process(tmp_path: Path) -> None:
+    with run_lock(tmp_path, "run"):
+        with run_lock(tmp_path, "carry-over"):
+            pass
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["command"] == "run"
+    assert (tmp_path / LOCK_FILE).read_text() == ""
+
+
+def test_commands_refuse_a_run_folder_in_use(small_run: tuple[Path, Path]) -> None:
+    inputs, run_dir = small_run
+    before = (run_dir / "clips.parquet").read_bytes()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom clipsieve.runlock import run_lock\n"
+            f"with run_lock({str(run_dir)!r}, 'caption'):\n"
+            "    print('held', flush=True)\n    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for args in (
+            ("filter", str(run_dir), "--where", "duration_s >= 1"),
+            ("topn", str(run_dir), "--by", "duration_s", "-n", "1"),
+            ("run", str(inputs), "--out", str(run_dir)),
+        ):
+            result = _invoke(*args)
+            assert result.exit_code == 2, result.output
+            assert "in use by `clipsieve caption`" in result.output
+            assert "Traceback" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run_dir / "clips.parquet").read_bytes() == before
+    assert _invoke("filter", str(run_dir), "--where", "duration_s >= 1").exit_code == 0
+
+
+def test_post_run_command_on_a_missing_folder_leaves_no_folder(tmp_path: Path) -> None:
+    result = _invoke("filter", str(tmp_path / "nothing"), "--where", "duration_s > 1")
+    assert result.exit_code == 2 and not (tmp_path / "nothing").exists()
