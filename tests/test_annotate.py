@@ -248,3 +248,42 @@ def test_cli_refuses_network_host_without_allow_remote(run_dir: Path) -> None:
     result = CliRunner().invoke(app, ["annotate", str(run_dir), "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "--allow-remote" in result.output
+
+
+def test_labelling_server_bounds_request_bodies_and_slow_clients(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight 50 MB bodies held 863 MB; a client trickling a body held a worker forever."""
+    import socket
+    import time
+
+    monkeypatch.setattr("clipsieve.annotate.limits.BODY_TIMEOUT_S", 1.0)
+    with annotate_server.serve(run_copy) as url:
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+
+        def exchange(head: str, body: bytes = b"", wait: float = 0.0) -> str:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(head.encode() + body)
+                time.sleep(wait)
+                return sock.recv(4096).decode(errors="replace")
+
+        big = (
+            "POST /api/label HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 50000000\r\n\r\n"
+        )
+        assert exchange(big, b"x" * 1000).startswith("HTTP/1.1 413")
+        chunked = (
+            "POST /api/label HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        assert exchange(chunked, b"5\r\nhello\r\n").startswith("HTTP/1.1 411")
+        slow = (
+            "POST /api/label HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100\r\n\r\n"
+        )
+        started = time.monotonic()
+        answer = exchange(slow, b'{"clip_id": ')  # and then nothing more
+        assert answer.startswith("HTTP/1.1 408") and time.monotonic() - started < 8
+        # the page still works
+        import httpx
+
+        assert httpx.get(f"{url}/api/state").status_code == 200

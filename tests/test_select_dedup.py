@@ -326,3 +326,39 @@ def test_bit_twiddled_rotation_equals_turning_the_unpacked_bit_matrix() -> None:
     hashes[0] = [np.uint64(2**64 - 1), np.uint64(1), np.uint64(2**63)]
     for turns in range(5):
         assert np.array_equal(rotate_hashes(hashes, turns), reference(hashes, turns))
+
+
+def test_default_ranking_keeps_the_better_copy_and_says_why(tmp_path: Path) -> None:
+    """Of a pristine clip and its starved re-encode (same resolution and length), the old
+    default ranking (resolution, duration, clip_id) kept the starved one by its name."""
+    import subprocess
+
+    import imageio_ffmpeg
+    from engine_runs import cheap_config
+
+    from clipsieve.run import run_pipeline
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    pristine, starved = inputs / "b_pristine.mp4", inputs / "a_starved.mp4"
+    source = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3"]
+    subprocess.run([ffmpeg, "-v", "error", *source, "-c:v", "libx264", "-crf", "12",
+                    "-pix_fmt", "yuv420p", str(pristine)], check=True)  # fmt: skip
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(pristine), "-c:v", "libx264", "-b:v", "12k",
+                    "-pix_fmt", "yuv420p", str(starved)], check=True)  # fmt: skip
+    run_dir = tmp_path / "run"
+    config = cheap_config()
+    config.policy.min_s = 1.0
+    run_pipeline([inputs], run_dir, config)
+    result = CliRunner().invoke(app, ["dedup", str(run_dir), "--method", "exact,phash"])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in load_clips(run_dir).to_pylist() if r["dup_group"] is not None]
+    kept = [r for r in rows if r["dup_of"] is None]
+    dropped = [r for r in rows if r["dup_of"] is not None]
+    assert len(kept) == 1 and dropped
+    assert "b_pristine" in kept[0]["source_path"]
+    assert all("a_starved" in r["source_path"] for r in dropped)
+    assert kept[0]["dup_kept_by"].startswith("higher source_bitrate")
+    assert CliRunner().invoke(app, ["report", str(run_dir)]).exit_code == 0
+    assert "kept copy: higher source_bitrate" in (run_dir / "report.html").read_text()

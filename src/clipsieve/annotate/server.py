@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from clipsieve.annotate.limits import RequestLimits
 from clipsieve.annotate.catalog import Catalog
 from clipsieve.annotate.store import LabelStore
 
@@ -82,6 +83,7 @@ def create_app(
     app = FastAPI(title="clipsieve annotate", docs_url=None, redoc_url=None, openapi_url=None)
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app.add_middleware(RequestLimits)  # bounded bodies, no endless slow uploads
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def label_of(clip_id: str) -> dict[str, Any]:

@@ -275,7 +275,10 @@ def duplicate_groups(
         rows = sorted(groups[group], key=lambda c: (c.get("dup_of") is not None, str(c["clip_id"])))
         cards = []
         for row in rows[:PER_CLUSTER]:
-            role = f"duplicate of {row['dup_of']}" if row.get("dup_of") else "kept copy"
+            if row.get("dup_of"):
+                role = f"duplicate of {row['dup_of']}"
+            else:  # and why it won (dedup's ranking: quality first by default)
+                role = f"kept copy: {row['dup_kept_by']}" if row.get("dup_kept_by") else "kept copy"
             cards.append({**card(row), "label": role})
         out.append({"group": str(group), "size": len(rows), "cards": cards})
     return {"groups": out, "total": len(groups) if total is None else total}

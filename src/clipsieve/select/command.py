@@ -224,8 +224,10 @@ def register(app: typer.Typer) -> None:
         ),
         cosine: float = typer.Option(0.98, help="Min embedding cosine similarity."),
         keep_best: str = typer.Option(
-            "resolution,duration_s",
-            help="Ranking of the copy to keep: columns, highest first; '-col' = lowest first.",
+            "auto",
+            help="Ranking of the copy to keep: columns, highest first; '-col' = lowest first. "
+            "auto: by quality (quality_prob, the source's bitrate, sharpness, aes, then "
+            "resolution and length; those the table has).",
         ),
         partition_size: int = typer.Option(
             20000, help="Compare within KMeans partitions of about this many clips."

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clipsieve.errors import UserError
 from clipsieve.score.phash import MIN_INFORMATIVE_BITS, rotate_hashes
@@ -59,6 +60,17 @@ STEP_VERSION = "1"
 _BLOCK = 512
 
 
+AUTO_RANKING = (
+    "quality_prob",  # a classifier trained on the user's own labels knows best
+    "source_bitrate",  # bits per second of the source: a starved re-encode has few
+    "sharpness",
+    "aes",
+    "resolution",
+    "duration_s",
+)
+SOURCE_BITRATE = "source_bitrate"  # from videos.parquet by video_id (not a table column)
+
+
 class DedupError(UserError):
     """Bad dedup settings or a table the requested detector cannot use."""
 
@@ -69,14 +81,16 @@ class DedupParams:
 
     ``methods`` empty means every detector whose column exists (exact always).
     ``keep_best`` ranks a group's members: column names, best = highest; prefix ``-`` for
-    lowest-is-best; nulls rank last; ``clip_id`` breaks ties.
+    lowest-is-best; nulls rank last; ``clip_id`` breaks ties. ``("auto",)``: by quality, the
+    columns of :data:`AUTO_RANKING` the table has (a re-encoded, starved copy loses to the
+    original even at the same resolution and length).
     """
 
     methods: tuple[str, ...] = ()
     phash_threshold: float = 10.0
     phash_rotations: bool = True
     cosine_threshold: float = 0.98
-    keep_best: tuple[str, ...] = ("resolution", "duration_s")
+    keep_best: tuple[str, ...] = ("auto",)
     partition_size: int = 20000
     seed: int = 0
 
@@ -408,40 +422,71 @@ def semantic_pairs(
     return out
 
 
-def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Any:
-    """Sort key of a row for choosing a group's kept copy: the ``keep_best`` columns (highest
-    first, ``-col`` lowest first, missing last), then ``clip_id``. Columns are read as numpy
-    arrays; only the members of real groups are ever asked for."""
-    columns = []
-    for spec in keep_best:
+Ranked = list[tuple[list[int], str | None]]  # a group best first, and why the best won
+
+
+def ranking_columns(keep_best: Sequence[str], have: Sequence[str]) -> list[str]:
+    """The ranking specs in effect: ``auto`` → the :data:`AUTO_RANKING` columns in ``have``."""
+    if tuple(keep_best) == ("auto",):
+        return [c for c in AUTO_RANKING if c in have]
+    return list(keep_best)
+
+
+def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Callable[[Sequence[Sequence[int]]], Ranked]:
+    """Check the ranking columns now (one line for a missing or non-numeric one); return
+    ``ranker(groups)``, which orders each group's rows for choosing its kept copy: the columns
+    (highest first, ``-col`` lowest first, missing last), then ``clip_id``, and says which
+    column decided. Only the members of real groups are ever converted."""
+    specs = []
+    for spec in ranking_columns(keep_best, clips.column_names):
         name, lowest = (spec[1:], True) if spec.startswith("-") else (spec, False)
         if name not in clips.column_names:
             raise DedupError(missing_column_message(name, clips.column_names) + " (--keep-best)")
         column = clips.column(name)
-        if pa.types.is_boolean(column.type):
-            column = column.cast(pa.int8())
-        try:
-            values = np.asarray(
-                column.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64
-            )
-        except pa.ArrowException:
+        numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        if not (numeric or pa.types.is_boolean(column.type) or pa.types.is_null(column.type)):
             raise DedupError(
                 f"--keep-best column '{name}' is {column.type}, not numeric: rank by a score"
-            ) from None
-        columns.append((values, lowest))
-    ids = clips.column("clip_id")  # chunked: indexed only for members of real groups
+            )
+        specs.append((name, column, lowest))
 
-    def key(i: int) -> tuple[Any, ...]:
-        parts: list[Any] = []
-        for values, lowest in columns:
-            v = values[i]
-            if math.isnan(v):
-                parts.append((1, 0.0))
-            else:
-                parts.append((0, float(v) if lowest else -float(v)))
-        return (*parts, ids[i].as_py() or "")
+    def ranker(groups: Sequence[Sequence[int]]) -> Ranked:
+        members = [i for group in groups for i in group]
+        index = pa.array(members, pa.int64())
+        columns = []
+        for name, column, lowest in specs:
+            chosen = column.take(index)
+            if pa.types.is_boolean(chosen.type):
+                chosen = chosen.cast(pa.int8())
+            values = chosen.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            columns.append((name, np.asarray(values, np.float64), lowest))
+        ids = clips.column("clip_id").take(index).to_pylist()
+        position = {row: p for p, row in enumerate(members)}
 
-    return key
+        def key(row: int) -> tuple[Any, ...]:
+            at = position[row]
+            parts: list[Any] = []
+            for _, values, lowest in columns:
+                v = values[at]
+                parts.append((1, 0.0) if math.isnan(v) else (0, v if lowest else -v))
+            return (*parts, ids[at] or "")
+
+        def why(best: int, second: int) -> str | None:
+            for name, values, lowest in columns:
+                a, b = values[position[best]], values[position[second]]
+                if a != b and not (math.isnan(a) and math.isnan(b)):
+                    word = "lower" if lowest else "higher"
+                    shown = "none" if math.isnan(b) else f"{b:.4g}"
+                    return f"{word} {name} ({a:.4g} vs {shown})"
+            return None
+
+        ranked = []
+        for group in groups:
+            order = sorted(group, key=key)
+            ranked.append((order, why(order[0], order[1]) if len(order) > 1 else None))
+        return ranked
+
+    return ranker
 
 
 def _methods(clips: pa.Table, params: DedupParams, vector_file: bool = False) -> tuple[str, ...]:
@@ -494,7 +539,10 @@ def _phash_links(
         have, hashes, mask = hash_matrix_arrow(clips.column("phash"), rows)
     else:
         all_rows, all_hashes, all_mask = matrix
-        pick = np.isin(all_rows, rows)
+        wanted = np.zeros(clips.num_rows, bool)
+        wanted[rows] = True
+        pick = wanted[all_rows]
+        del wanted
         if pick.all():  # no copy of the matrix (320 MB at 10M clips) when every row is eligible
             have, hashes, mask = matrix
         else:
@@ -609,15 +657,18 @@ def deduplicate(
     for i in in_group.tolist():
         members_of.setdefault(int(component[i]), []).append(i)
     ids = clips.column("clip_id")
-    real = [sorted(members, key=rank_key) for members in members_of.values()]
-    real.sort(key=lambda members: ids[members[0]].as_py() or "")
+    ranked = rank_key(list(members_of.values()))
+    ranked.sort(key=lambda group: ids[group[0][0]].as_py() or "")
+    real = [members for members, _ in ranked]
 
     dup_group = np.full(n, -1, np.int64)
     dup_of: dict[int, str] = {}
     dup_method: dict[int, str] = {}
+    dup_kept_by: dict[int, str] = {}
     dropped = np.zeros(n, bool)
-    for gid, members in enumerate(real):
+    for gid, (members, reason) in enumerate(ranked):
         best = members[0]
+        dup_kept_by[best] = reason or "first clip_id (the ranking columns tie)"
         text = "+".join(m for m in METHODS if m in group_methods[int(component[best])])
         best_id = ids[best].as_py()
         for i in members:
@@ -634,6 +685,7 @@ def deduplicate(
     table = set_column(table, "dup_group", pa.array(dup_group, pa.int64(), mask=dup_group < 0))
     table = set_column(table, "dup_of", _sparse_strings(n, dup_of))
     table = set_column(table, "dup_method", _sparse_strings(n, dup_method))
+    table = set_column(table, "dup_kept_by", _sparse_strings(n, dup_kept_by))
     summary = {
         "methods": list(methods),
         "candidates": len(rows),
@@ -663,17 +715,37 @@ def _sparse_strings(n: int, values: dict[int, str]) -> pa.Array:
 READS = ("clip_id", "keep", "drop_reason", "status")  # + ranking, phash, embed_model
 
 
+def with_source_bitrate(narrow: pa.Table, ctx: StepContext) -> pa.Table:
+    """``narrow`` plus ``source_bitrate``: each clip's source video's bits per second, from
+    ``videos.parquet`` by ``video_id`` (streamed: the ids are not kept)."""
+    videos_file = ctx.run_dir / "videos.parquet"
+    if not videos_file.is_file() or "video_id" not in ctx.schema.names:
+        return narrow
+    if "bitrate" not in pq.read_schema(videos_file).names:
+        return narrow
+    videos = pq.read_table(videos_file, columns=["video_id", "bitrate"])
+    parts = []
+    for batch in ctx.scan(["video_id"]):
+        at = pc.index_in(batch.column("video_id"), value_set=videos.column("video_id"))
+        parts.append(videos.column("bitrate").take(at).cast(pa.float64()))
+    values = pa.chunked_array(parts, pa.float64()) if parts else pa.chunked_array([], pa.float64())
+    return narrow.append_column(SOURCE_BITRATE, values)
+
+
 class DedupStep(NarrowTableStep):
     """Dedup as a post-run step: reads only the columns the detectors and the ranking need
     (embeddings from ``vectors/``) and streams the marks back into the table."""
 
     name = STEP_NAME
     version = STEP_VERSION
-    writes = ("keep", "drop_reason", "dup_group", "dup_of", "dup_method")
+    writes = ("keep", "drop_reason", "dup_group", "dup_of", "dup_method", "dup_kept_by")
 
     def __init__(self, params: DedupParams) -> None:
         self.settings = params
-        ranking = tuple(c.lstrip("-") for c in params.keep_best)
+        ranking = tuple(c.lstrip("-") for c in params.keep_best if c != "auto")
+        if tuple(params.keep_best) == ("auto",):
+            ranking = tuple(c for c in AUTO_RANKING if c != SOURCE_BITRATE)
+        self.source_bitrate = tuple(params.keep_best) == ("auto",)
         wanted = params.methods or METHODS
         self.wants_phash = "phash" in wanted
         extra = ["embed_model"] if "semantic" in wanted else []
@@ -688,6 +760,9 @@ class DedupStep(NarrowTableStep):
             narrow = narrow.append_column(
                 "embedding", ctx.read_columns(["embedding"]).column("embedding")
             )
+
+        if self.source_bitrate:
+            narrow = with_source_bitrate(narrow, ctx)
 
         def exact_blocks() -> Iterable[tuple[int, pa.Table]]:
             offset = 0

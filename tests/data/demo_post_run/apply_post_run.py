@@ -22,7 +22,7 @@ from clipsieve.demo import DEMO_WHERE, write_demo_labels
 
 COMMANDS = (
     ["filter", "{run}", "--where", DEMO_WHERE],
-    ["dedup", "{run}"],
+    ["dedup", "{run}", "--keep-best", "resolution,duration_s"],  # the old default ranking
     ["train-classifier", "{run}", "--labels", "{labels}", "--folds", "3"],
     ["predict", "{run}"],
     ["topn", "{run}", "--by", "quality_prob", "-n", "3"],
