@@ -225,9 +225,7 @@ def test_unexpected_backend_exception_costs_one_row(run_copy: Path, monkeypatch)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_interrupted_caption_keeps_every_answer_it_got(
-    run_copy: Path, signal_name: str
-) -> None:
+def test_interrupted_caption_keeps_every_answer_it_got(run_copy: Path, signal_name: str) -> None:
     """Kill point: a signal while requests are in flight. Ctrl-C used to print "Finished work
     is saved" and save nothing; SIGTERM saved nothing and said nothing. Now the answers that
     came back are in the parts, the message counts them, and the next run asks only the rest."""

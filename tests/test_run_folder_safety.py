@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from engine_runs import cheap_config, copy_subset
 from typer.testing import CliRunner
 
 from clipsieve.cli import app
@@ -22,6 +21,7 @@ from clipsieve.run import run_pipeline
 from clipsieve.runfolder import load_clips
 from clipsieve.runlock import LOCK_FILE, RunFolderBusy, run_lock
 from clipsieve.steps.carry import PREVIOUS_FILE
+from engine_runs import cheap_config, copy_subset
 
 runner = CliRunner()
 
@@ -149,9 +149,9 @@ def test_lock_refuses_a_second_writer_and_names_the_holder(tmp_path: Path) -> No
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(RunFolderBusy, match=r"in use by `clipsieve filter` \(pid \d+"):
-            with run_lock(folder, "topn"):
-                pass
+        busy = pytest.raises(RunFolderBusy, match=r"in use by `clipsieve filter` \(pid \d+")
+        with busy, run_lock(folder, "topn"):
+            pass
         with pytest.raises(RunFolderBusy):  # waits, then refuses
             started = time.monotonic()
             with run_lock(folder, "topn", wait=1.0):
@@ -208,3 +208,55 @@ def test_commands_refuse_a_run_folder_in_use(small_run: tuple[Path, Path]) -> No
 def test_post_run_command_on_a_missing_folder_leaves_no_folder(tmp_path: Path) -> None:
     result = _invoke("filter", str(tmp_path / "nothing"), "--where", "duration_s > 1")
     assert result.exit_code == 2 and not (tmp_path / "nothing").exists()
+
+
+# -- 4. --out inside an input folder
+
+
+def test_out_inside_an_input_folder_is_refused(sample_set: Path, tmp_path: Path) -> None:
+    """It was accepted; the next run ingested its own clips (3 → 10 videos, clips of clips)."""
+    (tmp_path / "in").mkdir()
+    inputs = copy_subset(sample_set, tmp_path / "in", ("cuts.mp4",))
+    result = _invoke("run", str(inputs), "--out", str(inputs / "run"))
+    assert result.exit_code == 2, result.output
+    assert "inside the input folder" in result.output and "Traceback" not in result.output
+    assert not (inputs / "run" / "clips.parquet").exists()
+
+
+# -- 9. special files and absurd worker counts
+
+
+def test_a_named_pipe_among_the_inputs_becomes_an_error_row(
+    sample_set: Path, tmp_path: Path
+) -> None:
+    """A FIFO blocked ingest forever in open()."""
+    (tmp_path / "in").mkdir()
+    inputs = copy_subset(sample_set, tmp_path / "in", ("cuts.mp4",))
+    os.mkfifo(inputs / "pipe.mp4")
+    command = [sys.executable, "-m", "clipsieve", "run", str(inputs), "--out", str(tmp_path / "r")]
+    command += ["--workers", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    videos = {
+        Path(r["path"]).name: r
+        for r in pq.read_table(tmp_path / "r" / "videos.parquet").to_pylist()
+    }
+    assert videos["pipe.mp4"]["status"] == "error"
+    assert "not a regular file (a named pipe)" in videos["pipe.mp4"]["error"]
+    assert videos["cuts.mp4"]["status"] == "ok"
+
+
+def test_workers_are_capped_with_one_line(sample_set: Path, tmp_path: Path) -> None:
+    """--workers 10000 started a process per task in flight (5 GB for 10 tiny videos)."""
+    from clipsieve.engine.local import capped_workers, default_workers
+
+    cap = 4 * default_workers()
+    assert capped_workers(10_000)[0] == cap and "using" in (capped_workers(10_000)[1] or "")
+    assert capped_workers(2) == (2, None)
+    (tmp_path / "in").mkdir()
+    inputs = copy_subset(sample_set, tmp_path / "in", ("cuts.mp4",))
+    result = _invoke("run", str(inputs), "--out", str(tmp_path / "r"), "--workers", "10000")
+    assert result.exit_code == 0, result.output
+    assert f"using {cap}" in result.output
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert info["invocations"][-1]["workers"] <= cap

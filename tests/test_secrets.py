@@ -37,7 +37,10 @@ def test_redact_text_masks_url_credentials_query_secrets_and_known_keys() -> Non
     for secret in (PASSWORD, "AKIA", "abc@", "ABCDEF", "deadbeef", KEY):
         assert secret not in out
     assert "http://***@host:8000/v1" in out and "sig=***&start=3" in out
-    assert redact_value({"a": [f"http://u:{PASSWORD}@h"], "n": 3}) == {"a": ["http://***@h"], "n": 3}
+    assert redact_value({"a": [f"http://u:{PASSWORD}@h"], "n": 3}) == {
+        "a": ["http://***@h"],
+        "n": 3,
+    }
     assert redact_text("plain words, /a/b.mp4, http://host/v1") == (
         "plain words, /a/b.mp4, http://host/v1"
     )

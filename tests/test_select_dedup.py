@@ -334,9 +334,9 @@ def test_default_ranking_keeps_the_better_copy_and_says_why(tmp_path: Path) -> N
     import subprocess
 
     import imageio_ffmpeg
-    from engine_runs import cheap_config
 
     from clipsieve.run import run_pipeline
+    from engine_runs import cheap_config
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     inputs = tmp_path / "in"

@@ -95,6 +95,12 @@ def _run(
     config = load_config(config_file)
     if workers is not None:
         config.engine.workers = workers
+    if config.engine.executor != "ray" and engine != "ray" and address is None:
+        from clipsieve.engine.local import capped_workers
+
+        config.engine.workers, note = capped_workers(config.engine.workers)
+        if note:
+            console.print(note, style="yellow", highlight=False, soft_wrap=True)
     if engine is not None:
         config.engine.executor = engine  # type: ignore[assignment]
     if address is not None:

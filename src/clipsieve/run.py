@@ -85,6 +85,19 @@ def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dic
     return previous
 
 
+def _check_out_outside_inputs(run_dir: Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse an output folder inside an input folder: the next run would search it and take
+    its own clips as new videos (clips of clips, the run growing each time)."""
+    out = run_dir.resolve()
+    for item in inputs:
+        folder = Path(item).expanduser()
+        if folder.is_dir() and out.is_relative_to(folder.resolve()):
+            raise RunDirError(
+                f"--out {run_dir} is inside the input folder {item}: the next run would take "
+                "its own clips as new videos; choose an --out outside it"
+            )
+
+
 def _previous_steps(
     previous: dict[str, Any] | None, stages: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -170,6 +183,8 @@ def prepare_run(
     location = RunLocation.resolve(run_dir)
     run_dir = location.local
     from_spans = rows is not None
+    if not location.remote:
+        _check_out_outside_inputs(run_dir, inputs)
     if rows is None:
         rows = ingest_rows([str(p) for p in inputs])
     prepare_run_dir(location, restart)

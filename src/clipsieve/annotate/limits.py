@@ -47,10 +47,10 @@ class RequestLimits:
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is None and scope.get("method", "").encode() in BODY_METHODS:
-            if headers.get(b"transfer-encoding"):
-                await _reply(send, 411, "send a Content-Length")
-                return
+        streamed = declared is None and bool(headers.get(b"transfer-encoding"))
+        if streamed and scope.get("method", "").encode() in BODY_METHODS:
+            await _reply(send, 411, "send a Content-Length")
+            return
         if declared is not None:
             if not declared.isdigit():
                 await _reply(send, 400, "bad Content-Length")

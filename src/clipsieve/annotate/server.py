@@ -26,8 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from clipsieve.annotate.limits import RequestLimits
 from clipsieve.annotate.catalog import Catalog
+from clipsieve.annotate.limits import RequestLimits
 from clipsieve.annotate.store import LabelStore
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -150,7 +150,9 @@ def caption_answers(
                 # after an abort the stage marks rows "not attempted" without asking the server
                 stage.caption_rows(chunk)
             except BaseException:  # Ctrl-C, SIGTERM: keep the answers that came back
-                parts.append([row for row, before in zip(chunk, asked) if row is not before])
+                parts.append(
+                    [row for row, before in zip(chunk, asked, strict=True) if row is not before]
+                )
                 raise
             parts.append(chunk)
     if unavailable is not None:

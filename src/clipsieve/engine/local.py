@@ -80,7 +80,14 @@ ProgressCallback = Callable[[str, int, int], None]  # (video path, videos done, 
 # The per-stage stats of this invocation so far (rows in/out, errors, seconds), after each task.
 StageProgressCallback = Callable[[StatsByStage], None]
 
-__all__ = ["LocalRunner", "ProgressCallback", "RunResult", "StageStats", "default_workers"]
+__all__ = [
+    "LocalRunner",
+    "ProgressCallback",
+    "RunResult",
+    "StageStats",
+    "capped_workers",
+    "default_workers",
+]
 
 
 def default_workers() -> int:
@@ -89,6 +96,26 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+WORKERS_PER_CORE = 4  # past this, more processes only add memory (each loads the stages)
+
+
+def worker_cap() -> int:
+    """The most local workers a run starts: :data:`WORKERS_PER_CORE` per usable core."""
+    return WORKERS_PER_CORE * default_workers()
+
+
+def capped_workers(requested: int | None) -> tuple[int, str | None]:
+    """``(workers to start, a one-line note when the request was lowered)``."""
+    wanted = max(1, requested or default_workers())
+    cap = worker_cap()
+    if wanted <= cap:
+        return wanted, None
+    return cap, (
+        f"--workers {wanted} is more than {WORKERS_PER_CORE} per core on this machine "
+        f"({default_workers()} cores): using {cap} (each worker is a process with its own models)"
+    )
 
 
 class InlinePool:
@@ -160,7 +187,7 @@ class LocalRunner:
         self.pipeline = pipeline
         self.run_dir = Path(run_dir)
         self.store = ShardStore(self.run_dir, location)
-        self.workers = max(1, workers or default_workers())
+        self.workers, _ = capped_workers(workers)
         self.clips_per_task = max(1, clips_per_task)
 
     def _pool(self) -> Any:

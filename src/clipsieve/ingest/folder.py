@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +41,12 @@ def content_fingerprint(path: Path) -> str:
     """A cheap content hash: size + head/middle/tail samples. Unreadable files hash their name."""
     digest = hashlib.sha1()
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            # a named pipe blocks open() forever, a device never ends: never opened here, the
+            # probe records "not a regular file" as the row's error
+            raise OSError("not a regular file")
+        size = st.st_size
         digest.update(str(size).encode())
         with open(path, "rb") as fh:
             for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):

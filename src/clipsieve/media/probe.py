@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 import time
 from dataclasses import dataclass
@@ -51,6 +52,15 @@ class ProbeError(Exception):
 # ---------------------------------------------------------------------------- file checks
 
 
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
 def _check_file(path: Path) -> int:
     """Size in bytes of a readable, non-empty regular file, else a one-line ProbeError."""
     try:
@@ -59,8 +69,9 @@ def _check_file(path: Path) -> int:
         raise ProbeError("file not found") from None
     except OSError as exc:
         raise ProbeError(f"cannot access file: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise ProbeError("not a regular file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _SPECIAL_FILES if test(st.st_mode)), "special file")
+        raise ProbeError(f"not a regular file ({kind}): give video files")
     if st.st_size == 0:
         raise ProbeError("empty file (0 bytes)")
     try:

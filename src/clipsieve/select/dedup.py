@@ -432,7 +432,9 @@ def ranking_columns(keep_best: Sequence[str], have: Sequence[str]) -> list[str]:
     return list(keep_best)
 
 
-def _rank_key(clips: pa.Table, keep_best: Sequence[str]) -> Callable[[Sequence[Sequence[int]]], Ranked]:
+def _rank_key(
+    clips: pa.Table, keep_best: Sequence[str]
+) -> Callable[[Sequence[Sequence[int]]], Ranked]:
     """Check the ranking columns now (one line for a missing or non-numeric one); return
     ``ranker(groups)``, which orders each group's rows for choosing its kept copy: the columns
     (highest first, ``-col`` lowest first, missing last), then ``clip_id``, and says which

@@ -154,9 +154,7 @@ def _turn_sources() -> dict[int, tuple[np.ndarray, np.ndarray]]:
 _TURNS = _turn_sources()
 
 
-def _turn_tables(
-    subset: np.ndarray, turns: tuple[int, ...]
-) -> list[tuple[np.ndarray, np.uint32]]:
+def _turn_tables(subset: np.ndarray, turns: tuple[int, ...]) -> list[tuple[np.ndarray, np.uint32]]:
     """Byte tables and XOR constants of one band (``subset`` of bit positions) for each turn."""
     out = []
     for k in turns:
