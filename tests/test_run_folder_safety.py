@@ -260,3 +260,72 @@ def test_workers_are_capped_with_one_line(sample_set: Path, tmp_path: Path) -> N
     assert f"using {cap}" in result.output
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["invocations"][-1]["workers"] <= cap
+
+
+# -- 10. a moved run folder keeps working
+
+
+def test_a_moved_run_folder_resumes_and_its_clip_paths_follow(
+    small_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """It was refused as "different 'cut' settings" (the clip folder is a cut parameter)."""
+    inputs, run_dir = small_run
+    assert _invoke("filter", str(run_dir), "--where", "duration_s >= 5").exit_code == 0
+    before = _post_run_columns(run_dir)
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    shutil.move(run_dir, moved)
+    run_pipeline([inputs], moved, cheap_config())  # no RunDirError
+    rows = load_clips(moved).to_pylist()
+    cut = [r for r in rows if r["path"]]
+    assert cut and all(r["path"].startswith(str(moved)) and Path(r["path"]).is_file() for r in cut)
+    assert _post_run_columns(moved) == before
+    out = tmp_path / "export"
+    result = _invoke("export", str(moved), "--format", "opensora-csv", "--out", str(out))
+    assert result.exit_code == 0, result.output
+
+
+# -- 10. one line, exit 2, for what a user can get wrong
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["caption", "{run}", "--frames", "-2"], "--frames -2: must be at least 1"),
+        (["caption", "{run}", "--max-tokens", "-1"], "--max-tokens -1: must be at least 1"),
+        (["caption", "{run}", "-j", "0"], "--concurrency 0: must be at least 1"),
+        (["caption", "{run}", "--tries", "0"], "--tries 0: must be at least 1"),
+        (
+            ["export", "{run}", "--format", "webdataset", "--shard-count", "0"],
+            "--shard-count 0: must be at least 1",
+        ),
+        (["cluster", "{run}", "--k-min", "50", "--k-max", "10"], "--k-max 10 is below --k-min 50"),
+        (
+            ["export", "{run}", "--format", "opensora-csv", "--out", "{file}/sub"],
+            "a file is in the way",
+        ),
+        (["report", "{run}", "--out", "/proc/clipsieve-test/x.html"], "cannot use /proc"),
+    ],
+)
+def test_user_mistakes_are_one_line(
+    run_copy: Path, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    (tmp_path / "a_file").write_text("x")
+    words = [a.format(run=run_copy, file=tmp_path / "a_file") for a in args]
+    result = _invoke(*words)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if "error:" in line]) == 1
+
+
+def test_ffmpeg_failures_name_the_cause_not_conversion_failed() -> None:
+    from clipsieve.media.ffmpeg import _last_error_line
+
+    stderr = (
+        "[libx264 @ 0x55d] using cpu capabilities: MMX2 SSE2Fast\n"
+        "[libx264 @ 0x55d] width not divisible by 2 (1x1000)\n"
+        "[vost#0:0/libx264 @ 0x5e] Error while opening encoder - maybe incorrect parameters\n"
+        "Conversion failed!\n"
+    )
+    assert _last_error_line(stderr) == "width not divisible by 2 (1x1000)"
+    assert _last_error_line("only this\n") == "only this"

@@ -37,6 +37,32 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def at_least(option: str, value: float | None, low: float) -> None:
+    """Refuse ``option``'s value below ``low`` in one line (None: not given, left alone)."""
+    if value is not None and value < low:
+        shown = int(low) if float(low).is_integer() else low
+        raise UserError(f"{option} {value}: must be at least {shown}")
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for a failed file operation: the path, the system's reason, what to check."""
+    reason = exc.strerror or type(exc).__name__
+    where = exc.filename or ""
+    if where and isinstance(where, str) and Path(where).name.startswith("."):
+        where = str(Path(where).parent)  # a temporary beside the target: name the folder
+    hints = {
+        "EEXIST": "a file is in the way of a folder",
+        "ENOTDIR": "a part of the path is a file, not a folder",
+        "ENOSPC": "the disk is full: free space or choose another place",
+        "EACCES": "no permission: choose a writable place",
+        "EROFS": "a read-only file system: choose a writable place",
+    }
+    import errno
+
+    hint = hints.get(errno.errorcode.get(exc.errno or 0, ""), "check the path")
+    return f"cannot use {where}: {reason} ({hint})" if where else f"{reason} ({hint})"
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can cause into one line and exit code 2; Ctrl-C into a hint."""
@@ -44,6 +70,10 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        # a path the user gave that cannot be made or written (a file in the way, /proc, a
+        # full disk): one line naming it, not a traceback
+        raise fail(os_error_message(exc)) from None
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted.[/] Finished work is saved; run the same command again to resume."

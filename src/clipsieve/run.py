@@ -33,6 +33,7 @@ from clipsieve.steps.carry import (
     carry_steps,
     keep_previous_table,
 )
+from clipsieve.steps.relocate import relocate_clips
 from clipsieve.storage import RunLocation, upload_table_files
 from clipsieve.table import write_json
 
@@ -52,6 +53,12 @@ class RunOutputs:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _settings(stage: dict[str, Any]) -> dict[str, Any]:
+    """A stage's parameters without those that only say where outputs go (a moved folder)."""
+    skip = set(stage.get("location_params") or ())
+    return {k: v for k, v in stage["params"].items() if k not in skip}
 
 
 def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -74,8 +81,8 @@ def _check_resumable(location: RunLocation, stages: list[dict[str, Any]]) -> dic
     for stage in stages:
         old = before.get(stage["name"])
         # run.json holds the parameters as recorded: credentials in URLs masked
-        if old is not None and (old["params"], old["version"]) != (
-            redact_value(stage["params"]),
+        if old is not None and (_settings(old), old["version"]) != (
+            _settings({**stage, "params": redact_value(stage["params"])}),
             stage["version"],
         ):
             raise RunDirError(
@@ -262,6 +269,8 @@ def execute_run(
     if kept is not None:  # post-run columns back in: marks, captions, clusters, ...
         carried = carry_over(run_dir, kept)
         run_info["steps"] = carry_steps(run_info["steps"], carried.rows_added)
+    if not prepared.location.remote:  # a moved or copied run folder: paths follow it
+        relocate_clips(run_dir, run_dir / "clips")
     files: dict[str, Path] = {
         "videos.parquet": result.videos_path,
         "clips.parquet": result.clips_path,

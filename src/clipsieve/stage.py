@@ -56,6 +56,9 @@ class Stage(ABC):
     inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     resources: ClassVar[Resources] = Resources()
+    # parameters that say where outputs go, not how they are made: a moved run folder changes
+    # them and still resumes (``run`` compares the others)
+    location_params: ClassVar[tuple[str, ...]] = ()
 
     def params(self) -> dict[str, Any]:
         """Parameters for provenance (``run.json``, Parquet metadata)."""
@@ -71,6 +74,7 @@ class Stage(ABC):
             "outputs": list(self.outputs),
             "resources": dataclasses.asdict(self.resources),
             "params": self.params(),
+            "location_params": list(self.location_params),
         }
 
     def setup(self) -> None:  # noqa: B027 - optional hook, empty by design

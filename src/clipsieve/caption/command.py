@@ -17,7 +17,14 @@ from typing import Any
 
 import typer
 
-from clipsieve.cliutil import console, keep_text, progress_bar, run_folder_command, user_errors
+from clipsieve.cliutil import (
+    at_least,
+    console,
+    keep_text,
+    progress_bar,
+    run_folder_command,
+    user_errors,
+)
 
 
 @run_folder_command
@@ -84,6 +91,16 @@ def caption(
     if backend != "local":
         params["max_tries"] = retries
     with user_errors():
+        for option, value, low in (
+            ("--frames", frames, 1),
+            ("--frame-size", frame_size, 16),
+            ("--concurrency", concurrency, 1),
+            ("--max-tokens", max_tokens, 1),
+            ("--timeout", timeout, 0.1),
+            ("--tries", retries, 1),
+            ("--temperature", temperature, 0),
+        ):
+            at_least(option, value, low)
         stage = CaptionStage(
             backend=backend,
             backend_params={k: v for k, v in params.items() if v is not None},

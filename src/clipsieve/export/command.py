@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.cliutil import at_least, console, keep_text, run_folder_command, user_errors
 from clipsieve.export.training import LINK_MODES, TRAINING_FORMATS
 
 
@@ -46,6 +46,7 @@ def export(
     from clipsieve.steps import apply_step
 
     with user_errors():
+        at_least("--shard-count", shard_count, 1)
         if fmt == VIEWS:
             _write_views(run_dir)
             return

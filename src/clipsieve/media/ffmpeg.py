@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -39,8 +40,39 @@ def ffmpeg_exe() -> str:
         ) from None
 
 
+# what ffmpeg prints after the real cause: saying these instead of the cause explains nothing
+_GENERIC = (
+    "Conversion failed",
+    "Task finished with error",
+    "Terminating thread",
+    "Error sending frames",
+    "Nothing was written",
+    "Could not open encoder before EOF",
+    "Error while filtering",
+    "Error opening output file",
+    "Error while opening encoder",
+    "Error initializing output stream",
+)
+_LOG_PREFIX = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
+
+
+_COMPLAINT = re.compile(
+    r"error|invalid|cannot|could not|unable|unsupported|not divisible|no such|denied|"
+    r"failed|too (small|large|big|many)|mismatch|corrupt|partial file|out of",
+    re.IGNORECASE,
+)
+
+
 def _last_error_line(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    """The line of ffmpeg's output that says why it failed: the first specific complaint (an
+    encoder's or demuxer's), not the generic lines printed after it nor its info lines."""
+    lines = [_LOG_PREFIX.sub("", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
+    specific = [ln for ln in lines if ln and not any(g in ln for g in _GENERIC)]
+    complaints = [ln for ln in specific if _COMPLAINT.search(ln)]
+    if complaints:
+        return complaints[0]
+    if specific:
+        return specific[-1]
     return lines[-1] if lines else "no output"
 
 

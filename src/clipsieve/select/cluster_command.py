@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.cliutil import at_least, console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 
 
@@ -44,6 +44,10 @@ def cluster(
     from clipsieve.select.cluster_run import CLUSTERS_FILE, ClusterParams, cluster_run
 
     with user_errors():
+        at_least("--k-min", k_min, 2)
+        at_least("--nearest", nearest, 1)
+        if k_max < k_min:
+            raise UserError(f"--k-max {k_max} is below --k-min {k_min}: give a range low to high")
         params = ClusterParams(
             k=_parse_k(k),
             k_min=k_min,
