@@ -339,9 +339,6 @@ def _probe_output(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- stage
 
 
-MIN_ENCODE_SIDE = 2  # x264 4:2:0 needs sides of 2 px at least (odd sides are scaled even)
-
-
 @dataclass
 class CutStage(RowStage):
     """Cut every kept clip row into ``{out_dir}/{clip_id}.mp4``.
@@ -406,13 +403,6 @@ class CutStage(RowStage):
         for key in ("clip_id", "source_path", "start_frame", "end_frame"):
             if row.get(key) is None:
                 raise StageError(f"row has no {key}")
-        width, height = row.get("width"), row.get("height")
-        if self.mode == "reencode" and width is not None and height is not None:
-            if min(int(width), int(height)) < MIN_ENCODE_SIDE:
-                raise StageError(
-                    f"a {width}x{height} picture cannot be encoded as H.264 (each side needs at "
-                    f"least {MIN_ENCODE_SIDE} px): not usable as training video"
-                )
         start, end = int(row["start_frame"]), int(row["end_frame"])
         out = Path(self.out_dir) / f"{row['clip_id']}.mp4"
         try:
