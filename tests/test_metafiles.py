@@ -470,7 +470,9 @@ def test_ingest_meta_local_files(tmp_path: Path) -> None:
     args = ["ingest-meta", str(msr), "--out", str(tmp_path / "run2"), "--videos", str(folder)]
     cli = CliRunner().invoke(app, args)
     assert cli.exit_code == 0, cli.output
-    assert "2 files (1 with errors), 2 spans, 1 clips planned" in " ".join(cli.output.split())
+    assert "2 files (1 with errors), 2 spans → 2 clip rows, 1 ready to cut" in " ".join(
+        cli.output.split()
+    )
     bad = CliRunner().invoke(
         app, ["ingest-meta", str(msr), "--out", str(tmp_path / "r3"), "--range", "x"]
     )

@@ -109,6 +109,10 @@ def _run(
     with holding(run_folder_lock(out)):
         # fails fast, before any bar
         prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
+        latest = prepared.run_info["invocations"][-1]
+        for key, what in (("replanned", "whose inputs changed"), ("retried", "that failed")):
+            if latest.get(key):
+                console.print(f"doing again {len(latest[key])} video(s) {what}", style="dim")
         done = ShardStore(prepared.run_dir).done_ids()
         todo_count = sum(row["video_id"] not in done for row in prepared.rows)
         # what says where the videos came from when they are not INPUTS (e.g. --metafile META)

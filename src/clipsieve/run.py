@@ -20,6 +20,7 @@ from typing import Any
 from clipsieve.config import RunConfig
 from clipsieve.engine.checkpoint import SHARD_DIR
 from clipsieve.engine.local import LocalRunner, ProgressCallback, StageProgressCallback
+from clipsieve.engine.replan import INPUTS_FILE, replan
 from clipsieve.engine.result import RunResult
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
@@ -120,7 +121,7 @@ def _previous_steps(
 
 RUN_OUTPUTS = (
     SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet", "vectors", "captions",
-    PREVIOUS_FILE,
+    PREVIOUS_FILE, INPUTS_FILE,
 )  # fmt: skip
 
 
@@ -201,8 +202,12 @@ def prepare_run(
     )
     stages = pipeline.describe()
     previous = _check_resumable(location, stages)
+    replanned = None if location.remote else replan(run_dir, rows)
     invocations = list((previous or {}).get("invocations", []))
     invocations.append({"started": _now()})
+    if replanned is not None:
+        done_again = {"replanned": replanned.changed, "retried": replanned.retried}
+        invocations[-1].update({k: v for k, v in done_again.items() if v})
     run_info: dict[str, Any] = {
         "inputs": [str(p) for p in inputs],
         "config": config.to_dict(),

@@ -161,6 +161,12 @@ class ShardStore:
         suffix = ".videos.parquet"
         return {p.name[: -len(suffix)] for p in self.dir.glob(f"*{suffix}")}
 
+    def discard(self, video_id: str) -> None:
+        """Forget one committed video so the next run does it again: its commit marker (the
+        videos shard) goes first, so a kill in between leaves it simply not done."""
+        for table in ("videos", "clips", "vectors"):
+            self._path(video_id, table).unlink(missing_ok=True)
+
     def remove_partial(self) -> int:
         """Delete temp files a killed run left behind (they never count as finished work)."""
         removed = 0

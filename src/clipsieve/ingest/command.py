@@ -116,10 +116,19 @@ def ingest_meta(
         rows = result.clips.to_pylist()
         bad_videos = sum(1 for r in result.videos.to_pylist() if r["status"] == "error")
         kept = sum(1 for r in rows if r["keep"] and r["status"] != "error")
+        waiting = sum(1 for r in rows if "file not found" in (r.get("error") or ""))
         console.print(
-            f"{result.videos.num_rows} files ({bad_videos} with errors), {len(rows)} spans, "
-            f"{kept} clips planned → {out}"
+            f"{result.videos.num_rows} files ({bad_videos} with errors), {len(rows)} spans → "
+            f"{len(rows)} clip rows, {kept} ready to cut → {out}"
         )
+        if waiting:  # rows, not nothing: a later run fills them once the files exist
+            console.print(
+                f"{waiting} rows wait for their files (error 'file not found'): run `clipsieve "
+                "download` (or pass --videos DIR), then `clipsieve run` plans them",
+                style="yellow",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def register_ingest_meta(app: typer.Typer) -> None:
