@@ -329,3 +329,30 @@ def test_ffmpeg_failures_name_the_cause_not_conversion_failed() -> None:
     )
     assert _last_error_line(stderr) == "width not divisible by 2 (1x1000)"
     assert _last_error_line("only this\n") == "only this"
+
+
+# -- 8. no silent wrong scores from a replaced source
+
+
+def test_score_refuses_a_changed_source_when_the_clip_file_is_gone(
+    sample_set: Path, tmp_path: Path
+) -> None:
+    import pickle
+
+    from clipsieve.media.source_check import SourceCheck
+
+    (tmp_path / "in").mkdir()
+    inputs = copy_subset(sample_set, tmp_path / "in", ("cuts.mp4",))
+    run_dir = tmp_path / "run"
+    run_pipeline([inputs], run_dir, cheap_config())
+    kept = [r for r in load_clips(run_dir).to_pylist() if r["path"]]
+    Path(kept[0]["path"]).unlink()  # the clip file is gone: score decodes the source span
+    assert _invoke("score", str(run_dir), "--scorers", "static").exit_code == 0
+    row = next(r for r in load_clips(run_dir).to_pylist() if r["clip_id"] == kept[0]["clip_id"])
+    assert row["status"] == "ok" and row["rgb_diff_mean"] is not None  # same source: fine
+
+    shutil.copy(sample_set / "long_take.mp4", inputs / "cuts.mp4")  # another video, same name
+    assert _invoke("score", str(run_dir), "--scorers", "static").exit_code == 0
+    row = next(r for r in load_clips(run_dir).to_pylist() if r["clip_id"] == kept[0]["clip_id"])
+    assert "changed since the run" in (row["score_errors"] or row["error"] or "")
+    assert pickle.loads(pickle.dumps(SourceCheck())).source({"source_path": "x"}) == "x"

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from clipsieve.media.source_check import SourceChanged, SourceCheck
 from clipsieve.score.base import FrameSpec
 from clipsieve.score.frames import FrameSampler, SampleError
 
@@ -36,6 +37,7 @@ class ClipFrames:
         self._sampler = FrameSampler(
             {"caption": spec}, reference_frames_only=not exact, decode_threads=1
         )
+        self._sources = SourceCheck()
 
     def arrays(self, row: dict[str, Any]) -> np.ndarray:
         """RGB frames (n, h, w, 3) of the clip in ``row``; :class:`SampleError` if none."""
@@ -43,8 +45,12 @@ class ClipFrames:
         if clip_file and Path(clip_file).is_file():
             frames = self._sampler.sample(clip_file, fps=row.get("fps"))
         elif row.get("source_path") and row.get("end_frame") is not None:
+            try:
+                source = self._sources.source(row)
+            except SourceChanged as exc:
+                raise SampleError(str(exc)) from None
             frames = self._sampler.sample(
-                row["source_path"],
+                source,
                 start_frame=int(row.get("start_frame") or 0),
                 end_frame=int(row["end_frame"]),
                 fps=row.get("fps"),

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from clipsieve.errors import UserError
+from clipsieve.media.source_check import SourceChanged, SourceCheck
 from clipsieve.models import ModelUnavailable
 from clipsieve.score.base import Frames, Scorer
 from clipsieve.score.frames import FrameSampler, SampleError
@@ -74,6 +75,9 @@ class ScoreStage(RowStage):
     _scorers: list[Scorer] = field(default_factory=list, init=False, repr=False, compare=False)
     _sampler: FrameSampler | None = field(default=None, init=False, repr=False, compare=False)
     _unavailable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _sources: SourceCheck = field(
+        default_factory=SourceCheck, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._scorers = [make_scorer(n, **self.scorer_params.get(n, {})) for n in self.scorers]
@@ -128,12 +132,12 @@ class ScoreStage(RowStage):
                 return self._sampler.sample(clip_file, fps=row.get("fps"))
             if row.get("source_path"):
                 return self._sampler.sample(
-                    row["source_path"],
+                    self._sources.source(row),
                     start_frame=int(row["start_frame"]),
                     end_frame=int(row["end_frame"]),
                     fps=row.get("fps"),
                 )
-        except SampleError as exc:
+        except (SampleError, SourceChanged) as exc:
             raise StageError(str(exc)) from None
         raise StageError("row has neither a clip file nor a source path")
 
