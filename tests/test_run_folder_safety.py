@@ -356,3 +356,63 @@ def test_score_refuses_a_changed_source_when_the_clip_file_is_gone(
     row = next(r for r in load_clips(run_dir).to_pylist() if r["clip_id"] == kept[0]["clip_id"])
     assert "changed since the run" in (row["score_errors"] or row["error"] or "")
     assert pickle.loads(pickle.dumps(SourceCheck())).source({"source_path": "x"}) == "x"
+
+
+# -- 5. a killed export keeps the previous one and blocks nothing
+
+
+def test_export_killed_mid_shards_keeps_the_previous_export(run_copy: Path, tmp_path: Path) -> None:
+    """Kill point: after the second shard of the new export is closed. It used to delete the
+    previous complete export first, leave a third of the shards and no index, then refuse every
+    later export into that folder."""
+    out = tmp_path / "wds"
+    args = ["export", str(run_copy), "--format", "webdataset", "--out", str(out)]
+    assert _invoke(*args, "--shard-count", "2").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert any(name.endswith(".tar") for name in before) and len(before) > 2
+    killer = textwrap.dedent(
+        """
+        import os, sys
+        from clipsieve.export import webdataset
+        from clipsieve.cli import main
+        closed = []
+        original = webdataset._OpenShard.close
+        def close(self):
+            entry = original(self)
+            closed.append(entry)
+            if len(closed) == 2:
+                os._exit(9)  # as a kill -9 here
+            return entry
+        webdataset._OpenShard.close = close
+        sys.argv = ["clipsieve", *sys.argv[1:]]
+        main()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", killer, *args, "--shard-count", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 9, done.stderr
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # the previous export, whole, with its index
+    result = _invoke(*args, "--shard-count", "1")  # and the next export is not refused
+    assert result.exit_code == 0, result.output
+    assert not list(out.parent.glob(".wds.partial-*"))
+    shards = [p for p in out.iterdir() if p.name.endswith(".tar")]
+    assert len(shards) > len([n for n in before if n.endswith(".tar")])
+
+
+def test_run_cuts_a_deleted_clip_file_again(small_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """`export` said "re-run `clipsieve run`" for a deleted clip, and `run` did not re-cut it."""
+    inputs, run_dir = small_run
+    kept = [r for r in load_clips(run_dir).to_pylist() if r["path"] and r["keep"]]
+    Path(kept[0]["path"]).unlink()
+    out = tmp_path / "export"
+    result = _invoke("export", str(run_dir), "--format", "opensora-csv", "--out", str(out))
+    assert result.exit_code == 2 and "run `clipsieve run` again" in result.output
+    run_pipeline([inputs], run_dir, cheap_config())
+    assert Path(kept[0]["path"]).is_file()
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["invocations"][-1]["recut"] == [kept[0]["video_id"]]
+    result = _invoke("export", str(run_dir), "--format", "opensora-csv", "--out", str(out))
+    assert result.exit_code == 0, result.output

@@ -110,7 +110,11 @@ def _run(
         # fails fast, before any bar
         prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
         latest = prepared.run_info["invocations"][-1]
-        for key, what in (("replanned", "whose inputs changed"), ("retried", "that failed")):
+        for key, what in (
+            ("replanned", "whose inputs changed"),
+            ("retried", "that failed"),
+            ("recut", "with clip files missing"),
+        ):
             if latest.get(key):
                 console.print(f"doing again {len(latest[key])} video(s) {what}", style="dim")
         done = ShardStore(prepared.run_dir).done_ids()

@@ -206,7 +206,11 @@ def prepare_run(
     invocations = list((previous or {}).get("invocations", []))
     invocations.append({"started": _now()})
     if replanned is not None:
-        done_again = {"replanned": replanned.changed, "retried": replanned.retried}
+        done_again = {
+            "replanned": replanned.changed,
+            "retried": replanned.retried,
+            "recut": replanned.recut,
+        }
         invocations[-1].update({k: v for k, v in done_again.items() if v})
     run_info: dict[str, Any] = {
         "inputs": [str(p) for p in inputs],

@@ -10,6 +10,7 @@ times; not where the file is) and with the last merged ``videos.parquet``:
 - a finished video whose plan digest changed is discarded and planned again (its old clip rows
   go with it: never two rows for one ``clip_id``);
 - a finished video that failed as a whole (missing file, unreadable, ...) is tried again;
+- a finished video with a kept clip whose file is gone is cut again;
 - a finished video that is not among the inputs any more is refused in one line (the run would
   otherwise lose it from its tables without a word): list it again, use another ``--out``, or
   ``--restart``.
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 
 from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.errors import UserError
-from clipsieve.table import STATUS_ERROR, write_parquet
+from clipsieve.table import STATUS_ERROR, stream_parquet, write_parquet
 
 INPUTS_FILE = "inputs.parquet"
 # what does not change what a video's rows are: where the file is, and what a run found
@@ -51,6 +52,7 @@ def plan_digest(row: Mapping[str, Any]) -> str:
 class Replan:
     changed: list[str] = field(default_factory=list)  # planned again: their row changed
     retried: list[str] = field(default_factory=list)  # tried again: they failed as a whole
+    recut: list[str] = field(default_factory=list)  # cut again: a kept clip's file is gone
 
 
 def _recorded(run_dir: Path) -> dict[str, str]:
@@ -68,6 +70,25 @@ def _failed(run_dir: Path) -> set[str]:
     table = pq.read_table(path, columns=["video_id", "status"])
     return {v for v, s in zip(*(table.column(i).to_pylist() for i in (0, 1)), strict=True)
             if s == STATUS_ERROR}  # fmt: skip
+
+
+def _clips_missing(run_dir: Path) -> set[str]:
+    """Videos with a kept, cut clip whose file is gone (from the merged table, streamed; a
+    moved folder's clips are looked for in its own ``clips/``)."""
+    path = run_dir / "clips.parquet"
+    wanted = ["video_id", "path", "keep", "status"]
+    if not path.is_file() or not set(wanted) <= set(pq.read_schema(path).names):
+        return set()
+    found: set[str] = set()
+    for batch in stream_parquet(path).iter_batches(columns=wanted):
+        for video_id, clip, keep, status in zip(
+            *(batch.column(i).to_pylist() for i in range(4)), strict=True
+        ):
+            if not clip or not keep or status != "ok" or video_id in found or "://" in clip:
+                continue
+            if not Path(clip).is_file() and not (run_dir / "clips" / Path(clip).name).is_file():
+                found.add(video_id)
+    return found
 
 
 def replan(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> Replan:
@@ -93,6 +114,10 @@ def replan(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> Replan:
     for video_id in sorted((_failed(run_dir) & done) - set(outcome.changed)):
         store.discard(video_id)
         outcome.retried.append(video_id)
+    handled = {*outcome.changed, *outcome.retried}
+    for video_id in sorted((_clips_missing(run_dir) & done) - handled):
+        store.discard(video_id)
+        outcome.recut.append(video_id)
     table = pa.table(
         {
             "video_id": list(digests),

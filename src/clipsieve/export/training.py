@@ -112,8 +112,8 @@ def _source_file(row: dict[str, Any], run_dir: Path) -> Path:
     path = path if path.is_absolute() else run_dir / path
     if not path.is_file():
         raise ExportError(
-            f"clip file {path} of {row['clip_id']} is missing: re-run `clipsieve run` on this "
-            "run folder to cut it again"
+            f"clip file {path} of {row['clip_id']} is missing: run `clipsieve run` again with "
+            "the same inputs and --out (it cuts missing clip files again)"
         )
     return path
 
