@@ -15,6 +15,9 @@ Run: ``.venv/bin/python benchmarks/scale.py`` (1M clips, as ``make bench``);
 ``--clips 10000000 --embeddings 1000000`` for the 10M scale; ``--only filter,topn``.
 Results: ``benchmarks/results/scale-<clips>.json``.
 
+`predict` applies a classifier trained once (``clipsieve train-classifier``) on a small
+synthetic folder with the same columns, copied into the source folder.
+
 ``--caption 10000,100000`` instead measures ``clipsieve caption`` against the zero-latency
 stand-in server (``tests/caption_server.py``, its own process) on run folders of that many
 clips (rows cycling over 16 small generated clip files, one frame each): clips/s at each size
@@ -52,7 +55,10 @@ COMMANDS: dict[str, list[str]] = {
     "export views": ["export", "{run}", "--format", "views"],
     "dedup exact+phash": ["dedup", "{run}", "--method", "exact,phash"],
     "report": ["report", "{run}", "--max-thumbs", "0"],
+    "predict": ["predict", "{run}"],
 }
+CLASSIFIER_CLIPS = 20_000  # the classifier `predict` applies is trained on a small folder
+FEATURES = "aes,flow_mean,flow_max,sharpness,brightness,text_area_ratio,rgb_diff_mean,duration_s"
 EMBEDDING_COMMANDS: dict[str, list[str]] = {
     "dedup semantic": ["dedup", "{run}", "--method", "semantic"],
     "cluster": ["cluster", "{run}", "--k", "16"],
@@ -162,6 +168,28 @@ def build_run(folder: Path, clips: int, embeddings: int, seed: int = 0) -> None:
             vec_writer.write_table(table, 8192)
         assert vec_writer is not None
         vec_writer.close()
+
+
+def ensure_classifier(source: Path, scratch: Path) -> None:
+    """Give ``source`` a ``classifier/`` for `predict`: trained (``clipsieve train-classifier``)
+    on a small synthetic folder with the same columns, labelled by a rule on ``aes``; training
+    is set-up, not what is measured."""
+    if (source / "classifier" / "model.json").is_file():
+        return
+    small = scratch / "classifier-source"
+    shutil.rmtree(small, ignore_errors=True)
+    build_run(small, CLASSIFIER_CLIPS, 0, seed=1)
+    table = pq.read_table(small / "clips.parquet", columns=["clip_id", "status", "aes"])
+    rows = [r for r in table.to_pylist() if r["status"] == "ok"][:2000]
+    labels = small / "labels.json"
+    labels.write_text(json.dumps({r["clip_id"]: int(r["aes"] > 5.0) for r in rows}))
+    subprocess.run(
+        [sys.executable, "-m", "clipsieve", "train-classifier", str(small), "--labels",
+         str(labels), "--folds", "3", "--features", FEATURES],
+        check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    shutil.copytree(small / "classifier", source / "classifier")
+    shutil.rmtree(small, ignore_errors=True)
 
 
 def run_command(args: list[str], run: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
@@ -285,6 +313,8 @@ def main() -> None:
           f"{time.perf_counter() - started:.0f} s → {source}", flush=True)  # fmt: skip
 
     commands = dict(COMMANDS)
+    if "predict" in commands and (not args.only or "predict" in args.only):
+        ensure_classifier(source, scratch)
     if args.embeddings:
         commands.update(EMBEDDING_COMMANDS)
     if args.only:
@@ -328,10 +358,13 @@ def main() -> None:
         print(line)
     out = ROOT / "benchmarks" / "results" / f"scale-{args.clips}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    # --only runs add to (or replace) their commands' entries; the others stay
+    earlier = json.loads(out.read_text()).get("results", {}) if out.is_file() else {}
     load = os.getloadavg()
     out.write_text(json.dumps({"clips": args.clips, "embeddings": args.embeddings,
                                "baseline": args.baseline, "loadavg": load,
-                               "cpus": os.cpu_count(), "results": results}, indent=2))  # fmt: skip
+                               "cpus": os.cpu_count(), "results": {**earlier, **results}},
+                              indent=2))  # fmt: skip
     print(f"→ {out}")
 
 

@@ -191,11 +191,11 @@ def prepare_run(
     location = RunLocation.resolve(run_dir)
     run_dir = location.local
     from_spans = rows is not None
-    if not location.remote:
-        _check_out_outside_inputs(run_dir, inputs)
     if rows is None:
         rows = ingest_rows([str(p) for p in inputs])
     prepare_run_dir(location, restart)
+    if not location.remote:
+        _check_out_outside_inputs(run_dir, inputs)
     publish_to = location.url("clips") if location.remote else None
     pipeline = pipeline or build_pipeline(
         config, run_dir, from_spans=from_spans, publish_to=publish_to

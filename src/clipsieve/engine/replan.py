@@ -9,7 +9,9 @@ times; not where the file is) and with the last merged ``videos.parquet``:
 
 - a finished video whose plan digest changed is discarded and planned again (its old clip rows
   go with it: never two rows for one ``clip_id``);
-- a finished video that failed as a whole (missing file, unreadable, ...) is tried again;
+- a finished video that failed as a whole because its file was missing or could not be
+  accessed is tried again (a broken file is not: it would fail the same way, and a second run
+  of an unchanged folder redoes nothing);
 - a finished video with a kept clip whose file is gone is cut again;
 - a finished video that is not among the inputs any more is refused in one line (the run would
   otherwise lose it from its tables without a word): list it again, use another ``--out``, or
@@ -63,13 +65,23 @@ def _recorded(run_dir: Path) -> dict[str, str]:
     return dict(zip(*(table.column(i).to_pylist() for i in (0, 1)), strict=True))
 
 
+# errors a later run can heal: the file was not there (yet) or could not be opened
+RETRYABLE = ("file not found", "cannot access file", "permission denied")
+
+
 def _failed(run_dir: Path) -> set[str]:
+    """Videos whose whole row failed for a reason a later run can heal (:data:`RETRYABLE`)."""
     path = run_dir / "videos.parquet"
-    if not path.is_file() or "status" not in pq.read_schema(path).names:
+    if not path.is_file() or not {"status", "error"} <= set(pq.read_schema(path).names):
         return set()
-    table = pq.read_table(path, columns=["video_id", "status"])
-    return {v for v, s in zip(*(table.column(i).to_pylist() for i in (0, 1)), strict=True)
-            if s == STATUS_ERROR}  # fmt: skip
+    table = pq.read_table(path, columns=["video_id", "status", "error"])
+    return {
+        video_id
+        for video_id, status, error in zip(
+            *(table.column(i).to_pylist() for i in range(3)), strict=True
+        )
+        if status == STATUS_ERROR and any(r in (error or "").lower() for r in RETRYABLE)
+    }
 
 
 def _clips_missing(run_dir: Path) -> set[str]:

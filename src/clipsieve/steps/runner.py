@@ -95,10 +95,6 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _encoded(metadata: Mapping[str, Any]) -> dict[bytes, bytes]:
-    return encode_metadata(metadata)
-
-
 class StepRunner:
     """Applies steps to one run folder (see the module docstring)."""
 
@@ -175,7 +171,9 @@ class StepRunner:
                     if conformed is None:
                         if writer is not None:
                             writer.close()
-                        schema = table.schema.remove_metadata().with_metadata(_encoded(metadata))
+                        schema = table.schema.remove_metadata().with_metadata(
+                            encode_metadata(metadata)
+                        )
                         parts.append(tmp if not parts else tmp.with_suffix(f".{len(parts)}"))
                         writer = pq.ParquetWriter(parts[-1], schema, compression="zstd")
                         conformed = _conform(table, schema)
