@@ -67,7 +67,7 @@ def _engine_label(result: object) -> str:
     return f"{engine}, {workers} workers" if engine == "local" else engine
 
 
-def _resume_hint(inputs: list[Path], out: str | Path, options: list[str]) -> str:
+def _resume_hint(inputs: list[str], out: str | Path, options: list[str]) -> str:
     """The exact command that resumes an interrupted run (the same command, minus --restart)."""
     import shlex
 
@@ -76,7 +76,7 @@ def _resume_hint(inputs: list[Path], out: str | Path, options: list[str]) -> str
 
 
 def _run(
-    inputs: list[Path],
+    inputs: list[str],
     out: str | Path,
     config_file: Path | None,
     restart: bool,
@@ -144,8 +144,10 @@ def _run(
 
 @app.command()
 def run(
-    inputs: list[Path] = typer.Argument(
-        None, help="Video files or folders (searched recursively)."
+    inputs: list[str] = typer.Argument(
+        None,
+        help="Video files or folders (searched recursively), or URLs: s3://bucket/prefix/, "
+        "gs://..., https://host/video.mp4 (read through fsspec, cached per node).",
     ),
     out: str = typer.Option(
         ...,
@@ -190,7 +192,7 @@ def run(
 
             meta = read_metafile(metafile, select=range_)
             rows = resolve_rows(meta, videos_dir)
-            inputs = [metafile]
+            inputs = [str(metafile)]
             source = ["--metafile", str(metafile)]
             source += ["--videos", str(videos_dir)] if videos_dir else []
             source += ["--range", range_] if range_ else []

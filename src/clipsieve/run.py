@@ -25,6 +25,7 @@ from clipsieve.engine.result import RunResult
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
+from clipsieve.media.sources import SourceCache
 from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
 from clipsieve.redact import redact_value
 from clipsieve.runlock import run_lock
@@ -35,7 +36,7 @@ from clipsieve.steps.carry import (
     keep_previous_table,
 )
 from clipsieve.steps.relocate import relocate_clips
-from clipsieve.storage import RunLocation, upload_table_files
+from clipsieve.storage import RunLocation, is_url, upload_table_files
 from clipsieve.table import write_json
 
 RUN_JSON = "run.json"
@@ -280,6 +281,8 @@ def execute_run(
         run_info["steps"] = carry_steps(run_info["steps"], carried.rows_added)
     if not prepared.location.remote:  # a moved or copied run folder: paths follow it
         relocate_clips(run_dir, run_dir / "clips")
+    if any(is_url(str(row.get("path") or "")) for row in prepared.rows):
+        SourceCache().clear()  # this node's copies of URL sources (the cut clips are made)
     files: dict[str, Path] = {
         "videos.parquet": result.videos_path,
         "clips.parquet": result.clips_path,

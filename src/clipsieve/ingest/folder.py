@@ -15,15 +15,23 @@ import re
 import stat
 import unicodedata
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from clipsieve.errors import UserError
+from clipsieve.media.sources import (
+    ListingError,
+    SourceUnavailable,
+    fingerprint,
+    list_videos,
+    source_name,
+    url_fingerprint,
+)
+from clipsieve.storage import is_url
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".m2ts"}
 )
-_SAMPLE = 64 * 1024
 
 
 class IngestError(UserError):
@@ -39,37 +47,57 @@ def _slug(stem: str, limit: int = 48) -> str:
 
 def content_fingerprint(path: Path) -> str:
     """A cheap content hash: size + head/middle/tail samples. Unreadable files hash their name."""
-    digest = hashlib.sha1()
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):
             # a named pipe blocks open() forever, a device never ends: never opened here, the
             # probe records "not a regular file" as the row's error
             raise OSError("not a regular file")
-        size = st.st_size
-        digest.update(str(size).encode())
         with open(path, "rb") as fh:
-            for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
-                fh.seek(offset)
-                digest.update(fh.read(_SAMPLE))
+
+            def read(start: int, end: int) -> bytes:
+                fh.seek(start)
+                return fh.read(end - start)
+
+            return fingerprint(st.st_size, read)
     except OSError:
         # Probe will record why the file can't be read; the id still has to be deterministic.
+        digest = hashlib.sha1()
         digest.update(b"unreadable:" + path.name.encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+        return digest.hexdigest()
 
 
-def make_video_id(path: Path) -> str:
+def make_video_id(path: Path | str) -> str:
+    """``<stem>-<10 hex of the content fingerprint>``; a URL hashes the same sampled bytes (read
+    in place), so a video keeps its id wherever it is stored. An object that cannot be read
+    hashes its name (its probe records why)."""
+    if isinstance(path, str) and is_url(path):
+        try:
+            digest = url_fingerprint(path)[0]
+        except SourceUnavailable:
+            digest = hashlib.sha1(b"unreadable:" + path.encode("utf-8", "surrogateescape"))
+            digest = digest.hexdigest()
+        return f"{_slug(PurePosixPath(source_name(path)).stem)}-{digest[:10]}"
+    path = Path(path)
     return f"{_slug(path.stem)}-{content_fingerprint(path)[:10]}"
 
 
-def find_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Video files under ``inputs`` (files taken as given, folders searched recursively).
+def find_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path | str]:
+    """Video files under ``inputs`` (files taken as given, folders searched recursively; URLs
+    listed through fsspec and kept as URL strings).
 
     Symlinked folders are not followed (a symlink loop cannot hang the walk). The result is sorted
     and de-duplicated so the order never depends on the file system.
     """
-    found: dict[str, Path] = {}
+    found: dict[str, Path | str] = {}
     for raw in inputs:
+        if is_url(str(raw)):
+            try:
+                urls = list_videos(str(raw), VIDEO_EXTENSIONS)
+            except ListingError as exc:
+                raise IngestError(str(exc)) from None
+            found.update({url: url for url in urls})
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             for root, dirs, files in os.walk(path, followlinks=False):
@@ -85,6 +113,13 @@ def find_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return [found[key] for key in sorted(found)]
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 def ingest_rows(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """One ``videos`` row per input file, with ``video_id``, ``path`` and ``size_bytes``."""
     paths = find_videos(inputs)
@@ -96,9 +131,6 @@ def ingest_rows(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]
         seen[video_id] = count
         if count > 1:
             video_id = f"{video_id}-{count}"
-        try:
-            size: int | None = path.stat().st_size
-        except OSError:
-            size = None
+        size = None if isinstance(path, str) else _size(path)  # a URL's: the probe says
         rows.append({"video_id": video_id, "path": str(path), "size_bytes": size, "status": None})
     return rows

@@ -49,6 +49,7 @@ from clipsieve.media.probe import (
     probe_video,
     select_video_stream,
 )
+from clipsieve.media.sources import SourceCache, SourceUnavailable
 from clipsieve.media.threads import ffmpeg_input_thread_args, ffmpeg_output_thread_args
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import STATUS_OK, atomic_path
@@ -378,6 +379,7 @@ class CutStage(RowStage):
     short_side: int | None = None
     out_fps: float | None = None
     timeout_s: float = DEFAULT_CUT_TIMEOUT_S
+    _source_cache: SourceCache = field(default_factory=SourceCache, init=False, repr=False)
     _sources: OrderedDict[str, SourceIndex] = field(
         default_factory=OrderedDict, init=False, repr=False, compare=False
     )
@@ -406,21 +408,22 @@ class CutStage(RowStage):
         start, end = int(row["start_frame"]), int(row["end_frame"])
         out = Path(self.out_dir) / f"{row['clip_id']}.mp4"
         try:
-            idx = self._index(row["source_path"])
-            result = self._existing(out, idx, start, end) or cut_clip(
-                row["source_path"],
-                out,
-                start,
-                end,
-                mode=self.mode,  # type: ignore[arg-type]
-                crf=self.crf,
-                preset=self.preset,
-                short_side=self.short_side,
-                out_fps=self.out_fps,
-                timeout_s=self.timeout_s,
-                index=idx,
-            )
-        except CutError as exc:
+            with self._source_cache.local(str(row["source_path"])) as source:  # URL: local copy
+                idx = self._index(source)
+                result = self._existing(out, idx, start, end) or cut_clip(
+                    source,
+                    out,
+                    start,
+                    end,
+                    mode=self.mode,  # type: ignore[arg-type]
+                    crf=self.crf,
+                    preset=self.preset,
+                    short_side=self.short_side,
+                    out_fps=self.out_fps,
+                    timeout_s=self.timeout_s,
+                    index=idx,
+                )
+        except (CutError, SourceUnavailable) as exc:
             raise StageError(str(exc)) from None
         updates: dict[str, Any] = {
             "path": result.path,

@@ -24,7 +24,7 @@ import os
 import stat
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import av
 import numpy as np
 
+from clipsieve.media.sources import SourceCache, SourceUnavailable
 from clipsieve.media.threads import configure_decoder
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import STATUS_OK, VIDEO_SCHEMA
@@ -477,10 +478,12 @@ class ProbeStage(RowStage):
     resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     timeout_s: float = DEFAULT_PROBE_TIMEOUT_S
+    _source_cache: SourceCache = field(default_factory=SourceCache, init=False, repr=False)
 
     def process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         try:
-            info = probe_video(row["path"], timeout_s=self.timeout_s)
-        except ProbeError as exc:
+            with self._source_cache.local(str(row["path"])) as local:  # a URL: this node's copy
+                info = probe_video(local, timeout_s=self.timeout_s)
+        except (ProbeError, SourceUnavailable) as exc:
             raise StageError(str(exc)) from None
         return merge_row(row, status=STATUS_OK, error=None, **info)

@@ -17,9 +17,12 @@ timestamp, a cut is a frame count).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from clipsieve.media.sources import SourceCache, SourceUnavailable
 from clipsieve.shots.detectors import DEFAULT_DETECTOR, ShotDetector, get_detector
 from clipsieve.stage import Resources, RowStage, Segment, SegmentedStage, StageError, merge_row
 
@@ -47,6 +50,9 @@ class ShotDetectStage(RowStage, SegmentedStage):
     detector_params: dict[str, Any] = field(default_factory=dict)
     segment_s: float | None = 600.0  # None: never split a video
     _detector: ShotDetector | None = field(default=None, init=False, repr=False, compare=False)
+    _source_cache: SourceCache = field(
+        default_factory=SourceCache, init=False, repr=False, compare=False
+    )
 
     def setup(self) -> None:
         """Build the detector and load its model once per worker, not on the first video."""
@@ -63,15 +69,24 @@ class ShotDetectStage(RowStage, SegmentedStage):
             raise StageError("row has no path")
         return str(path)
 
+    @contextlib.contextmanager
+    def _local(self, row: dict[str, Any]) -> Iterator[str]:
+        """The row's video as a local path (a URL source: this node's cached copy)."""
+        try:
+            with self._source_cache.local(self._path(row)) as path:
+                yield path
+        except SourceUnavailable as exc:
+            raise StageError(str(exc)) from None
+
     def process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         segments = self.segments(row)
         if segments:
             parts = [self.process_segment(row, segment) for segment in segments]
             return self.combine_segments(row, parts)
-        path = self._path(row)
         assert self._detector is not None
-        result = self._detector.detect(path)
-        return self._finish(row, path, result.cuts, result.num_frames, result.fps)
+        with self._local(row) as path:
+            result = self._detector.detect(path)
+        return self._finish(row, self._path(row), result.cuts, result.num_frames, result.fps)
 
     # ------------------------------------------------------------------------ segments
 
@@ -92,11 +107,11 @@ class ShotDetectStage(RowStage, SegmentedStage):
 
     def process_segment(self, row: dict[str, Any], segment: Segment) -> dict[str, Any]:
         start, end = segment
-        path = self._path(row)
         assert self._detector is not None
         low = max(0, start - SEGMENT_OVERLAP_FRAMES)
         high = None if end is None else end + SEGMENT_OVERLAP_FRAMES
-        result = self._detector.detect(path, low, high)
+        with self._local(row) as path:
+            result = self._detector.detect(path, low, high)
         if result.num_frames and result.first_frame > start:
             raise StageError(
                 f"segment starting at frame {start} decoded from frame {result.first_frame}: "
