@@ -13,15 +13,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from engine_runs import cheap_config, copy_subset
-from http_server import serve_folder
-from run_tables import table_rows
-from s3_server import local_s3
 from typer.testing import CliRunner
 
 from clipsieve.cli import app
 from clipsieve.media.sources import SourceCache, SourceUnavailable
 from clipsieve.run import run_pipeline
+from engine_runs import cheap_config, copy_subset
+from http_server import serve_folder
+from run_tables import table_rows
+from s3_server import local_s3
 
 SUBSET = ("cuts.mp4", "long_take.mp4")
 PLACE = ("path", "source_path")  # where the files are: the only columns that may differ
