@@ -150,8 +150,8 @@ def test_the_cache_is_bounded_shared_and_never_evicts_what_a_worker_holds(
             thread.join()
         assert len(seen) == 4 and len(set(seen)) == 1
         assert counts[f"/{SUBSET[0]}"] - before == 1
-        with pytest.raises(SourceUnavailable, match="object not found"):
-            with cache.local(f"{base}/nope.mp4"):
-                pass
+        missing = pytest.raises(SourceUnavailable, match="object not found")
+        with missing, cache.local(f"{base}/nope.mp4"):
+            pass
     assert cache.clear() >= 1 and cache.size_bytes() == 0
     shutil.rmtree(tmp_path / "c")
