@@ -56,11 +56,23 @@ def local_s3(bucket: str = "clipsieve-test") -> Iterator[LocalS3]:
     endpoint = f"http://{host}:{port}"
     saved = {k: os.environ.get(k) for k in [*ENV, "AWS_ENDPOINT_URL"]}
     os.environ.update(ENV, AWS_ENDPOINT_URL=endpoint)
+    import s3fs
+
+    # fsspec reuses filesystem instances: one made for an earlier server keeps its endpoint
+    s3fs.S3FileSystem.clear_instance_cache()
     try:
         s3 = LocalS3(endpoint, bucket)
-        s3.filesystem().mkdir(bucket)
+        fs = s3.filesystem()
+        # moto keeps one in-memory store per process: a bucket an earlier test made is still
+        # there (and may hold its objects), so start from an empty one
+        if fs.exists(bucket):
+            fs.rm(bucket, recursive=True)
+        fs.invalidate_cache()
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
         yield s3
     finally:
+        s3fs.S3FileSystem.clear_instance_cache()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -75,7 +75,7 @@ def test_https_sources_give_the_tables_of_local_files(
 def test_s3_prefix_sources_give_the_tables_of_local_files(
     videos: Path, local_run: Path, tmp_path: Path, cache_dir: Path
 ) -> None:
-    with local_s3() as s3:
+    with local_s3("clipsieve-sources") as s3:
         fs = s3.filesystem()
         for name in SUBSET:
             fs.put_file(str(videos / name), f"{s3.bucket}/videos/{name}")

@@ -83,6 +83,7 @@ class ShotDetectStage(RowStage, SegmentedStage):
         if segments:
             parts = [self.process_segment(row, segment) for segment in segments]
             return self.combine_segments(row, parts)
+        self.setup()
         assert self._detector is not None
         with self._local(row) as path:
             result = self._detector.detect(path)
@@ -107,6 +108,7 @@ class ShotDetectStage(RowStage, SegmentedStage):
 
     def process_segment(self, row: dict[str, Any], segment: Segment) -> dict[str, Any]:
         start, end = segment
+        self.setup()
         assert self._detector is not None
         low = max(0, start - SEGMENT_OVERLAP_FRAMES)
         high = None if end is None else end + SEGMENT_OVERLAP_FRAMES
