@@ -118,8 +118,23 @@ def make_backend(name: str, **params: Any) -> CaptionBackend:
         raise UserError(f"unknown caption backend '{name}' (known: {', '.join(BACKENDS)})")
     module_name, class_name = BACKENDS[name].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
+    params = {k: v for k, v in params.items() if v is not None}
+    urls = params.get("base_url")
+    if isinstance(urls, (list, tuple)):  # several servers: one pool, or the one server
+        if name != "openai":
+            raise UserError(f"caption backend '{name}' takes one --base-url, not {len(urls)}")
+        if len(urls) > 1:
+            from clipsieve.caption.server_pool import OpenAIServerPool
+
+            rest = {k: v for k, v in params.items() if k != "base_url"}
+            try:
+                return OpenAIServerPool(list(urls), **rest)  # type: ignore[return-value]
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"caption backend '{name}': {exc}") from None
+        params["base_url"] = urls[0] if urls else None
+        params = {k: v for k, v in params.items() if v is not None}
     try:
-        return cls(**{k: v for k, v in params.items() if v is not None})
+        return cls(**params)
     except TypeError as exc:
         raise UserError(f"caption backend '{name}': {exc}") from None
 

@@ -33,8 +33,11 @@ def caption(
         ..., parser=keep_text, help="A run folder made by `clipsieve run`."
     ),
     backend: str = typer.Option("openai", "--backend", "-b", help="openai, gemini or local."),
-    base_url: str | None = typer.Option(
-        None, "--base-url", help="OpenAI-compatible server (default http://127.0.0.1:8000/v1)."
+    base_url: list[str] = typer.Option(
+        [],
+        "--base-url",
+        help="OpenAI-compatible server (default http://127.0.0.1:8000/v1). Repeat for a pool "
+        "of servers: each keeps -j requests in flight, each request goes to the least loaded.",
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Model name, id or local path."),
     api_key_env: str | None = typer.Option(
@@ -85,7 +88,7 @@ def caption(
         "temperature": temperature,
     }
     if backend == "openai":
-        params.update(base_url=base_url, api_key_env=api_key_env, timeout_s=timeout)
+        params.update(base_url=list(base_url) or None, api_key_env=api_key_env, timeout_s=timeout)
     elif backend == "gemini":
         params.update(api_key_env=api_key_env, timeout_s=timeout)
     if backend != "local":
@@ -152,6 +155,10 @@ def caption(
                 )
                 raise typer.Exit(code=130) from None
         _summary(outcome)
+        sent = getattr(stage.backend_instance, "sent", None)
+        if callable(sent):  # a pool of servers: how the requests were spread
+            shares = ", ".join(f"{url} {n}" for url, n in sent().items())
+            console.print(f"requests per server: {shares}", highlight=False, soft_wrap=True)
 
 
 def _summary(outcome: Any) -> None:

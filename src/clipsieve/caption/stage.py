@@ -163,8 +163,11 @@ class CaptionStage(Stage):
 
     @property
     def workers(self) -> int:
-        limit = self.backend_instance.max_concurrency
-        return max(1, min(self.concurrency, limit) if limit else self.concurrency)
+        """Request threads: ``concurrency`` per server (a pool of servers keeps each busy)."""
+        backend = self.backend_instance
+        limit = backend.max_concurrency
+        per_server = max(1, min(self.concurrency, limit) if limit else self.concurrency)
+        return per_server * int(getattr(backend, "servers", 1))
 
     # ------------------------------------------------------------------------ selection
 
