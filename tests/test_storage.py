@@ -309,3 +309,46 @@ def test_a_failed_clip_upload_stops_the_run_instead_of_failing_the_clip(
     resumed = run_pipeline([subset], url, s3_config()).result
     assert resumed.processed + resumed.skipped == len(SUBSET) and resumed.processed >= 1
     assert_same_tables(s3, "runs/clipfail", local_run)
+
+
+def _placeless(rows: list[dict]) -> list[dict]:
+    """Rows without where the sources are (a bucket here, a folder in the local run)."""
+    out = []
+    for row in rows:
+        row = {k: v for k, v in row.items() if k != "source_path"}
+        if "clip_id" not in row:
+            row.pop("path", None)  # a videos row's path is its source
+        out.append(row)
+    return out
+
+
+def test_no_shared_disk_sources_and_run_folder_in_a_bucket_on_ray(
+    s3: LocalS3, subset: Path, local_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The issue's "no shared disk" run: sources in a bucket, the run folder in a bucket, two
+    Ray workers reading sources through their node cache; then a fresh machine (no staging, no
+    cache) resumes from the bucket alone. Tables equal a local run over local copies."""
+    cache = tmp_path / "source-cache"
+    monkeypatch.setenv("CLIPSIEVE_SOURCE_CACHE", str(cache))
+    fs = s3.filesystem()
+    for name in SUBSET:
+        fs.put_file(str(subset / name), f"{s3.bucket}/sources/{name}")
+    url = s3.url("runs/nodisk")
+    with local_ray(num_cpus=2):
+        run_pipeline([s3.url("sources/")], url, s3_config(executor="ray"))
+    for name in ("videos.parquet", "clips.parquet"):
+        got = _placeless(remote_rows(s3, "runs/nodisk", name))
+        assert got == _placeless(table_rows(local_run, name, sort=True)), name
+    sources = {r["source_path"] for r in remote_rows(s3, "runs/nodisk", "clips.parquet")}
+    assert sources and all(s.startswith(s3.url("sources/")) for s in sources)
+
+    markers = sorted(fs.glob(f"{s3.bucket}/runs/nodisk/shards/*.videos.parquet"))
+    for marker in markers[:2]:
+        fs.rm(marker)
+    shutil.rmtree(staging_dir_for(url))
+    shutil.rmtree(cache, ignore_errors=True)
+    resumed = run_pipeline([s3.url("sources/")], url, s3_config()).result
+    assert (resumed.processed, resumed.skipped) == (2, len(SUBSET) - 2)
+    for name in ("videos.parquet", "clips.parquet"):
+        got = _placeless(remote_rows(s3, "runs/nodisk", name))
+        assert got == _placeless(table_rows(local_run, name, sort=True)), name

@@ -71,15 +71,25 @@ def make_video_id(path: Path | str) -> str:
     """``<stem>-<10 hex of the content fingerprint>``; a URL hashes the same sampled bytes (read
     in place), so a video keeps its id wherever it is stored. An object that cannot be read
     hashes its name (its probe records why)."""
+    return _identity(path)[0]
+
+
+def _identity(path: Path | str) -> tuple[str, int | None]:
+    """``(video_id, size in bytes or None)`` of a file or URL (one read of its samples)."""
     if isinstance(path, str) and is_url(path):
+        stem = _slug(PurePosixPath(source_name(path)).stem)
         try:
-            digest = url_fingerprint(path)[0]
+            digest, size = url_fingerprint(path)
         except SourceUnavailable:
-            digest = hashlib.sha1(b"unreadable:" + path.encode("utf-8", "surrogateescape"))
-            digest = digest.hexdigest()
-        return f"{_slug(PurePosixPath(source_name(path)).stem)}-{digest[:10]}"
+            unread = hashlib.sha1(b"unreadable:" + path.encode("utf-8", "surrogateescape"))
+            return f"{stem}-{unread.hexdigest()[:10]}", None
+        return f"{stem}-{digest[:10]}", size
     path = Path(path)
-    return f"{_slug(path.stem)}-{content_fingerprint(path)[:10]}"
+    try:
+        size: int | None = path.stat().st_size
+    except OSError:
+        size = None
+    return f"{_slug(path.stem)}-{content_fingerprint(path)[:10]}", size
 
 
 def find_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path | str]:
@@ -113,24 +123,16 @@ def find_videos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path | str]:
     return [found[key] for key in sorted(found)]
 
 
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
-
-
 def ingest_rows(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """One ``videos`` row per input file, with ``video_id``, ``path`` and ``size_bytes``."""
     paths = find_videos(inputs)
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for path in paths:
-        video_id = make_video_id(path)
+        video_id, size = _identity(path)
         count = seen.get(video_id, 0) + 1
         seen[video_id] = count
         if count > 1:
             video_id = f"{video_id}-{count}"
-        size = None if isinstance(path, str) else _size(path)  # a URL's: the probe says
         rows.append({"video_id": video_id, "path": str(path), "size_bytes": size, "status": None})
     return rows
