@@ -12,6 +12,7 @@ Re-running the same command retries only clips without a caption or whose last a
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from clipsieve.cliutil import (
     run_folder_command,
     user_errors,
 )
+from clipsieve.errors import UserError
 
 
 @run_folder_command
@@ -77,6 +79,15 @@ def caption(
     rematch: bool = typer.Option(
         False, "--rematch", help="Recompute the text-video match score on the new captions."
     ),
+    engine: str = typer.Option(
+        "local", "--engine", help="local, or ray: decode frames and send requests from workers."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Ray: caption workers (default: the cluster's CPUs)."
+    ),
 ) -> None:
     """Caption kept clips with a VLM, then optionally clean, rewrite and re-score matching."""
     from clipsieve.caption.run import AnswerParts, caption_run
@@ -104,6 +115,11 @@ def caption(
             ("--temperature", temperature, 0),
         ):
             at_least(option, value, low)
+        at_least("--workers", workers, 1)
+        if address is not None:
+            engine = "ray"
+        if engine not in ("local", "ray"):
+            raise UserError(f"--engine must be 'local' or 'ray', not {engine!r}")
         stage = CaptionStage(
             backend=backend,
             backend_params={k: v for k, v in params.items() if v is not None},
@@ -136,14 +152,21 @@ def caption(
 
             stage.on_row = on_row
             try:
-                outcome = caption_run(
-                    run_dir,
-                    stage,
-                    post,
-                    rewrite=rewrite_prompt if rewrite else None,
-                    rematch=rematch,
-                    progress=on_phase,
-                )
+                with contextlib.ExitStack() as stack:
+                    captioner = None
+                    if engine == "ray":
+                        from clipsieve.caption.ray_exec import RayCaptioner
+
+                        captioner = stack.enter_context(RayCaptioner(stage, address, workers))
+                    outcome = caption_run(
+                        run_dir,
+                        stage,
+                        post,
+                        rewrite=rewrite_prompt if rewrite else None,
+                        rematch=rematch,
+                        progress=on_phase,
+                        captioner=captioner,
+                    )
             except KeyboardInterrupt:
                 saved = len(AnswerParts(run_dir).answered())
                 console.print(

@@ -32,6 +32,7 @@ from clipsieve.caption.columns import (
     init_source_captions,
 )
 from clipsieve.caption.prompts import PromptTemplate, load_prompt
+from clipsieve.caption.ray_exec import RayCaptioner
 from clipsieve.caption.stage import (
     CaptionStage,
     CaptionStats,
@@ -123,28 +124,57 @@ def _candidate_rows(
         yield rows
 
 
-def caption_answers(
-    ctx: StepContext, stage: CaptionStage, parts: AnswerParts, chunk_rows: int
-) -> None:
-    """Ask the backend for every wanted row no part answers yet; append answers as parts."""
+class _Reachability:
+    """Whether the backend answered the first check (asked once, before the first request)."""
+
+    def __init__(self) -> None:
+        self.checked = False
+        self.unavailable: BackendUnavailable | None = None
+
+
+def _todo_chunks(
+    ctx: StepContext,
+    stage: CaptionStage,
+    parts: AnswerParts,
+    chunk_rows: int,
+    reach: _Reachability,
+) -> Iterator[list[dict[str, Any]]]:
+    """Chunks of the wanted rows no part answers yet. If the backend cannot be reached, every
+    wanted row records why (a part of errors) and nothing is yielded."""
     done = parts.answered()
-    unavailable: BackendUnavailable | None = None
-    checked = False
     for rows in _candidate_rows(ctx):
         todo = [r for r in rows if r["clip_id"] not in done and stage.wanted(r)]
         if not todo:
             continue
-        if not checked:
-            checked = True
+        if not reach.checked:
+            reach.checked = True
             try:
                 stage.backend_instance.check()
             except BackendUnavailable as exc:
-                unavailable = exc
-        if unavailable is not None:  # every wanted row records why, then the run stops
-            parts.append([{**r, "caption_error": error_text("caption", unavailable)} for r in todo])
+                reach.unavailable = exc
+        if reach.unavailable is not None:  # every wanted row records why, then the run stops
+            error = error_text("caption", reach.unavailable)
+            parts.append([{**r, "caption_error": error} for r in todo])
             continue
         for start in range(0, len(todo), chunk_rows):
-            chunk = todo[start : start + chunk_rows]
+            yield todo[start : start + chunk_rows]
+
+
+def caption_answers(
+    ctx: StepContext,
+    stage: CaptionStage,
+    parts: AnswerParts,
+    chunk_rows: int,
+    captioner: RayCaptioner | None = None,
+) -> None:
+    """Ask the backend for every wanted row no part answers yet; append answers as parts
+    (here, or from Ray workers through ``captioner``: the driver writes every part)."""
+    reach = _Reachability()
+    chunks = _todo_chunks(ctx, stage, parts, chunk_rows, reach)
+    if captioner is not None:
+        captioner.run(chunks, parts.append)
+    else:
+        for chunk in chunks:
             asked = list(chunk)  # caption_rows puts a new dict in place of each answered row
             try:
                 # after an abort the stage marks rows "not attempted" without asking the server
@@ -155,8 +185,8 @@ def caption_answers(
                 )
                 raise
             parts.append(chunk)
-    if unavailable is not None:
-        raise unavailable
+    if reach.unavailable is not None:
+        raise reach.unavailable
 
 
 class CaptionMergeStep(PostRunStep):
@@ -181,6 +211,7 @@ class CaptionMergeStep(PostRunStep):
         self.errors: dict[str, int] = {}
         self._seen: set[str] = set()
         self._answers: AlignedUpdates | None = None
+        self.engine = "local"  # where the answers were asked from (recorded)
 
     def prepare(self, ctx: StepContext) -> None:
         paths = self.parts.paths()
@@ -222,6 +253,7 @@ class CaptionMergeStep(PostRunStep):
         step = self.stage.describe()
         step["params"]["post"] = vars(self.post)
         step["params"]["rewrite"] = self.rewrite_name
+        step["params"]["engine"] = self.engine
         step["outputs"] = list(self.writes)
         step["summary"] = {"marks": self.marks, "errors": sum(self.errors.values())}
         return step
@@ -235,6 +267,7 @@ def caption_run(
     rematch: bool = False,
     progress: Callable[[str, int], None] | None = None,
     chunk_rows: int = 64,
+    captioner: RayCaptioner | None = None,
 ) -> CaptionOutcome:
     """Caption ``run_dir`` with ``stage``; ``rewrite``: a prompt name to run the rewrite pass.
 
@@ -256,9 +289,10 @@ def caption_run(
         )  # fmt: skip
         progress("caption", wanted)
     merge = CaptionMergeStep(stage, post, parts, rewrite_template, rewrite)
+    merge.engine = "ray" if captioner is not None else "local"
     outcome = CaptionOutcome(caption=stage.stats, run_dir=run_dir)
     try:
-        caption_answers(ctx, stage, parts, max(1, chunk_rows))
+        caption_answers(ctx, stage, parts, max(1, chunk_rows), captioner)
     except BackendUnavailable:
         runner.apply(merge)
         parts.clear()

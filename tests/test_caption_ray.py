@@ -1,0 +1,41 @@
+"""`caption --engine ray`: workers decode and ask a pool of servers; the driver records every
+answer exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import caption_server
+from clipsieve.cli import app
+from clipsieve.runfolder import load_clips
+
+pytest.importorskip("ray")
+
+
+def _wanted(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["keep"] and r["status"] != "error"]
+
+
+def test_caption_on_ray_with_two_servers_asks_each_clip_once(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    before = load_clips(run_copy).to_pylist()
+    wanted = len(_wanted(before))
+    with caption_server.StandInServer(0.05) as a, caption_server.StandInServer(0.05) as b:
+        args = ["caption", str(run_copy), "--base-url", a.url, "--base-url", b.url]
+        args += ["--model", "slow", "-j", "2", "--frame-size", "64"]
+        result = CliRunner().invoke(app, [*args, "--engine", "ray", "--workers", "2"])
+        assert result.exit_code == 0, result.output
+        asked = [key for _, key, status in [*a.requests, *b.requests] if status == 200]
+        assert a.requests and b.requests  # both servers were used
+    rows = load_clips(run_copy).to_pylist()
+    assert len(rows) == len(before)
+    assert len(asked) == wanted
+    assert all(r["caption_raw"] and not r["caption_error"] for r in _wanted(rows))
+    info = [s for s in __import__("json").loads((run_copy / "run.json").read_text())["steps"]]
+    caption = next(s for s in info if s["name"] == "caption")
+    assert caption["params"]["engine"] == "ray"
