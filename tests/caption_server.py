@@ -153,6 +153,7 @@ class StandInServer:
         self._connections: set[socket.socket] = set()
         self._crash_at: int | None = None
         self._down_s = 0.0
+        self._down = False  # between a crash and the restart: nothing is answered
         self._restarter: threading.Thread | None = None
         self._stopped = threading.Event()
 
@@ -208,6 +209,8 @@ class StandInServer:
         self._close()
         if not self._stopped.wait(self._down_s):
             self._listen(self._port)
+        with self._lock:
+            self._down = False
 
     def __enter__(self) -> StandInServer:
         return self.start()
@@ -224,7 +227,13 @@ class StandInServer:
             first = (model, key) not in self._seen
             self._seen.add((model, key))
             crash = self._crash_at is not None and len(self.requests) >= self._crash_at
+            if self._down and not crash:
+                # a request on a connection the crash has not cut yet: a dead process answers
+                # nothing on any connection
+                self.requests.append((model, key, 0))
+                return Reply(0, b"", drop=True)
             if crash:
+                self._down = True
                 self._crash_at = None
                 self.crashes += 1
                 self.requests.append((model, key, 0))

@@ -149,7 +149,8 @@ def test_server_crash_and_restart_mid_run_loses_nothing(
     assert time.monotonic() - started < 30
     assert crashing_server.crashes == 1 and crashing_server.url == url  # same port after restart
     statuses = Counter(status for _, _, status in crashing_server.requests)
-    assert statuses[0] == 1  # the request the crash swallowed
+    # the request the crash swallowed, and any sent on a connection it had not cut yet
+    assert 1 <= statuses[0] <= stage.workers
     rows = _assert_rows_intact(run_copy, before)
     assert outcome.caption.failed == 0 and outcome.caption.succeeded == wanted
     assert all(r["caption_raw"] and not r["caption_error"] for r in _wanted(rows))
