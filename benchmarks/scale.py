@@ -238,8 +238,11 @@ def build_caption_run(folder: Path, clips: int, files: list[Path]) -> None:
     (folder / "run.json").write_text(json.dumps({"stages": [], "inputs": ["synthetic"]}))
 
 
-def caption_scale(sizes: list[int], versions: dict[str, str], scratch: Path) -> dict[str, Any]:
-    """clips/s of ``clipsieve caption`` at each run size, per version."""
+def caption_scale(
+    sizes: list[int], versions: dict[str, str], scratch: Path, engines: list[str]
+) -> dict[str, Any]:
+    """clips/s of ``clipsieve caption`` at each run size, per version and engine (``ray``: a
+    private Ray of 2 workers started by the command, its start-up included)."""
     from caption import make_clips, start_server  # the caption benchmark's helpers
 
     (scratch / "files").mkdir(parents=True, exist_ok=True)
@@ -249,16 +252,20 @@ def caption_scale(sizes: list[int], versions: dict[str, str], scratch: Path) -> 
     try:
         for size in sizes:
             for label, src in versions.items():
-                run = scratch / f"caption-{label}-{size}"
-                shutil.rmtree(run, ignore_errors=True)
-                build_caption_run(run, size, files)
-                env = {**os.environ, "PYTHONPATH": src}
-                words = ["caption", "{run}", "--base-url", url, "--model", "echo", "-j", "16",
-                         "--frames", "1", "--frame-size", "64"]  # fmt: skip
-                outcome = run_command(words, run, env, timeout=7200)
-                outcome["clips_per_s"] = round(size / outcome["seconds"], 1)
-                results.setdefault(str(size), {})[label] = outcome
-                print(f"caption {size:>8} {label}: {outcome}", flush=True)
+                for engine in engines:
+                    run = scratch / f"caption-{label}-{engine}-{size}"
+                    shutil.rmtree(run, ignore_errors=True)
+                    build_caption_run(run, size, files)
+                    env = {**os.environ, "PYTHONPATH": src, "RAY_USAGE_STATS_ENABLED": "0"}
+                    words = ["caption", "{run}", "--base-url", url, "--model", "echo", "-j", "16",
+                             "--frames", "1", "--frame-size", "64"]  # fmt: skip
+                    if engine == "ray":
+                        words += ["--engine", "ray", "--workers", "2"]
+                    outcome = run_command(words, run, env, timeout=7200)
+                    outcome["clips_per_s"] = round(size / outcome["seconds"], 1)
+                    name = label if engine == "local" else f"{label} {engine}"
+                    results.setdefault(str(size), {})[name] = outcome
+                    print(f"caption {size:>8} {name}: {outcome}", flush=True)
     finally:
         server.terminate()
     return results
@@ -284,6 +291,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--scratch", type=Path, help="where run folders go (default: temp)")
     parser.add_argument("--caption", help="caption mode: run sizes, e.g. 10000,100000")
+    parser.add_argument(
+        "--caption-engines", default="local", help="caption mode: local, ray or local,ray"
+    )
     args = parser.parse_args()
 
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="clipsieve-scale-"))
@@ -295,14 +305,18 @@ def main() -> None:
             versions["old"] = str(worktree / "src")
         try:
             sizes = [int(x) for x in args.caption.split(",")]
-            results = caption_scale(sizes, versions, scratch)
+            engines = [e.strip() for e in args.caption_engines.split(",") if e.strip()]
+            results = caption_scale(sizes, versions, scratch, engines)
         finally:
             if worktree is not None:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(worktree)], capture_output=True)  # fmt: skip
         out = ROOT / "benchmarks" / "results" / "scale-caption.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"loadavg": os.getloadavg(), "results": results}, indent=2))
+        earlier = json.loads(out.read_text()).get("results", {}) if out.is_file() else {}
+        for size, by in results.items():
+            earlier.setdefault(size, {}).update(by)
+        out.write_text(json.dumps({"loadavg": os.getloadavg(), "results": earlier}, indent=2))
         print(f"→ {out}")
         return
     source = scratch / "source"
