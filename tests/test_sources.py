@@ -155,3 +155,31 @@ def test_the_cache_is_bounded_shared_and_never_evicts_what_a_worker_holds(
             pass
     assert cache.clear() >= 1 and cache.size_bytes() == 0
     shutil.rmtree(tmp_path / "c")
+
+
+def test_metafile_rows_naming_objects_are_read_in_place(
+    videos: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    """An Open-Sora csv whose `path` column holds s3:// objects (https:// rows stay download
+    sources for `clipsieve download`, as before)."""
+    import csv
+
+    with local_s3("clipsieve-meta") as s3:
+        s3.filesystem().put_file(str(videos / SUBSET[0]), f"{s3.bucket}/v/{SUBSET[0]}")
+        meta = tmp_path / "meta.csv"
+        with open(meta, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "text"])
+            writer.writerow([s3.url(f"v/{SUBSET[0]}"), "a pattern with cuts"])
+            writer.writerow([s3.url("v/missing.mp4"), "not there"])
+        out = tmp_path / "run"
+        result = CliRunner().invoke(
+            app,
+            ["run", "--metafile", str(meta), "--out", str(out), "-w", "1"]
+            + ["--config", str(_cheap_yaml(tmp_path))],
+        )
+        assert result.exit_code == 0, result.output
+    clips = {Path(r["source_path"]).name: r for r in table_rows(out, "clips.parquet")}
+    assert clips[SUBSET[0]]["status"] == "ok" and clips[SUBSET[0]]["caption_src"]
+    assert clips["missing.mp4"]["status"] == "error"
+    assert "object not found" in clips["missing.mp4"]["error"]

@@ -34,6 +34,7 @@ import pyarrow as pa
 from clipsieve.ingest.folder import VIDEO_EXTENSIONS, _slug
 from clipsieve.ingest.metafiles import Metafile, MetaVideo, Section, Span
 from clipsieve.stage import RowStage
+from clipsieve.storage import is_url
 from clipsieve.table import (
     CLIP_SCHEMA,
     STATUS_ERROR,
@@ -283,6 +284,17 @@ def _find_local(target: FileTarget, videos_dir: Path | None, meta_dir: Path) -> 
     return next((c for c in candidates if c.is_file()), None)
 
 
+def _object_url(target: FileTarget) -> str | None:
+    """The store URL a whole-file target names (``s3://...``), else None."""
+    if target.section is not None:
+        return None
+    for named in (target.video.path, target.video.url):
+        text = str(named or "")
+        if is_url(text) and text.split("://", 1)[0].lower() not in ("http", "https"):
+            return text
+    return None
+
+
 def _download_table(videos_dir: Path | None) -> dict[str, dict[str, Any]]:
     if videos_dir is None or not (videos_dir / "videos.parquet").is_file():
         return {}
@@ -317,6 +329,13 @@ def resolve_rows(
                 if row["status"] == STATUS_OK:
                     row["status"] = None  # the probe decides again
                 rows.append(row)
+                continue
+            stored = _object_url(target)
+            if stored is not None:
+                # a row naming an object in a store (s3://, gs://, ...): read in place, cached
+                # per node by the stages (clipsieve.media.sources); a missing object is an
+                # error row from its probe. http(s) URLs stay what `clipsieve download` fetches.
+                rows.append(target_row(target, stored))
                 continue
             path = _find_local(target, folder, meta.path.parent)
             if path is not None:
