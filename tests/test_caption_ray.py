@@ -39,3 +39,23 @@ def test_caption_on_ray_with_two_servers_asks_each_clip_once(
     info = [s for s in __import__("json").loads((run_copy / "run.json").read_text())["steps"]]
     caption = next(s for s in info if s["name"] == "caption")
     assert caption["params"]["engine"] == "ray"
+
+
+def test_score_on_ray_writes_the_table_a_local_score_writes(
+    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    local = tmp_path / "local"
+    shutil.copytree(run_copy, local)
+    scorers = ["--scorers", "static,phash"]
+    result = CliRunner().invoke(app, ["score", str(local), *scorers])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        app, ["score", str(run_copy), *scorers, "--engine", "ray", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_clips(run_copy).to_pylist() == load_clips(local).to_pylist()
+    steps = __import__("json").loads((run_copy / "run.json").read_text())["steps"]
+    assert next(s for s in steps if s["name"] == "score")["params"]["engine"] == "ray"

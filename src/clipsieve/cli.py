@@ -6,6 +6,7 @@ thing and the fix, and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -255,12 +256,31 @@ def score(
         help="Category prompt for text-frame matching (adds the match scorer): "
         "--option animal gives match_animal.",
     ),
+    engine: str = typer.Option(
+        "local", "--engine", help="local, or ray: decode and score on Ray workers."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Ray: scoring workers (default: the cluster's CPUs)."
+    ),
+    gpus_per_worker: float = typer.Option(
+        0.0, "--gpus-per-worker", help="Ray: GPU share of each worker (0.25: four per GPU)."
+    ),
 ) -> None:
     """Add score columns to a run's clips (each clip decoded once for all scorers)."""
     from clipsieve.score.rescore import parse_scorer_params, score_step
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
+        engine = "ray" if address is not None else engine
+        if engine not in ("local", "ray"):
+            raise _fail(f"--engine must be 'local' or 'ray', not {engine!r}")
+        if workers is not None and workers < 1:
+            raise _fail(f"--workers {workers}: must be at least 1")
+        if not 0 <= gpus_per_worker <= 8:
+            raise _fail(f"--gpus-per-worker {gpus_per_worker}: give a share between 0 and 8")
         params = parse_scorer_params(param)
         if option:
             if "match" not in names:
@@ -273,7 +293,17 @@ def score(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            step = score_step(run_dir, names, scorer_params=params, progress=on_progress)
+            with contextlib.ExitStack() as stack:
+                executor = None
+                if engine == "ray":
+                    from clipsieve.score.ray_exec import RayScorer
+
+                    executor = stack.enter_context(
+                        RayScorer(names, params, address, workers, gpus_per_worker)
+                    )
+                step = score_step(
+                    run_dir, names, scorer_params=params, progress=on_progress, executor=executor
+                )
         console.print(f"scored {step.total} clips with {', '.join(names)} → {run_dir}")
         for message, count in step.errors.most_common(10):
             console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import yaml
 
 from clipsieve.errors import UserError
+from clipsieve.score.ray_exec import RayScorer
 from clipsieve.score.stage import ScoreStage
 from clipsieve.steps import PostRunStep, StepContext, apply_step
 from clipsieve.table import CLIP_SCHEMA, concat_tables
@@ -55,9 +56,11 @@ class ScoreStep(PostRunStep):
         scorer_params: dict[str, dict[str, Any]] | None = None,
         progress: Callable[[int, int], None] | None = None,
         slice_rows: int = 32,
+        executor: RayScorer | None = None,
     ) -> None:
         self.stage = ScoreStage(scorers=list(scorers), scorer_params=dict(scorer_params or {}))
         self.stage.setup()
+        self.executor = executor  # slices scored on Ray workers instead of here
         self.reads = tuple(self.stage.inputs)
         self.scores = tuple(self.stage.outputs)
         # a clip that cannot be decoded at all is marked broken (status, error)
@@ -75,19 +78,31 @@ class ScoreStep(PostRunStep):
         table = pa.Table.from_batches([batch])
         # the scorers being re-run start from nothing, so their new values replace the old
         table = table.drop_columns([c for c in self.scores if c in table.column_names])
-        parts = []
-        for start in range(0, table.num_rows, self.slice_rows):
-            parts.append(self.stage.process(table.slice(start, self.slice_rows)))
-            self.done += min(self.slice_rows, table.num_rows - start)
-            if self.progress is not None:
-                self.progress(self.done, self.total)
+        slices = [
+            table.slice(start, self.slice_rows)
+            for start in range(0, table.num_rows, self.slice_rows)
+        ]
+        parts: list[pa.Table] = []
+        if self.executor is not None:  # the whole batch's slices at once, on the workers
+            parts = self.executor.process(slices)
+            self._advance(table.num_rows)
+        else:
+            for rows in slices:
+                parts.append(self.stage.process(rows))
+                self._advance(rows.num_rows)
         scored = concat_tables(parts, CLIP_SCHEMA) if parts else table
         if "score_errors" in scored.column_names:
             self.errors.update(e for e in scored.column("score_errors").to_pylist() if e)
         return {c: scored.column(c) for c in self.writes if c in scored.column_names}
 
+    def _advance(self, rows: int) -> None:
+        self.done += rows
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
     def record(self) -> dict[str, Any]:
         entry = {**self.stage.describe(), "inputs": list(self.reads)}
+        entry["params"] = {**entry["params"], "engine": "ray" if self.executor else "local"}
         entry["outputs"] = list(self.scores)
         if self.errors:
             entry["summary"] = {"errors": dict(self.errors.most_common(10))}
@@ -100,10 +115,12 @@ def score_step(
     scorer_params: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[int, int], None] | None = None,
     slice_rows: int = 32,
+    executor: RayScorer | None = None,
 ) -> ScoreStep:
-    """Score every kept clip of ``run_dir`` through the step runner; the applied step (with
-    its error counts) is returned."""
-    step = ScoreStep(scorers, scorer_params, progress, slice_rows)
+    """Score every kept clip of ``run_dir`` through the step runner (the clips decoded and
+    scored here, or on Ray workers through ``executor``); the applied step (with its error
+    counts) is returned."""
+    step = ScoreStep(scorers, scorer_params, progress, slice_rows, executor)
     # batches of a few thousand rows: decoding dominates, and a batch's scores are held
     # until it is written
     apply_step(run_dir, step, batch_rows=4096)
