@@ -13,6 +13,7 @@ marked "not attempted" without asking.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -97,6 +98,7 @@ class RayCaptioner:
         """Caption every chunk; ``on_done(rows)`` (in the driver) for each finished chunk."""
         import ray
 
+        started = time.perf_counter()
         actors = self._actors()
         idle = list(actors)
         running: dict[Any, tuple[Any, list[dict[str, Any]], int]] = {}
@@ -136,11 +138,14 @@ class RayCaptioner:
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
+            # the actors' seconds overlap: the rate is answers over the wall time
+            self.stage.stats.seconds = time.perf_counter() - started
 
     def _count(self, rows: list[dict[str, Any]], delta: dict[str, Any]) -> None:
         stats = self.stage.stats
         for key, value in delta.items():
-            setattr(stats, key, getattr(stats, key) + value)
+            if key != "seconds":  # wall time is set once the pool is done
+                setattr(stats, key, getattr(stats, key) + value)
         if self.stage.on_row is not None:  # progress, a chunk at a time
             for row in rows:
                 self.stage.on_row(not row.get("caption_error"))
