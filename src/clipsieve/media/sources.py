@@ -33,7 +33,7 @@ from typing import Any
 from clipsieve.errors import UserError
 from clipsieve.storage import StorageError, _filesystem, _reason, is_url
 
-CACHE_ENV = "CLIPSIEVE_SOURCE_CACHE"  # the cache folder (default: <temp>/clipsieve-sources)
+CACHE_ENV = "CLIPSIEVE_SOURCE_CACHE"  # the cache folder (default: <temp>/clipsieve-sources-UID)
 CACHE_GB_ENV = "CLIPSIEVE_SOURCE_CACHE_GB"
 DEFAULT_CACHE_GB = 20.0
 STALE_PART_S = 3600.0  # a download's temp file untouched this long belongs to a dead worker
@@ -124,7 +124,8 @@ class SourceCache:
     """Local copies of URL sources on this node (see the module docstring)."""
 
     def __init__(self, root: Path | None = None, max_bytes: int | None = None) -> None:
-        default = Path(tempfile.gettempdir()) / "clipsieve-sources"
+        # per user: another user's cache folder would not be writable
+        default = Path(tempfile.gettempdir()) / f"clipsieve-sources-{os.getuid()}"
         self.root = Path(root or os.environ.get(CACHE_ENV) or default)
         self.max_bytes = _cache_bytes() if max_bytes is None else max_bytes
 
