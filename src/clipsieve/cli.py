@@ -16,7 +16,7 @@ from rich.table import Table
 
 from clipsieve.annotate.command import register_annotate
 from clipsieve.caption.command import register as register_caption
-from clipsieve.cliutil import console, holding, keep_text, run_folder_command
+from clipsieve.cliutil import console, holding, keep_text, run_folder_command, uses_ray
 from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
@@ -274,11 +274,7 @@ def score(
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
-        engine = "ray" if address is not None else engine
-        if engine not in ("local", "ray"):
-            raise _fail(f"--engine must be 'local' or 'ray', not {engine!r}")
-        if workers is not None and workers < 1:
-            raise _fail(f"--workers {workers}: must be at least 1")
+        on_ray = uses_ray(engine, address, workers)
         if not 0 <= gpus_per_worker <= 8:
             raise _fail(f"--gpus-per-worker {gpus_per_worker}: give a share between 0 and 8")
         params = parse_scorer_params(param)
@@ -295,7 +291,7 @@ def score(
 
             with contextlib.ExitStack() as stack:
                 executor = None
-                if engine == "ray":
+                if on_ray:
                     from clipsieve.score.ray_exec import RayScorer
 
                     executor = stack.enter_context(

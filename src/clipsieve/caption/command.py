@@ -25,8 +25,8 @@ from clipsieve.cliutil import (
     progress_bar,
     run_folder_command,
     user_errors,
+    uses_ray,
 )
-from clipsieve.errors import UserError
 
 
 @run_folder_command
@@ -115,11 +115,7 @@ def caption(
             ("--temperature", temperature, 0),
         ):
             at_least(option, value, low)
-        at_least("--workers", workers, 1)
-        if address is not None:
-            engine = "ray"
-        if engine not in ("local", "ray"):
-            raise UserError(f"--engine must be 'local' or 'ray', not {engine!r}")
+        on_ray = uses_ray(engine, address, workers)
         stage = CaptionStage(
             backend=backend,
             backend_params={k: v for k, v in params.items() if v is not None},
@@ -154,7 +150,7 @@ def caption(
             try:
                 with contextlib.ExitStack() as stack:
                     captioner = None
-                    if engine == "ray":
+                    if on_ray:
                         from clipsieve.caption.ray_exec import RayCaptioner
 
                         captioner = stack.enter_context(RayCaptioner(stage, address, workers))
