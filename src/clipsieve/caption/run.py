@@ -140,7 +140,8 @@ def _todo_chunks(
     reach: _Reachability,
 ) -> Iterator[list[dict[str, Any]]]:
     """Chunks of the wanted rows no part answers yet. If the backend cannot be reached, every
-    wanted row records why (a part of errors) and nothing is yielded."""
+    wanted row records why (a part of errors) and nothing is yielded. ``reach.checked`` set
+    beforehand skips the check (Ray with a local model: the workers load it, not the driver)."""
     done = parts.answered()
     for rows in _candidate_rows(ctx):
         todo = [r for r in rows if r["clip_id"] not in done and stage.wanted(r)]
@@ -170,6 +171,8 @@ def caption_answers(
     """Ask the backend for every wanted row no part answers yet; append answers as parts
     (here, or from Ray workers through ``captioner``: the driver writes every part)."""
     reach = _Reachability()
+    # a local VLM's check is loading it: on Ray that happens on the workers, not here too
+    reach.checked = captioner is not None and stage.backend == "local"
     chunks = _todo_chunks(ctx, stage, parts, chunk_rows, reach)
     if captioner is not None:
         captioner.run(chunks, parts.append)

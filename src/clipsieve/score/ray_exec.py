@@ -30,6 +30,9 @@ def _worker_class(gpus: float) -> Any:
         def process(self, rows: pa.Table) -> pa.Table:
             return self.stage.process(rows)
 
+        def unavailable(self) -> dict[str, str]:
+            return self.stage.unavailable()
+
     return ScoreWorker
 
 
@@ -68,6 +71,12 @@ class RayScorer:
             ray.kill(actor, no_restart=True)
         if self.started_ray:
             ray.shutdown()
+
+    def unavailable(self) -> dict[str, str]:
+        """Scorers the workers could not set up (a model missing there), by name."""
+        import ray
+
+        return dict(ray.get(self.actors[0].unavailable.remote()))
 
     def process(self, slices: list[pa.Table]) -> list[pa.Table]:
         """The scored slices, in the order given (at most two slices queued per actor)."""

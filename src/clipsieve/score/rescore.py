@@ -59,8 +59,11 @@ class ScoreStep(PostRunStep):
         executor: RayScorer | None = None,
     ) -> None:
         self.stage = ScoreStage(scorers=list(scorers), scorer_params=dict(scorer_params or {}))
-        self.stage.setup()
         self.executor = executor  # slices scored on Ray workers instead of here
+        if executor is None:
+            self.stage.setup()
+        else:  # the models load on the workers only; what they could not load is recorded
+            self.stage.mark_unavailable(executor.unavailable())
         self.reads = tuple(self.stage.inputs)
         self.scores = tuple(self.stage.outputs)
         # a clip that cannot be decoded at all is marked broken (status, error)

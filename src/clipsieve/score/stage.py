@@ -110,6 +110,14 @@ class ScoreStage(RowStage):
             params["unavailable"] = dict(self._unavailable)
         return params
 
+    def mark_unavailable(self, reasons: dict[str, str]) -> None:
+        """Record scorers that could not be set up elsewhere (a Ray worker), so this stage's
+        outputs and record agree with what the workers score, without loading models here."""
+        self._unavailable.update(reasons)
+
+    def unavailable(self) -> dict[str, str]:
+        return dict(self._unavailable)
+
     def setup(self) -> None:
         for scorer in self._active():
             try:
