@@ -23,7 +23,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from clipsieve.errors import UserError
@@ -36,12 +35,6 @@ class RunFolderBusy(UserError):
     """Another command holds the run folder (one line naming it and what to do)."""
 
 
-@dataclass
-class _Held:
-    fd: int
-    depth: int
-
-
 class _Registry:
     """The locks this process holds, by folder: what makes the lock reentrant. One per process
     because an ``flock`` belongs to an open file, and a second open file in the same process
@@ -49,7 +42,7 @@ class _Registry:
 
     def __init__(self) -> None:
         self.guard = threading.Lock()
-        self.held: dict[str, _Held] = {}
+        self.held: dict[str, int] = {}  # folder → the open file holding its flock
 
 
 _REGISTRY = _Registry()
@@ -87,15 +80,9 @@ def run_lock(
     folder = Path(run_dir).resolve()
     key = str(folder)
     with _REGISTRY.guard:
-        held = _REGISTRY.held.get(key)
-        if held is not None:
-            held.depth += 1
-    if held is not None:
-        try:
-            yield
-        finally:
-            with _REGISTRY.guard:
-                held.depth -= 1
+        inner = key in _REGISTRY.held
+    if inner:  # this process holds it already (an outer block releases it)
+        yield
         return
     if not create and not folder.is_dir():
         yield
@@ -122,7 +109,7 @@ def run_lock(
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps({"command": command, "pid": os.getpid(), "since": since}).encode(), 0)
     with _REGISTRY.guard:
-        _REGISTRY.held[key] = _Held(fd, 1)
+        _REGISTRY.held[key] = fd
     try:
         yield
     finally:

@@ -5,7 +5,8 @@ If that file was replaced since the run (re-downloaded, re-encoded, another vide
 same name) the span shows other frames, and scores or captions would be silently wrong. A
 folder run's ``video_id`` ends with a hash of the file's content (``<name>-<10 hex>``,
 :func:`clipsieve.ingest.folder.make_video_id`): the source is checked against it first, once
-per file. Metafile videos are named by the dataset and cannot be checked this way.
+per file (an object in a store is read in place). Metafile videos are named by the dataset and
+cannot be checked this way.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from clipsieve.ingest.folder import content_fingerprint
+from clipsieve.media.sources import SourceUnavailable, url_fingerprint
+from clipsieve.storage import is_url
 
 _HASHED_ID = re.compile(r"-(?P<hash>[0-9a-f]{10})(?:-\d+)?$")
+
+
+def _fingerprint(path: str) -> str:
+    if is_url(path):
+        return url_fingerprint(path)[0][:10]
+    return content_fingerprint(Path(path))[:10]
 
 
 class SourceChanged(Exception):
@@ -44,15 +53,21 @@ class SourceCheck:
         found = _HASHED_ID.search(str(row.get("video_id") or ""))
         if found is None:
             return path
-        try:
-            st = Path(path).stat()
-        except OSError:
-            return path  # the decoder says why it cannot open it
-        key = (path, st.st_size, st.st_mtime_ns)
+        if is_url(path):  # an object in a store: its fingerprint read in place, once
+            key: tuple[str, int, int] = (path, 0, 0)
+        else:
+            try:
+                st = Path(path).stat()
+            except OSError:
+                return path  # the decoder says why it cannot open it
+            key = (path, st.st_size, st.st_mtime_ns)
         with self._lock:
             digest = self._hashes.get(key)
         if digest is None:
-            digest = content_fingerprint(Path(path))[:10]
+            try:
+                digest = _fingerprint(path)
+            except SourceUnavailable:
+                return path  # the decoder says why it cannot open it
             with self._lock:
                 self._hashes[key] = digest
         if digest != found["hash"]:
