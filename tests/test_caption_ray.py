@@ -59,3 +59,45 @@ def test_score_on_ray_writes_the_table_a_local_score_writes(
     assert load_clips(run_copy).to_pylist() == load_clips(local).to_pylist()
     steps = __import__("json").loads((run_copy / "run.json").read_text())["steps"]
     assert next(s for s in steps if s["name"] == "score")["params"]["engine"] == "ray"
+
+
+def test_semantic_dedup_on_ray_embeds_on_the_workers_then_dedups_as_a_local_run(
+    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dedup --method semantic --engine ray` on clips without embeddings: the embedding pass
+    runs on the Ray workers (recorded as a score step on Ray), and the marks equal a local run's."""
+    import json
+    import shutil
+
+    from clipsieve.vectors import has_vectors
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    local = tmp_path / "local"
+    shutil.copytree(run_copy, local)
+    assert not has_vectors(run_copy, "embedding")
+    args = ["--method", "semantic", "--cosine", "0.9"]
+    result = CliRunner().invoke(app, ["dedup", str(local), *args])
+    assert result.exit_code == 0, result.output
+    assert "embedding them here first" in result.output
+    result = CliRunner().invoke(
+        app, ["dedup", str(run_copy), *args, "--engine", "ray", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "embedding them on Ray first" in result.output
+    assert has_vectors(run_copy, "embedding")
+    on_ray, here = load_clips(run_copy, vectors=True), load_clips(local, vectors=True)
+    assert on_ray.column("embed_model").to_pylist() == here.column("embed_model").to_pylist()
+    vectors = zip(
+        on_ray.column("embedding").to_pylist(), here.column("embedding").to_pylist(), strict=True
+    )
+    for a, b in vectors:
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4
+    marks = ("clip_id", "keep", "drop_reason", "dup_group")
+    assert on_ray.select(marks).to_pylist() == here.select(marks).to_pylist()
+    steps = json.loads((run_copy / "run.json").read_text())["steps"]
+    assert [s["name"] for s in steps][-2:] == ["score", "dedup"]
+    assert steps[-2]["params"]["engine"] == "ray"
+    again = CliRunner().invoke(app, ["dedup", str(run_copy), *args, "--engine", "ray"])
+    assert again.exit_code == 0 and "embedding them" not in again.output  # vectors kept

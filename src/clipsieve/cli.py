@@ -6,7 +6,6 @@ thing and the fix, and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -16,11 +15,12 @@ from rich.table import Table
 
 from clipsieve.annotate.command import register_annotate
 from clipsieve.caption.command import register as register_caption
-from clipsieve.cliutil import console, holding, keep_text, run_folder_command, uses_ray
+from clipsieve.cliutil import console, holding, keep_text, run_folder_command
 from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
 from clipsieve.config import DEFAULT_CONFIG_YAML, load_config
+from clipsieve.engine.ray_pool import ray_options
 from clipsieve.evaluate.command import register_evaluate
 from clipsieve.export.command import register_export
 from clipsieve.ingest.command import register_ingest_meta
@@ -274,9 +274,7 @@ def score(
 
     names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
-        on_ray = uses_ray(engine, address, workers)
-        if not 0 <= gpus_per_worker <= 8:
-            raise _fail(f"--gpus-per-worker {gpus_per_worker}: give a share between 0 and 8")
+        ray = ray_options(engine, address, workers, gpus_per_worker)
         params = parse_scorer_params(param)
         if option:
             if "match" not in names:
@@ -289,17 +287,7 @@ def score(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            with contextlib.ExitStack() as stack:
-                executor = None
-                if on_ray:
-                    from clipsieve.score.ray_exec import RayScorer
-
-                    executor = stack.enter_context(
-                        RayScorer(names, params, address, workers, gpus_per_worker)
-                    )
-                step = score_step(
-                    run_dir, names, scorer_params=params, progress=on_progress, executor=executor
-                )
+            step = score_step(run_dir, names, scorer_params=params, progress=on_progress, ray=ray)
         console.print(f"scored {step.total} clips with {', '.join(names)} → {run_dir}")
         for message, count in step.errors.most_common(10):
             console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)

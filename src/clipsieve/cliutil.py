@@ -37,15 +37,6 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def uses_ray(engine: str, address: str | None, workers: int | None) -> bool:
-    """Whether a post-run command runs on Ray (``--engine ray``, or any ``--address``);
-    a bad ``--engine`` or ``--workers`` is one line."""
-    if engine not in ("local", "ray"):
-        raise UserError(f"--engine must be 'local' or 'ray', not {engine!r}")
-    at_least("--workers", workers, 1)
-    return engine == "ray" or address is not None
-
-
 def at_least(option: str, value: float | None, low: float) -> None:
     """Refuse ``option``'s value below ``low`` in one line (None: not given, left alone)."""
     if value is not None and value < low:

@@ -25,8 +25,8 @@ from clipsieve.cliutil import (
     progress_bar,
     run_folder_command,
     user_errors,
-    uses_ray,
 )
+from clipsieve.engine.ray_pool import ray_options
 
 
 @run_folder_command
@@ -115,7 +115,7 @@ def caption(
             ("--temperature", temperature, 0),
         ):
             at_least(option, value, low)
-        on_ray = uses_ray(engine, address, workers)
+        ray = ray_options(engine, address, workers)
         stage = CaptionStage(
             backend=backend,
             backend_params={k: v for k, v in params.items() if v is not None},
@@ -150,10 +150,10 @@ def caption(
             try:
                 with contextlib.ExitStack() as stack:
                     captioner = None
-                    if on_ray:
+                    if ray is not None:
                         from clipsieve.caption.ray_exec import RayCaptioner
 
-                        captioner = stack.enter_context(RayCaptioner(stage, address, workers))
+                        captioner = stack.enter_context(RayCaptioner(stage, ray))
                     outcome = caption_run(
                         run_dir,
                         stage,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from clipsieve.caption.stage import CaptionStage
+from clipsieve.engine.ray_pool import RayOptions, RaySession
 from clipsieve.table import error_text
 
 CHUNK_TRIES = 2  # a chunk whose actor dies is given to one other actor
@@ -63,32 +64,21 @@ def _worker_class() -> Any:
 class RayCaptioner:
     """Caption chunks on a pool of Ray actors (see the module docstring)."""
 
-    def __init__(self, stage: CaptionStage, address: str | None, workers: int | None) -> None:
+    def __init__(self, stage: CaptionStage, options: RayOptions) -> None:
         self.stage = stage
-        self.address = address
-        self.workers = workers
-        self.started_ray = False
+        self.session = RaySession(options)
 
     def __enter__(self) -> RayCaptioner:
-        from clipsieve.engine.ray import connect
-
-        self.started_ray = connect(self.address, self.workers)
+        self.session.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.started_ray:
-            import ray
-
-            ray.shutdown()
+        self.session.__exit__(*exc)
 
     def _actors(self) -> list[Any]:
-        import ray
-
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        count = max(1, min(self.workers or cpus, cpus))
         worker = _worker_class()
         params = stage_params(self.stage)
-        return [worker.remote(params) for _ in range(count)]
+        return [worker.remote(params) for _ in range(self.session.size)]
 
     def run(
         self,

@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from clipsieve.engine.ray_pool import RayOptions, RaySession
+
 
 def _worker_class(gpus: float) -> Any:
     import ray
@@ -43,25 +45,19 @@ class RayScorer:
         self,
         scorers: list[str],
         scorer_params: dict[str, dict[str, Any]],
-        address: str | None = None,
-        workers: int | None = None,
-        gpus: float = 0.0,
+        options: RayOptions,
     ) -> None:
         self.scorers, self.scorer_params = scorers, scorer_params
-        self.address, self.workers, self.gpus = address, workers, gpus
-        self.started_ray = False
+        self.session = RaySession(options)
+        self.gpus = options.gpus
         self.actors: list[Any] = []
 
     def __enter__(self) -> RayScorer:
-        import ray
-
-        from clipsieve.engine.ray import connect
-
-        self.started_ray = connect(self.address, self.workers)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        count = max(1, min(self.workers or cpus, cpus))
+        self.session.__enter__()
         worker = _worker_class(self.gpus)
-        self.actors = [worker.remote(self.scorers, self.scorer_params) for _ in range(count)]
+        self.actors = [
+            worker.remote(self.scorers, self.scorer_params) for _ in range(self.session.size)
+        ]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -69,8 +65,7 @@ class RayScorer:
 
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
-        if self.started_ray:
-            ray.shutdown()
+        self.session.__exit__(*exc)
 
     def unavailable(self) -> dict[str, str]:
         """Scorers the workers could not set up (a model missing there), by name."""

@@ -7,6 +7,7 @@ the score stage in its provenance metadata and in ``run.json``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from clipsieve.engine.ray_pool import RayOptions
 from clipsieve.errors import UserError
 from clipsieve.score.ray_exec import RayScorer
 from clipsieve.score.stage import ScoreStage
@@ -118,15 +120,19 @@ def score_step(
     scorer_params: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[int, int], None] | None = None,
     slice_rows: int = 32,
-    executor: RayScorer | None = None,
+    ray: RayOptions | None = None,
 ) -> ScoreStep:
     """Score every kept clip of ``run_dir`` through the step runner (the clips decoded and
-    scored here, or on Ray workers through ``executor``); the applied step (with its error
-    counts) is returned."""
-    step = ScoreStep(scorers, scorer_params, progress, slice_rows, executor)
-    # batches of a few thousand rows: decoding dominates, and a batch's scores are held
-    # until it is written
-    apply_step(run_dir, step, batch_rows=4096)
+    scored here, or on a pool of Ray actors when ``ray`` is given); the applied step (with its
+    error counts) is returned."""
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if ray is not None:
+            executor = stack.enter_context(RayScorer(list(scorers), scorer_params or {}, ray))
+        step = ScoreStep(scorers, scorer_params, progress, slice_rows, executor)
+        # batches of a few thousand rows: decoding dominates, and a batch's scores are held
+        # until it is written
+        apply_step(run_dir, step, batch_rows=4096)
     return step
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
 from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.engine.ray_pool import RayOptions
 from clipsieve.errors import UserError
+from clipsieve.runfolder import clips_path
 from clipsieve.table import stream_parquet
 
 
@@ -133,6 +136,24 @@ def _print_duplicates(clips_file: Path) -> None:
         console.print(f"  … and {total - shown} more (columns dup_of, dup_group)", style="dim")
 
 
+def _embedding_pass(run_dir: Path, ray: RayOptions | None) -> None:
+    """Embed the kept clips (the ``embed`` scorer) when the run has no embeddings yet: the
+    step semantic dedup needs, and the costly one (a decode and an encoder pass per clip)."""
+    from clipsieve.score.rescore import score_step
+    from clipsieve.vectors import has_vectors
+
+    if (
+        has_vectors(run_dir, "embedding")
+        or "embedding" in pq.read_schema(clips_path(run_dir)).names
+    ):
+        return
+    where = "on Ray" if ray is not None else "here"
+    console.print(f"the clips have no embeddings yet: embedding them {where} first", style="dim")
+    step = score_step(run_dir, ["embed"], ray=ray)
+    for message, count in step.errors.most_common(5):
+        console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``filter``, ``dedup`` and ``topn`` commands to ``app``."""
 
@@ -233,12 +254,32 @@ def register(app: typer.Typer) -> None:
             20000, help="Compare within KMeans partitions of about this many clips."
         ),
         seed: int = typer.Option(0, help="KMeans seed for partitioning."),
+        engine: str = typer.Option(
+            "local",
+            "--engine",
+            help="local, or ray: the embedding pass of --method semantic (when the clips have "
+            "no embeddings yet) decodes and embeds on Ray workers.",
+        ),
+        address: str | None = typer.Option(
+            None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
+        ),
+        workers: int | None = typer.Option(
+            None, "--workers", "-w", help="Ray: embedding workers (default: the cluster's CPUs)."
+        ),
+        gpus_per_worker: float = typer.Option(
+            0.0, "--gpus-per-worker", help="Ray: GPU share of each embedding worker."
+        ),
     ) -> None:
-        """Find duplicate clips; keep the best copy of each group, mark the others."""
+        """Find duplicate clips; keep the best copy of each group, mark the others.
+
+        ``--method semantic`` on clips without embeddings runs the embedding pass first (the
+        ``embed`` scorer, as `clipsieve score --scorers embed` would), here or on Ray."""
+        from clipsieve.engine.ray_pool import ray_options
         from clipsieve.select.dedup import DedupParams, DedupStep
         from clipsieve.steps import apply_step
 
         with user_errors():
+            ray = ray_options(engine, address, workers, gpus_per_worker)
             methods = (
                 ()
                 if method.strip() == "auto"
@@ -253,6 +294,8 @@ def register(app: typer.Typer) -> None:
                 partition_size=partition_size,
                 seed=seed,
             )
+            if "semantic" in methods or (not methods and ray is not None):
+                _embedding_pass(run_dir, ray)
             step = DedupStep(params)
             with console.status("looking for duplicates …"):
                 outcome = apply_step(run_dir, step)
