@@ -183,3 +183,46 @@ def test_export_command(run_with_caption: Path) -> None:
     assert index["shard_bytes"] == 1_000_000 and index["total"] > 0
     bad = CliRunner().invoke(app, ["export", str(run_with_caption), "--format", "zip"])
     assert bad.exit_code == 2 and "unknown format 'zip'" in bad.output
+
+
+def test_a_worker_that_cannot_see_the_export_folder_sends_the_shard_back(
+    run_with_caption: Path, tmp_path: Path
+) -> None:
+    """A Ray worker on a node without the driver's disk writes the shard to a temp file and
+    returns its bytes; they equal the shard written in place."""
+    from clipsieve.export.ray_exec import write_shard_into
+    from clipsieve.export.webdataset import make_sample
+
+    rows = [r for r in load_clips(run_with_caption).to_pylist() if r["keep"] and r["path"]][:3]
+    files = [str(run_with_caption / r["path"]) for r in rows]
+    samples = [
+        make_sample(r, f, Path(f).stat().st_size, r["caption"])
+        for r, f in zip(rows, files, strict=True)
+    ]
+    entry, data = write_shard_into(str(tmp_path), "a-000000.tar", samples)
+    assert data is None and entry["count"] == 3
+    remote, sent = write_shard_into(str(tmp_path / "elsewhere"), "a-000000.tar", samples)
+    assert sent == (tmp_path / "a-000000.tar").read_bytes()
+    assert remote == entry and not (tmp_path / "elsewhere").exists()
+
+
+def test_shards_close_at_the_byte_limit(run_with_caption: Path, tmp_path: Path) -> None:
+    """A shard closes before a sample would take it past --shard-size; a clip bigger than the
+    limit gets a shard of its own."""
+    clips = load_clips(run_with_caption)
+    sizes = [
+        (run_with_caption / r["path"]).stat().st_size
+        for r in clips.to_pylist()
+        if r["keep"] and r["status"] == "ok" and r["path"]
+    ]
+    limit = max(sizes) + 8 * 1024  # room for one clip and its small members
+    summary = export_training_set(
+        run_with_caption, clips, tmp_path / "s", "webdataset", shard_bytes=limit
+    )
+    assert summary.index is not None
+    assert all(s["bytes"] <= limit for s in summary.index["shards"])
+    tiny = export_training_set(
+        run_with_caption, clips, tmp_path / "t", "webdataset", shard_bytes=1024
+    )
+    assert tiny.index is not None
+    assert [s["count"] for s in tiny.index["shards"]] == [1] * len(sizes)

@@ -7,8 +7,10 @@ wrong with a bucket it cannot use.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -241,6 +243,17 @@ def test_post_run_commands_work_on_a_bucket_run_folder(s3: LocalS3, subset: Path
     assert result.exit_code == 0, result.output
     html = s3.filesystem().cat_file(f"{s3.bucket}/runs/post/report.html").decode()
     assert "data:image/jpeg;base64" in html  # thumbnails decoded from the clips' URLs
+    result = cli.invoke(app, ["export", url, "--format", "webdataset"])
+    assert result.exit_code == 0, result.output  # clips read from their URLs into the shards
+    fs = s3.filesystem()
+    index = json.loads(fs.cat_file(f"{s3.bucket}/runs/post/export/webdataset/index.json"))
+    assert index["total"] == sum(r["keep"] and r["status"] == "ok" for r in after) > 0
+    shard = index["shards"][0]
+    data = fs.cat_file(f"{s3.bucket}/runs/post/export/webdataset/{shard['name']}")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        meta = json.loads(tar.extractfile(f"{shard['first_key']}.json").read())
+        clip = tar.extractfile(f"{shard['first_key']}.mp4").read()
+    assert meta["path"].startswith("s3://") and clip == fs.cat_file(meta["path"])
     result = cli.invoke(app, ["annotate", url])
     assert result.exit_code == 2 and "needs the clip files on disk" in result.output
     result = cli.invoke(app, ["report", s3.url("runs/none")])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
@@ -99,6 +99,40 @@ def av_source(path: str) -> str | BinaryIO:
         return fs.open(inner, "rb", block_size=4 * 1024 * 1024)
     except FileNotFoundError:
         raise FileNotFoundError(path) from None
+
+
+def file_sizes(paths: Sequence[str], threads: int = 32) -> list[int | None]:
+    """The size of each file (a local path or a URL), None where it is missing.
+
+    URLs are asked in parallel (one HEAD each, ``threads`` at a time): a batch of clips in a
+    bucket is sized in the time of a few requests, not thousands one after another.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def size(path: str) -> int | None:
+        try:
+            if not is_url(path):
+                return os.stat(path).st_size if os.path.isfile(path) else None
+            fs, inner = _filesystem(path)
+            return int(fs.size(inner))
+        except FileNotFoundError:
+            return None
+
+    if not any(is_url(p) for p in paths):
+        return [size(p) for p in paths]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(size, paths))
+
+
+def copy_file(source: str, target: Path) -> None:
+    """Copy a local file or a URL's object to the local ``target``."""
+    if not is_url(source):
+        import shutil
+
+        shutil.copyfile(source, target)
+        return
+    fs, inner = _filesystem(source)
+    fs.get_file(inner, str(target))
 
 
 @dataclass(frozen=True)

@@ -36,22 +36,33 @@ def export(
     shard_count: int | None = typer.Option(
         None, "--shard-count", help="webdataset: at most this many clips per shard."
     ),
+    engine: str = typer.Option(
+        "local", "--engine", help="local, or ray: webdataset shards written by Ray workers."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Ray: shard writers (default: the cluster's CPUs)."
+    ),
 ) -> None:
     """Export the kept clips (filters, dedup and balance applied) as a training set.
 
     ``--format views`` rewrites the run folder's own clips.csv and clips.jsonl (kept rows,
     clip files in place), which post-run steps remove when they change the table.
     """
+    from clipsieve.engine.ray_pool import ray_options
     from clipsieve.export.training import ExportStep, parse_size
     from clipsieve.steps import apply_step
 
     with user_errors():
         at_least("--shard-count", shard_count, 1)
+        ray = ray_options(engine, address, workers)
         if fmt == VIEWS:
             _write_views(run_dir)
             return
         target = out if out is not None else run_dir / "export" / fmt
-        step = ExportStep(target, fmt, link, parse_size(shard_size), shard_count)
+        step = ExportStep(target, fmt, link, parse_size(shard_size), shard_count, ray)
         apply_step(run_dir, step)
         summary = step.result
         assert summary is not None

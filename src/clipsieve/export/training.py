@@ -19,6 +19,7 @@ export never deletes files it did not make.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -30,12 +31,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipsieve.engine.ray_pool import RayOptions
 from clipsieve.errors import UserError
 from clipsieve.export.easyanimate import EasyAnimateWriter
 from clipsieve.export.opensora import opensora_columns, opensora_table
-from clipsieve.export.webdataset import INDEX_FILE, WebDatasetWriter, make_sample, sample_key
+from clipsieve.export.webdataset import (
+    INDEX_FILE,
+    ShardedExport,
+    WebDatasetWriter,
+    make_sample,
+    sample_key,
+)
 from clipsieve.steps.base import PostRunStep, StepContext
 from clipsieve.steps.sql import connection, text
+from clipsieve.storage import copy_file, file_sizes, is_url
 from clipsieve.table import CsvFileWriter, JsonlFileWriter, atomic_path, caption_of, write_json
 
 TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
@@ -107,21 +116,51 @@ def _swap_in(staging: Path, out: Path) -> None:
         os.replace(staging, out)
 
 
-def _source_file(row: dict[str, Any], run_dir: Path) -> Path:
-    path = Path(row["path"])
-    path = path if path.is_absolute() else run_dir / path
-    if not path.is_file():
-        raise ExportError(
-            f"clip file {path} of {row['clip_id']} is missing: run `clipsieve run` again with "
-            "the same inputs and --out (it cuts missing clip files again)"
-        )
-    return path
+@dataclass(frozen=True)
+class ClipRow:
+    """An exported row with its sample key and its clip file (a path or URL) and size."""
+
+    row: dict[str, Any]
+    key: str
+    video: str
+    video_bytes: int
 
 
-def _place(source: Path, target: Path, link: str) -> None:
+def _clip_rows(batches: Iterator[pa.Table], run_dir: Path) -> Iterator[ClipRow]:
+    """The rows of :func:`_keyed_rows` with their clip files found and sized, a batch at a
+    time (clips at URLs are sized in parallel); a missing clip file is one line."""
+    rows = _keyed_rows(batches)
+    while chunk := list(itertools.islice(rows, SIZE_BATCH)):
+        videos = [_clip_location(row, run_dir) for row, _key in chunk]
+        for (row, key), video, size in zip(chunk, videos, file_sizes(videos), strict=True):
+            if size is None:
+                raise ExportError(
+                    f"clip file {video} of {row['clip_id']} is missing: run `clipsieve run` "
+                    "again with the same inputs and --out (it cuts missing clip files again)"
+                )
+            yield ClipRow(row, key, video, size)
+
+
+def _clip_location(row: dict[str, Any], run_dir: Path) -> str:
+    """The clip file of ``row``: its URL, or its path (relative paths are under ``run_dir``)."""
+    path = str(row["path"])
+    if is_url(path) or Path(path).is_absolute():
+        return path
+    return str(run_dir / path)
+
+
+SIZE_BATCH = 1024
+
+
+def _place(source: str, target: Path, link: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if link == "copy":
-        shutil.copyfile(source, target)
+        copy_file(source, target)
+    elif is_url(source):
+        raise ExportError(
+            f"clip {source} is at a URL and cannot be {'hard-' if link == 'hard' else 'sym'}"
+            "linked: use --link copy"
+        )
     elif link == "hard":
         try:
             os.link(source, target)
@@ -183,18 +222,27 @@ def export_training_set(
     link: str = "copy",
     shard_bytes: int = 1 << 30,
     shard_count: int | None = None,
+    ray: RayOptions | None = None,
 ) -> ExportSummary:
-    """Write the kept clips of ``clips`` (the table of ``run_dir``) to ``out`` as ``fmt``."""
+    """Write the kept clips of ``clips`` (the table of ``run_dir``) to ``out`` as ``fmt``;
+    ``ray``: write the webdataset shards on Ray workers."""
     if fmt not in TRAINING_FORMATS:
         raise ExportError(f"unknown format '{fmt}': choose from {', '.join(TRAINING_FORMATS)}")
     if link not in LINK_MODES:
         raise ExportError(f"unknown --link '{link}': choose from {', '.join(LINK_MODES)}")
     if fmt == "webdataset" and link != "copy":
         raise ExportError("--link does not apply to webdataset: clips are stored in the shards")
+    if ray is not None and fmt != "webdataset":
+        raise ExportError(
+            f"--engine ray writes webdataset shards; {fmt} only lists or copies the clips: "
+            "leave --engine out"
+        )
     run_dir, out = Path(run_dir), Path(out)
     staging = _staging_for(out)
     try:
-        summary = _write_export(run_dir, clips, staging, out, fmt, link, shard_bytes, shard_count)
+        summary = _write_export(
+            run_dir, clips, staging, out, fmt, link, shard_bytes, shard_count, ray
+        )
         summary.out = out
         write_json(
             {
@@ -222,21 +270,14 @@ def _write_export(
     link: str,
     shard_bytes: int,
     shard_count: int | None,
+    ray: RayOptions | None = None,
 ) -> ExportSummary:
     """Stream the kept rows, in key order, into the (empty) folder ``out``, which becomes
     ``final`` (what absolute manifest paths name)."""
-    rows = _keyed_rows(sorted_kept_batches(clips))
+    rows = _clip_rows(sorted_kept_batches(clips), run_dir)
     summary = ExportSummary(format=fmt, out=out, count=0)
     if fmt == "webdataset":
-        writer = WebDatasetWriter(out, shard_bytes, shard_count)
-        try:
-            for row, _key in rows:
-                source = _source_file(row, run_dir)
-                writer.add(make_sample(row, source, caption_of(row)))
-        except BaseException:
-            writer.abort()
-            raise
-        summary.index = writer.close()
+        summary.index = _write_shards(rows, out, shard_bytes, shard_count, ray)
         summary.count = summary.index["total"]
         summary.files = [s["name"] for s in summary.index["shards"]] + [INDEX_FILE]
         return summary
@@ -244,11 +285,10 @@ def _write_export(
     target = out / MANIFESTS[fmt]
     with _Manifest(fmt, target, schema, root=final) as manifest:
         batch: list[dict[str, Any]] = []
-        for row, key in rows:
-            source = _source_file(row, run_dir)
-            relative = f"clips/{key}{source.suffix or '.mp4'}"
-            _place(source, out / relative, link)
-            batch.append({**row, "path": relative})
+        for clip in rows:
+            relative = f"clips/{clip.key}{Path(clip.video).suffix or '.mp4'}"
+            _place(clip.video, out / relative, link)
+            batch.append({**clip.row, "path": relative})
             if len(batch) >= MANIFEST_BATCH:
                 manifest.write(batch)
                 summary.count += len(batch)
@@ -260,6 +300,32 @@ def _write_export(
 
 
 MANIFEST_BATCH = 4096
+
+
+def _write_shards(
+    rows: Iterator[ClipRow],
+    out: Path,
+    shard_bytes: int,
+    shard_count: int | None,
+    ray: RayOptions | None,
+) -> dict[str, Any]:
+    """The webdataset shards of ``rows`` in ``out``: written here as the rows stream past,
+    or each by a Ray worker once its samples are planned; the same bytes either way."""
+    with contextlib.ExitStack() as stack:
+        if ray is None:
+            writer: ShardedExport = WebDatasetWriter(out, shard_bytes, shard_count)
+        else:
+            from clipsieve.export.ray_exec import RayShardExport
+
+            writer = stack.enter_context(RayShardExport(out, ray, shard_bytes, shard_count))
+        try:
+            for clip in rows:
+                caption = caption_of(clip.row)
+                writer.add(make_sample(clip.row, clip.video, clip.video_bytes, caption))
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.close()
 
 
 class ExportStep(PostRunStep):
@@ -276,9 +342,11 @@ class ExportStep(PostRunStep):
         link: str = "copy",
         shard_bytes: int = 1 << 30,
         shard_count: int | None = None,
+        ray: RayOptions | None = None,
     ) -> None:
         self.out, self.fmt, self.link = Path(out), fmt, link
         self.shard_bytes, self.shard_count = shard_bytes, shard_count
+        self.ray = ray
         self.result: ExportSummary | None = None
 
     def consume(self, ctx: StepContext) -> None:
@@ -290,6 +358,7 @@ class ExportStep(PostRunStep):
             link=self.link,
             shard_bytes=self.shard_bytes,
             shard_count=self.shard_count,
+            ray=self.ray,
         )
 
     def params(self) -> dict[str, Any]:
@@ -299,6 +368,7 @@ class ExportStep(PostRunStep):
             "link": self.link if self.fmt != "webdataset" else None,
             "shard_bytes": self.shard_bytes if self.fmt == "webdataset" else None,
             "shard_count": self.shard_count if self.fmt == "webdataset" else None,
+            "engine": "ray" if self.ray is not None else "local",
         }
 
     def summary(self) -> dict[str, Any]:

@@ -16,6 +16,11 @@ padding included) or when it holds ``shard_count`` samples; a single clip bigger
 gets a shard of its own. Every header field that could vary between two exports (mtime, uid,
 gid, user and group names, mode) is fixed, so exporting the same table twice gives
 byte-identical shards and the same sha256 in ``index.json``.
+
+Which shard a sample goes to is decided by :class:`ShardPlanner` from the clip file sizes alone,
+so the same shards come out whether they are written here as the rows stream past
+(:class:`WebDatasetWriter`) or each by a Ray worker from its list of samples
+(:mod:`clipsieve.export.ray_exec`). Clip files are read from their paths or URLs.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from clipsieve.export.buckets import bucket_of
+from clipsieve.storage import av_source
 from clipsieve.table import atomic_path, write_json
 
 INDEX_FILE = "index.json"
@@ -56,16 +62,18 @@ def row_json(row: Mapping[str, Any]) -> bytes:
 
 @dataclass
 class Sample:
+    """One clip as a WebDataset sample; ``video`` is the clip file's path or URL and
+    ``video_bytes`` its size (what shard planning needs without opening it)."""
+
     key: str
-    video: Path
+    video: str
+    video_bytes: int
     meta: bytes
     text: bytes
     bucket: dict[str, str]
 
     def tar_bytes(self) -> int:
-        return (
-            _padded(self.video.stat().st_size) + _padded(len(self.meta)) + _padded(len(self.text))
-        )
+        return _padded(self.video_bytes) + _padded(len(self.meta)) + _padded(len(self.text))
 
 
 def _info(name: str, size: int) -> tarfile.TarInfo:
@@ -87,26 +95,29 @@ def _sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _open_clip(video: str) -> BinaryIO:
+    source = av_source(video)
+    return open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
+
+
 class _OpenShard:
-    """One bucket's shard being written (a tar under a temp name, renamed when closed)."""
+    """One shard being written (a tar under a temp name, renamed when closed)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._atomic = atomic_path(path)
         self.tmp = self._atomic.__enter__()
         self.tar = tarfile.open(self.tmp, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
-        self.used = 2 * BLOCK  # the end-of-archive blocks
         self.count = 0
         self.first_key = self.last_key = ""
 
-    def add(self, s: Sample, size: int) -> None:
-        with open(s.video, "rb") as fh:
-            self.tar.addfile(_info(f"{s.key}.mp4", s.video.stat().st_size), fh)
+    def add(self, s: Sample) -> None:
+        with _open_clip(s.video) as fh:
+            self.tar.addfile(_info(f"{s.key}.mp4", s.video_bytes), fh)
         self.tar.addfile(_info(f"{s.key}.json", len(s.meta)), io.BytesIO(s.meta))
         self.tar.addfile(_info(f"{s.key}.txt", len(s.text)), io.BytesIO(s.text))
         self.first_key = self.first_key or s.key
         self.last_key = s.key
-        self.used += size
         self.count += 1
 
     def close(self) -> dict[str, Any]:
@@ -127,102 +138,174 @@ class _OpenShard:
         self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
-class WebDatasetWriter:
-    """Writes samples, given in key order, into bucketed shards in one pass.
+def write_shard(samples: Sequence[Sample], path: Path) -> dict[str, Any]:
+    """Write one planned shard at ``path`` (atomically); return its index entry."""
+    shard = _OpenShard(path)
+    try:
+        for sample in samples:
+            shard.add(sample)
+    except BaseException:
+        shard.abort()
+        raise
+    return shard.close()
 
-    Each bucket has one open shard; a sample that would push it past ``shard_bytes`` (tar
-    bytes, headers and padding included) or beyond ``shard_count`` samples closes it first. So
-    memory holds one sample per bucket, and the shards are the same bytes as sorting all
-    samples first would give.
-    """
 
-    def __init__(self, out: Path, shard_bytes: int = 1 << 30, shard_count: int | None = None):
-        self.out, self.shard_bytes, self.shard_count = out, shard_bytes, shard_count
-        out.mkdir(parents=True, exist_ok=True)
-        self._open: dict[str, _OpenShard] = {}
-        self._numbers: dict[str, int] = {}
-        self.buckets: dict[str, Any] = {}
-        self.shards: list[dict[str, Any]] = []
-        self.total = self.captioned = 0
+@dataclass
+class _Slot:
+    bucket: str
+    count: int = 0
+    used: int = 2 * BLOCK  # the end-of-archive blocks
 
-    def add(self, sample: Sample) -> None:
-        name = sample.bucket["name"]
+
+@dataclass
+class ShardPlanner:
+    """Decides the shard of each sample, given in key order: each bucket has one open shard;
+    a sample that would push it past ``shard_bytes`` (tar bytes, headers and padding included)
+    or beyond ``shard_count`` samples closes it first. Also counts what ``index.json`` says."""
+
+    shard_bytes: int = 1 << 30
+    shard_count: int | None = None
+    buckets: dict[str, Any] = field(default_factory=dict)
+    total: int = 0
+    captioned: int = 0
+    _open: dict[str, str] = field(default_factory=dict)  # bucket → open shard's name
+    _slots: dict[str, _Slot] = field(default_factory=dict)  # shard name → its fill
+    _numbers: dict[str, int] = field(default_factory=dict)
+
+    def place(self, sample: Sample) -> tuple[str, str | None]:
+        """``(shard the sample goes into, shard closed before it or None)``."""
+        bucket = sample.bucket["name"]
         size = sample.tar_bytes()
-        shard = self._open.get(name)
-        if shard is not None:
-            full = self.shard_count is not None and shard.count >= self.shard_count
-            if full or shard.used + size > self.shard_bytes:
-                self._close(name)
-                shard = None
-        if shard is None:
-            n = self._numbers.get(name, 0)
-            self._numbers[name] = n + 1
-            shard = self._open[name] = _OpenShard(self.out / f"{name}-{n:06d}.tar")
-        shard.add(sample, size)
-        if name not in self.buckets:
-            first = sample.bucket
-            self.buckets[name] = {
-                "resolution": first["resolution"],
-                "aspect": first["aspect"],
-                "duration": first["duration"],
+        closed = self._open.get(bucket)
+        if closed is not None:
+            slot = self._slots[closed]
+            full = self.shard_count is not None and slot.count >= self.shard_count
+            if full or slot.used + size > self.shard_bytes:
+                del self._open[bucket]
+            else:
+                closed = None
+        name = self._open.get(bucket)
+        if name is None:
+            n = self._numbers.get(bucket, 0)
+            self._numbers[bucket] = n + 1
+            name = self._open[bucket] = f"{bucket}-{n:06d}.tar"
+            self._slots[name] = _Slot(bucket)
+        slot = self._slots[name]
+        slot.used += size
+        slot.count += 1
+        self._count(sample)
+        return name, closed
+
+    def _count(self, sample: Sample) -> None:
+        bucket = sample.bucket["name"]
+        if bucket not in self.buckets:
+            self.buckets[bucket] = {
+                "resolution": sample.bucket["resolution"],
+                "aspect": sample.bucket["aspect"],
+                "duration": sample.bucket["duration"],
                 "count": 0,
-                "shards": [],
             }
-        self.buckets[name]["count"] += 1
+        self.buckets[bucket]["count"] += 1
         self.total += 1
         self.captioned += bool(sample.text)
 
-    def _close(self, name: str) -> None:
-        entry = self._open.pop(name).close()
-        self.shards.append({"bucket": name, **entry})
-        self.buckets[name]["shards"].append(entry["name"])
+    def open_shards(self) -> list[str]:
+        """The shards still open (each closes at the end)."""
+        return list(self._open.values())
 
-    def abort(self) -> None:
-        for shard in self._open.values():
-            shard.abort()
-        self._open.clear()
-
-    def close(self) -> dict[str, Any]:
-        """Close every shard, write ``index.json``; return the index."""
-        for name in list(self._open):
-            self._close(name)
-        index = {
+    def index(self, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """``index.json`` for the written shards' ``entries`` (any order)."""
+        shards = sorted(
+            ({"bucket": self._slots[e["name"]].bucket, **e} for e in entries),
+            key=lambda e: (e["bucket"], e["name"]),
+        )
+        buckets = {
+            name: {
+                **self.buckets[name],
+                "shards": [e["name"] for e in shards if e["bucket"] == name],
+            }
+            for name in sorted(self.buckets)
+        }
+        return {
             "format": "webdataset",
             "version": 1,
             "total": self.total,
             "captioned": self.captioned,
             "shard_bytes": self.shard_bytes,
             "shard_count": self.shard_count,
-            "buckets": {name: self.buckets[name] for name in sorted(self.buckets)},
-            "shards": sorted(self.shards, key=lambda s: (s["bucket"], s["name"])),
+            "buckets": buckets,
+            "shards": shards,
         }
+
+
+class ShardedExport:
+    """Writes samples, given in key order, into the planned shards of ``out``; subclasses say
+    how a shard is written (here as samples stream past, or on Ray from a finished plan)."""
+
+    def __init__(self, out: Path, shard_bytes: int = 1 << 30, shard_count: int | None = None):
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self.planner = ShardPlanner(shard_bytes, shard_count)
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, sample: Sample) -> None:
+        name, closed = self.planner.place(sample)
+        if closed is not None:
+            self._close(closed)
+        self._add(name, sample)
+
+    def close(self) -> dict[str, Any]:
+        """Close every shard, write ``index.json``; return the index."""
+        for name in self.planner.open_shards():
+            self._close(name)
+        self._finish()
+        index = self.planner.index(self.entries)
         write_json(index, self.out / INDEX_FILE)
         return index
 
+    def _add(self, name: str, sample: Sample) -> None:
+        raise NotImplementedError
 
-def write_webdataset(
-    samples: list[Sample],
-    out: Path,
-    *,
-    shard_bytes: int = 1 << 30,
-    shard_count: int | None = None,
-) -> dict[str, Any]:
-    """Write ``samples`` as bucketed shards into ``out``; return the index (also written)."""
-    writer = WebDatasetWriter(out, shard_bytes, shard_count)
-    try:
-        for sample in sorted(samples, key=lambda s: s.key):
-            writer.add(sample)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    def _close(self, name: str) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Wait for shards still being written (their entries land in ``entries``)."""
+
+    def abort(self) -> None:
+        """Drop the shards not yet closed (the export folder is thrown away)."""
 
 
-def make_sample(row: Mapping[str, Any], video: Path, caption: str | None) -> Sample:
-    """One WebDataset sample of a kept clip row whose cut file is ``video``."""
+class WebDatasetWriter(ShardedExport):
+    """Writes each sample into its open shard as it comes: memory holds one sample."""
+
+    def __init__(self, out: Path, shard_bytes: int = 1 << 30, shard_count: int | None = None):
+        super().__init__(out, shard_bytes, shard_count)
+        self._open: dict[str, _OpenShard] = {}
+
+    def _add(self, name: str, sample: Sample) -> None:
+        shard = self._open.get(name)
+        if shard is None:
+            shard = self._open[name] = _OpenShard(self.out / name)
+        shard.add(sample)
+
+    def _close(self, name: str) -> None:
+        self.entries.append(self._open.pop(name).close())
+
+    def abort(self) -> None:
+        for shard in self._open.values():
+            shard.abort()
+        self._open.clear()
+
+
+def make_sample(
+    row: Mapping[str, Any], video: str, video_bytes: int, caption: str | None
+) -> Sample:
+    """One WebDataset sample of a kept clip row whose cut file (path or URL) is ``video``."""
     return Sample(
         key=sample_key(str(row["clip_id"])),
         video=video,
+        video_bytes=video_bytes,
         meta=row_json(row),
         text=(caption or "").encode("utf-8"),
         bucket=bucket_of(row),

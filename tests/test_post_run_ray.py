@@ -1,5 +1,5 @@
-"""`caption --engine ray`: workers decode and ask a pool of servers; the driver records every
-answer exactly once."""
+"""Post-run work on Ray (`caption`, `score`, `dedup --method semantic`, `export --format
+webdataset`): the same tables and files as the local engine, every clip handled exactly once."""
 
 from __future__ import annotations
 
@@ -101,3 +101,34 @@ def test_semantic_dedup_on_ray_embeds_on_the_workers_then_dedups_as_a_local_run(
     assert steps[-2]["params"]["engine"] == "ray"
     again = CliRunner().invoke(app, ["dedup", str(run_copy), *args, "--engine", "ray"])
     assert again.exit_code == 0 and "embedding them" not in again.output  # vectors kept
+
+
+def test_webdataset_export_on_ray_writes_the_shards_a_local_export_writes(
+    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards planned by the driver, written by two Ray workers: the same files, byte for
+    byte, as the local export (and the export is recorded with its engine)."""
+    import json
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    args = ["--format", "webdataset", "--shard-count", "2"]
+    result = CliRunner().invoke(app, ["export", str(run_copy), *args, "--out", str(local)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        app,
+        ["export", str(run_copy), *args, "--out", str(on_ray), "--engine", "ray", "-w", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in local.iterdir())
+    assert len([n for n in written if n.endswith(".tar")]) >= 2
+    assert sorted(p.name for p in on_ray.iterdir()) == written
+    for name in written:
+        if name != "export.json":  # names its own folder
+            assert (on_ray / name).read_bytes() == (local / name).read_bytes(), name
+    steps = json.loads((run_copy / "run.json").read_text())["steps"]
+    assert [s["params"]["engine"] for s in steps if s["name"] == "export"] == ["ray"]
+    result = CliRunner().invoke(
+        app, ["export", str(run_copy), "--format", "jsonl", "--engine", "ray"]
+    )
+    assert result.exit_code == 2 and "--engine ray writes webdataset shards" in result.output
