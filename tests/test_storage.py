@@ -7,6 +7,7 @@ wrong with a bucket it cannot use.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -254,6 +255,23 @@ def test_post_run_commands_work_on_a_bucket_run_folder(s3: LocalS3, subset: Path
         meta = json.loads(tar.extractfile(f"{shard['first_key']}.json").read())
         clip = tar.extractfile(f"{shard['first_key']}.mp4").read()
     assert meta["path"].startswith("s3://") and clip == fs.cat_file(meta["path"])
+    wds = s3.url("exports/wds")  # straight into a bucket folder: the same shards
+    result = cli.invoke(app, ["export", url, "--format", "webdataset", "--out", wds])
+    assert result.exit_code == 0, result.output
+    uploaded = fs.cat_file(f"{s3.bucket}/exports/wds/{shard['name']}")
+    assert uploaded == data and fs.exists(f"{s3.bucket}/exports/wds/export.json")
+    small = ["--shard-count", "1", "--out", wds]
+    result = cli.invoke(app, ["export", url, "--format", "webdataset", *small])
+    assert result.exit_code == 0, result.output
+    index = json.loads(fs.cat_file(f"{s3.bucket}/exports/wds/index.json"))
+    names = {p.rsplit("/", 1)[-1] for p in fs.find(f"{s3.bucket}/exports/wds")}
+    assert names == {s["name"] for s in index["shards"]} | {"index.json", "export.json"}
+    fs.pipe(f"{s3.bucket}/exports/other/keep.txt", b"not an export")
+    other = s3.url("exports/other")
+    result = cli.invoke(app, ["export", url, "--format", "webdataset", "--out", other])
+    assert result.exit_code == 2 and "was not made by `clipsieve export`" in result.output
+    result = cli.invoke(app, ["export", url, "--format", "jsonl", "--out", wds])
+    assert result.exit_code == 2 and "only webdataset exports go to a URL" in result.output
     result = cli.invoke(app, ["annotate", url])
     assert result.exit_code == 2 and "needs the clip files on disk" in result.output
     result = cli.invoke(app, ["report", s3.url("runs/none")])
@@ -365,3 +383,19 @@ def test_no_shared_disk_sources_and_run_folder_in_a_bucket_on_ray(
     for name in ("videos.parquet", "clips.parquet"):
         got = _placeless(remote_rows(s3, "runs/nodisk", name))
         assert got == _placeless(table_rows(local_run, name, sort=True)), name
+
+    # export from the bucket into the bucket, shards written and uploaded by two Ray workers
+    from typer.testing import CliRunner
+
+    from clipsieve.cli import app
+
+    wds = s3.url("runs/nodisk-wds")
+    args = ["export", url, "--format", "webdataset", "--shard-count", "2", "--out", wds]
+    result = CliRunner().invoke(app, [*args, "--engine", "ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    index = json.loads(fs.cat_file(f"{s3.bucket}/runs/nodisk-wds/index.json"))
+    kept = [r for r in table_rows(local_run, "clips.parquet") if r["keep"] and r["status"] == "ok"]
+    assert index["total"] == len(kept) and len(index["shards"]) >= 2
+    for shard in index["shards"]:
+        data = fs.cat_file(f"{s3.bucket}/runs/nodisk-wds/{shard['name']}")
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]

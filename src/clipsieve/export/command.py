@@ -24,8 +24,12 @@ def export(
         "-f",
         help=f"One of: {', '.join(TRAINING_FORMATS)}; or views (RUN_DIR/clips.csv, clips.jsonl).",
     ),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Export folder (default RUN_DIR/export/FORMAT)."
+    out: str | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Export folder (default RUN_DIR/export/FORMAT); webdataset also takes a URL "
+        "(s3://bucket/wds).",
     ),
     link: str = typer.Option(
         "copy", "--link", help=f"How clip files get there: {', '.join(LINK_MODES)}."
@@ -61,7 +65,7 @@ def export(
         if fmt == VIEWS:
             _write_views(run_dir)
             return
-        target = out if out is not None else run_dir / "export" / fmt
+        target = out if out is not None else str(run_dir / "export" / fmt)
         step = ExportStep(target, fmt, link, parse_size(shard_size), shard_count, ray)
         apply_step(run_dir, step)
         summary = step.result

@@ -6,7 +6,8 @@ the sorted rows and plans the shards (:class:`~clipsieve.export.webdataset.Shard
 the clip sizes alone), and hands each finished plan, the list of its samples, to a pool of
 actors. A worker writes the tar straight into the export folder when its node sees that folder
 (one machine, or a shared disk); on a node that does not, it writes a temporary file and sends
-its bytes back, and the driver writes them. Either way the shards and ``index.json`` are the
+its bytes back, and the driver writes them. An export to a URL is uploaded by the workers.
+Either way the shards and ``index.json`` are the
 bytes a local export writes. The driver holds at most one plan per bucket plus one per worker.
 """
 
@@ -19,20 +20,30 @@ from typing import Any
 
 from clipsieve.engine.ray_pool import RayOptions, RaySession
 from clipsieve.export.webdataset import Sample, ShardedExport, write_shard
+from clipsieve.storage import _filesystem, is_url, upload_failed
 from clipsieve.table import atomic_path
 
 
 def write_shard_into(
     folder: str, name: str, samples: list[Sample]
 ) -> tuple[dict[str, Any], bytes | None]:
-    """On a worker: ``(index entry, None)`` when the shard was written into ``folder`` (this
-    node sees it), else ``(entry, the shard's bytes)`` for the driver to write."""
-    if os.path.isdir(folder):
+    """On a worker: ``(index entry, None)`` when the shard was written into ``folder`` (a URL,
+    uploaded from here, or a local folder this node sees), else ``(entry, the shard's bytes)``
+    for the driver to write."""
+    if not is_url(folder) and os.path.isdir(folder):
         return write_shard(samples, Path(folder) / name), None
     with tempfile.TemporaryDirectory(prefix="clipsieve-shard-") as tmp:
         path = Path(tmp) / name
         entry = write_shard(samples, path)
-        return entry, path.read_bytes()
+        if not is_url(folder):
+            return entry, path.read_bytes()
+        target = f"{folder.rstrip('/')}/{name}"
+        fs, inner = _filesystem(target)
+        try:
+            fs.put_file(str(path), inner)
+        except Exception as exc:  # noqa: BLE001 - a backend's failure becomes one line
+            raise upload_failed(name, folder, exc) from exc
+        return entry, None
 
 
 def _worker_class() -> Any:
@@ -56,11 +67,13 @@ class RayShardExport(ShardedExport):
     def __init__(
         self,
         out: Path,
+        target: str,
         options: RayOptions,
         shard_bytes: int = 1 << 30,
         shard_count: int | None = None,
     ) -> None:
         super().__init__(out, shard_bytes, shard_count)
+        self.target = target  # where workers put shards: ``out``, or the export's URL
         self.session = RaySession(options)
         self.pending: dict[str, list[Sample]] = {}
         self.pool: Any = None
@@ -89,7 +102,7 @@ class RayShardExport(ShardedExport):
         samples = self.pending.pop(name)
         if not self.pool.has_free():
             self._collect()  # one plan per worker in flight: the driver never runs ahead
-        folder = str(self.out)
+        folder = self.target
         self.pool.submit(lambda actor, plan: actor.write.remote(folder, *plan), (name, samples))
 
     def _collect(self) -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipsieve.engine.ray_pool import RayOptions
-from clipsieve.errors import UserError
+from clipsieve.export.destination import (
+    MARKER,
+    ExportError,
+    LocalDestination,
+    UrlDestination,
+    destination_for,
+)
 from clipsieve.export.easyanimate import EasyAnimateWriter
 from clipsieve.export.opensora import opensora_columns, opensora_table
 from clipsieve.export.webdataset import (
@@ -49,7 +53,6 @@ from clipsieve.table import CsvFileWriter, JsonlFileWriter, atomic_path, caption
 
 TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
 LINK_MODES = ("copy", "hard", "sym")
-MARKER = "export.json"
 MANIFESTS = {
     "jsonl": "clips.jsonl",
     "opensora-csv": "clips.csv",
@@ -58,14 +61,10 @@ MANIFESTS = {
 }
 
 
-class ExportError(UserError):
-    """An export that cannot be done as asked (one line naming the thing and the fix)."""
-
-
 @dataclass
 class ExportSummary:
     format: str
-    out: Path
+    out: Path | str  # a folder, or a URL
     count: int
     files: list[str] = field(default_factory=list)  # relative to ``out``
     index: dict[str, Any] | None = None  # webdataset only
@@ -87,33 +86,6 @@ def parse_size(text: str) -> int:
     if value < 1:
         raise ExportError(f"size '{text}' must be positive")
     return int(value)
-
-
-def _staging_for(out: Path) -> Path:
-    """A fresh folder beside ``out`` to build the export in (swapped in when complete), after
-    checking ``out`` may be replaced; partial folders of killed exports are cleared."""
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} is a file: choose a folder for --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise ExportError(
-            f"{out} is not empty and was not made by `clipsieve export`: choose a new --out"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the finished ``staging`` folder: the old export stays whole until
-    the new one is complete."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "export")
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
 
 
 @dataclass(frozen=True)
@@ -237,13 +209,18 @@ def export_training_set(
             f"--engine ray writes webdataset shards; {fmt} only lists or copies the clips: "
             "leave --engine out"
         )
-    run_dir, out = Path(run_dir), Path(out)
-    staging = _staging_for(out)
+    destination = destination_for(out)
+    if isinstance(destination, UrlDestination) and fmt != "webdataset":
+        raise ExportError(
+            f"--out {out}: only webdataset exports go to a URL (the shards hold the clips); "
+            "export to a local folder and upload it"
+        )
+    run_dir = Path(run_dir)
+    staging = destination.prepare()
     try:
         summary = _write_export(
-            run_dir, clips, staging, out, fmt, link, shard_bytes, shard_count, ray
+            run_dir, clips, staging, destination, fmt, link, shard_bytes, shard_count, ray
         )
-        summary.out = out
         write_json(
             {
                 "format": fmt,
@@ -254,10 +231,10 @@ def export_training_set(
             },
             staging / MARKER,
         )
-        _swap_in(staging, out)
+        destination.publish(summary.files)
+        summary.out = destination.final
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        destination.cleanup()
     return summary
 
 
@@ -265,7 +242,7 @@ def _write_export(
     run_dir: Path,
     clips: pa.Table | Path,
     out: Path,
-    final: Path,
+    destination: LocalDestination | UrlDestination,
     fmt: str,
     link: str,
     shard_bytes: int,
@@ -273,17 +250,18 @@ def _write_export(
     ray: RayOptions | None = None,
 ) -> ExportSummary:
     """Stream the kept rows, in key order, into the (empty) folder ``out``, which becomes
-    ``final`` (what absolute manifest paths name)."""
+    ``destination`` (whose folder absolute manifest paths name)."""
     rows = _clip_rows(sorted_kept_batches(clips), run_dir)
     summary = ExportSummary(format=fmt, out=out, count=0)
     if fmt == "webdataset":
-        summary.index = _write_shards(rows, out, shard_bytes, shard_count, ray)
+        target = destination.shard_target
+        summary.index = _write_shards(rows, out, target, shard_bytes, shard_count, ray)
         summary.count = summary.index["total"]
         summary.files = [s["name"] for s in summary.index["shards"]] + [INDEX_FILE]
         return summary
     schema = clips.schema if isinstance(clips, pa.Table) else pq.read_schema(clips)
     target = out / MANIFESTS[fmt]
-    with _Manifest(fmt, target, schema, root=final) as manifest:
+    with _Manifest(fmt, target, schema, root=Path(destination.final)) as manifest:
         batch: list[dict[str, Any]] = []
         for clip in rows:
             relative = f"clips/{clip.key}{Path(clip.video).suffix or '.mp4'}"
@@ -305,19 +283,21 @@ MANIFEST_BATCH = 4096
 def _write_shards(
     rows: Iterator[ClipRow],
     out: Path,
+    target: str,
     shard_bytes: int,
     shard_count: int | None,
     ray: RayOptions | None,
 ) -> dict[str, Any]:
     """The webdataset shards of ``rows`` in ``out``: written here as the rows stream past,
-    or each by a Ray worker once its samples are planned; the same bytes either way."""
+    or each by a Ray worker once its samples are planned, into ``target`` (``out``, or the
+    export's URL); the same bytes either way. ``index.json`` goes to ``out``."""
     with contextlib.ExitStack() as stack:
         if ray is None:
             writer: ShardedExport = WebDatasetWriter(out, shard_bytes, shard_count)
         else:
             from clipsieve.export.ray_exec import RayShardExport
 
-            writer = stack.enter_context(RayShardExport(out, ray, shard_bytes, shard_count))
+            writer = stack.enter_context(RayShardExport(out, target, ray, shard_bytes, shard_count))
         try:
             for clip in rows:
                 caption = caption_of(clip.row)
@@ -337,14 +317,15 @@ class ExportStep(PostRunStep):
 
     def __init__(
         self,
-        out: Path,
+        out: Path | str,
         fmt: str,
         link: str = "copy",
         shard_bytes: int = 1 << 30,
         shard_count: int | None = None,
         ray: RayOptions | None = None,
     ) -> None:
-        self.out, self.fmt, self.link = Path(out), fmt, link
+        self.out = out if is_url(str(out)) else Path(out)
+        self.fmt, self.link = fmt, link
         self.shard_bytes, self.shard_count = shard_bytes, shard_count
         self.ray = ray
         self.result: ExportSummary | None = None
