@@ -345,3 +345,38 @@ def test_engine_runs_segments_as_tasks_and_gets_the_whole_result(long_video: Pat
                             [*parts[:-1], {"error": "decoder exploded"}])  # fmt: skip
     video = broken.videos.to_pylist()[0]
     assert video["status"] == "error" and video["error"] == "shots: decoder exploded"
+
+
+def _textured(seed: int, h: int = 27, w: int = 48) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.float32)
+
+
+def test_a_cross_fade_is_a_blend_and_camera_motion_is_not() -> None:
+    """The cheap dissolve test: a cross-fade's frames are mixes of its ends (residual ~0),
+    a pan over a textured picture is not, so the model is only asked about the first."""
+    from clipsieve.shots.hybrid import blend_residual
+
+    a, b = _textured(1), _textured(2)
+    fade = np.stack([a] * 6 + [(1 - w) * a + w * b for w in np.linspace(0, 1, 16)] + [b] * 6)
+    big = np.random.default_rng(3).integers(0, 256, (27, 120, 3)).astype(np.uint8)
+    pan = np.stack([big[:, 2 * i : 2 * i + 48] for i in range(28)])
+    assert blend_residual(fade.round().astype(np.uint8), 0, len(fade) - 1) < 0.05
+    assert blend_residual(pan, 0, len(pan) - 1) > 0.3
+
+
+def test_span_predictions_match_the_package_windows() -> None:
+    """TransNetV2 over long spans (125 predicted frames per window) gives the probabilities of
+    the package's 100-frame windows, and ranges in doubt are predicted, the rest left at 0."""
+    from clipsieve.shots.transnet import load_transnet, merge_spans, predict, predict_spans
+
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, (2, 1, 27, 48, 3))
+    shots = [np.broadcast_to(p, (n, 27, 48, 3)) for p, n in zip(pictures, (70, 90), strict=True)]
+    frames = np.ascontiguousarray(np.concatenate(shots)).astype(np.uint8)
+    model = load_transnet()
+    whole = predict(model, frames)
+    spans = predict_spans(model, frames, [(0, len(frames))])
+    assert np.abs(whole - spans).max() < 0.05 and spans[68:72].max() > 0.5
+    some = predict_spans(model, frames, [(45, 95)])  # as the hybrid asks: 50 around a cut
+    assert np.all(some[:45] == 0) and np.all(some[95:] == 0) and some[68:72].max() > 0.5
+    assert merge_spans([(5, 10), (40, 50), (200, 210), (-3, 2)], 205) == [(0, 50), (200, 205)]

@@ -79,6 +79,55 @@ def predict_at(model: Any, frames: np.ndarray, first_frames: Iterable[int]) -> n
     return probs
 
 
+MAX_PREDICTED = 125
+"""Frames one :func:`predict_spans` window predicts at most (plus its context on each side).
+The model's cost grows faster than its window (its frame-similarity layers compare every pair
+of frames in it): measured here, 55 frames 0.55 s, 100 frames 1.14 s, 300 frames 4.7 s. Per
+predicted frame that is cheapest at about 125 predicted in a 175-frame window, 15 % below the
+package's 50 in 100."""
+
+
+def merge_spans(
+    spans: Iterable[tuple[int, int]], n: int, gap: int = 2 * CONTEXT
+) -> list[tuple[int, int]]:
+    """``[a, b)`` frame ranges clipped to ``n`` and merged where less than ``gap`` frames lie
+    between them (predicting the gap costs less than the context two windows would repeat)."""
+    merged: list[list[int]] = []
+    for a, b in sorted((max(0, a), min(n, b)) for a, b in spans):
+        if a >= b:
+            continue
+        if merged and a - merged[-1][1] < gap:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+def predict_spans(model: Any, frames: np.ndarray, spans: Iterable[tuple[int, int]]) -> np.ndarray:
+    """Probabilities for the frames of each ``[a, b)`` span (zero elsewhere).
+
+    Each window is the span's frames (at most :data:`MAX_PREDICTED` at a time) with
+    :data:`CONTEXT` frames before and after, the first/last frame repeated past the video's
+    ends as the package pads. So a single frame in doubt costs a 55-frame window rather than a
+    100-frame one, and a long run of doubt costs 1.2 model frames per frame instead of the
+    package's 2 (see :data:`MAX_PREDICTED`). A frame's prediction always sees at least the
+    package's 25 frames of context; on the dev set the probabilities differ from the package's
+    windowing by at most 0.05.
+    """
+    import torch
+
+    n = len(frames)
+    probs = np.zeros(n, np.float32)
+    with torch.inference_mode():
+        for a, b in merge_spans(spans, n):
+            for first in range(a, b, MAX_PREDICTED):
+                count = min(MAX_PREDICTED, b - first)
+                idx = np.clip(np.arange(first - CONTEXT, first + count + CONTEXT), 0, n - 1)
+                single, _ = model.predict_raw(torch.from_numpy(frames[idx][None]))
+                probs[first : first + count] = single[0, CONTEXT : CONTEXT + count, 0].numpy()
+    return probs
+
+
 def predict(model: Any, frames: np.ndarray) -> np.ndarray:
     """Per-frame transition probability for ``frames`` (n, 27, 48, 3) uint8 RGB.
 
