@@ -307,3 +307,70 @@ def test_cut_deep_into_a_long_video_is_fast(tmp_path):
         best = min(best, time.perf_counter() - t0)
     assert result.num_frames == 60
     assert best < 1.5, best
+
+
+def test_a_group_of_clips_cut_by_one_process_equals_cutting_each(tmp_path, media, source_frames):
+    """One ffmpeg process for several clips (the source decoded once): each clip holds exactly
+    its frames and is the same file a cut of its own gives."""
+    from clipsieve.media.cut import cut_group, plan_groups
+
+    src = source_index(media["source"])
+    spans = [(0, 20), (20, 45), (45, 46), (60, 100)]
+    assert plan_groups(src, spans) == [[0, 1, 2, 3]]
+    clips = [(tmp_path / f"g{i}.mp4", a, b) for i, (a, b) in enumerate(spans)]
+    done = cut_group(src, clips)
+    assert sorted(done) == sorted(out for out, _, _ in clips)
+    for out, start, end in clips:
+        _assert_frames_match(out, source_frames, start, end - start)
+        alone = cut_clip(media["source"], tmp_path / f"alone-{out.name}", start, end, index=src)
+        assert out.read_bytes() == Path(alone.path).read_bytes()
+        assert done[out].num_frames == end - start
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_group_clip_that_comes_out_wrong_is_left_for_a_cut_of_its_own(
+    tmp_path, media, monkeypatch
+):
+    from clipsieve.media import cut
+
+    real = cut.probe_video
+
+    def short_second(path):
+        info = real(path)
+        if ".g1.mp4." in Path(path).name:
+            info = {**info, "num_frames": info["num_frames"] - 1}
+        return info
+
+    monkeypatch.setattr(cut, "probe_video", short_second)
+    src = source_index(media["source"])
+    clips = [(tmp_path / f"g{i}.mp4", a, b) for i, (a, b) in enumerate([(0, 10), (10, 30)])]
+    done = cut.cut_group(src, clips)
+    assert list(done) == [tmp_path / "g0.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g0.mp4"]  # no partial g1, no temps
+
+
+def test_the_stage_cuts_a_videos_clips_in_groups(tmp_path, media, source_frames, monkeypatch):
+    from clipsieve.media import cut
+
+    groups: list[int] = []
+    real = cut.cut_group
+
+    def counted(src, clips, **kw):
+        groups.append(len(clips))
+        return real(src, clips, **kw)
+
+    monkeypatch.setattr(cut, "cut_group", counted)
+    src = str(media["source"])
+    spans = [(0, 30), (30, 64), (64, 100), (90, 130)]  # the last is outside: its row says so
+    rows = [
+        {"clip_id": f"v_{i}", "video_id": "v", "source_path": src, "start_frame": a,
+         "end_frame": b, "keep": True}
+        for i, (a, b) in enumerate(spans)
+    ]  # fmt: skip
+    out = CutStage(out_dir=str(tmp_path / "clips")).process(rows_to_table(rows, CLIP_SCHEMA))
+    by_id = {r["clip_id"]: r for r in out.to_pylist()}
+    assert groups == [3]
+    for i, (a, b) in enumerate(spans[:3]):
+        assert by_id[f"v_{i}"]["num_frames"] == b - a
+        _assert_frames_match(Path(by_id[f"v_{i}"]["path"]), source_frames, a, b - a)
+    assert by_id["v_3"]["status"] == "error" and "outside" in by_id["v_3"]["error"]

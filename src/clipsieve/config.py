@@ -269,6 +269,6 @@ report:
 engine:
   executor: local       # local (process pool on this machine) or ray (Ray Data)
   workers: null         # worker processes (null: one per core); ray: CPUs of a local Ray
-  clips_per_task: null  # clips cut+scored per task (null: local 1, ray 4-16; small: spread)
+  clips_per_task: null  # clips cut+scored per task (null: local 8, ray 4-16; small: spread)
   address: null         # ray: auto, HOST:PORT or ray://HOST:PORT; null starts Ray locally
 """

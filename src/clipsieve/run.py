@@ -25,6 +25,7 @@ from clipsieve.engine.result import RunResult
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
+from clipsieve.media.cut import GROUP_CLIPS
 from clipsieve.media.sources import SourceCache
 from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
 from clipsieve.redact import redact_value
@@ -254,7 +255,8 @@ def _execute(
         prepared.run_dir,
         location=prepared.location,
         workers=engine.workers,
-        clips_per_task=engine.clips_per_task or 1,
+        # a video's clips go out in groups one ffmpeg process cuts (the source decoded once)
+        clips_per_task=engine.clips_per_task or GROUP_CLIPS,
     )
     return runner.run(
         prepared.rows, progress=progress, stage_progress=stage_progress, metadata=provenance

@@ -151,22 +151,31 @@ def concat_tables(tables: Iterable[pa.Table], base: pa.Schema) -> pa.Table:
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync and rename it into place."""
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        commit_temp(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def temp_beside(path: str | os.PathLike[str]) -> Path:
+    """A new empty temp file in ``path``'s folder (hidden, ``.tmp``), for :func:`commit_temp`."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp creates the file owner-only (0600); tables, reports and exports are meant to be
-        # shared like any other output file.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return Path(tmp_name)
+
+
+def commit_temp(tmp: Path, path: str | os.PathLike[str]) -> None:
+    """fsync the finished ``tmp`` and rename it to ``path`` (readable by all, like any output:
+    mkstemp creates files owner-only)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def encode_metadata(metadata: Mapping[str, Any]) -> dict[bytes, bytes]:

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Literal
 
 import av
 import numpy as np
+import pyarrow as pa
 
 from clipsieve.media.ffmpeg import FFmpegError, run_ffmpeg
 from clipsieve.media.probe import (
@@ -52,7 +53,14 @@ from clipsieve.media.probe import (
 from clipsieve.media.sources import SourceCache, SourceUnavailable
 from clipsieve.media.threads import ffmpeg_input_thread_args, ffmpeg_output_thread_args
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
-from clipsieve.table import STATUS_OK, atomic_path
+from clipsieve.table import (
+    STATUS_ERROR,
+    STATUS_OK,
+    atomic_path,
+    commit_temp,
+    table_to_rows,
+    temp_beside,
+)
 
 CutMode = Literal["reencode", "copy"]
 
@@ -166,18 +174,11 @@ def _size_filter(src: SourceIndex, short_side: int | None) -> str:
     return "crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0"
 
 
-def _reencode_args(
-    src: SourceIndex,
-    out: Path,
-    start: int,
-    end: int,
-    *,
-    seek: bool,
-    crf: int,
-    preset: str,
-    short_side: int | None,
-    out_fps: float | None,
+def _clip_filters(
+    src: SourceIndex, start: int, end: int, short_side: int | None, out_fps: float | None
 ) -> list[str]:
+    """The filter chain that keeps exactly source frames ``[start, end)`` (by timestamp),
+    restarts time at 0 and sizes them (see the module docstring)."""
     lo, hi = _bounds(src.times, start, end)
     conds = []
     if lo is not None:
@@ -192,13 +193,25 @@ def _reencode_args(
         filters.append(f"fps={out_fps:g}")
     filters.append(_size_filter(src, short_side))
     filters.append("format=yuv420p")
+    return filters
+
+
+def _input_args(src: SourceIndex, start: int, seek: bool) -> list[str]:
+    """Decode the source from the keyframe before ``start`` (less a margin), with its own
+    timestamps (``-copyts``) so the selection sees the source's times."""
     args = ["-copyts", "-noaccurate_seek"]
     seek_to = float(src.times[start]) - src.container_start_s - SEEK_MARGIN_S
     if seek and seek_to > 0:
         args += ["-ss", f"{seek_to:.6f}"]
     args += ffmpeg_input_thread_args()
-    args += ["-i", src.path, "-map", f"0:{src.stream_index}", "-an", "-sn", "-dn"]
-    args += ["-vf", ",".join(filters), "-fps_mode", "passthrough"]
+    return [*args, "-i", src.path]
+
+
+def _encode_args(
+    src: SourceIndex, out: Path, start: int, end: int, crf: int, preset: str, out_fps: float | None
+) -> list[str]:
+    """Output options of one clip file (everything after its ``-map`` / ``-vf``)."""
+    args = ["-fps_mode", "passthrough"]
     args += ["-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p"]
     args += ffmpeg_output_thread_args()
     if not out_fps:
@@ -209,7 +222,48 @@ def _reencode_args(
         step = float(t[-1] - t[-2]) if len(t) > 1 else 1.0 / out_fps
         duration = float((t[end] if end < len(t) else t[-1] + step) - t[start])
         args += ["-t", f"{duration:.6f}"]
-    args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return [*args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+
+
+def _reencode_args(
+    src: SourceIndex,
+    out: Path,
+    start: int,
+    end: int,
+    *,
+    seek: bool,
+    crf: int,
+    preset: str,
+    short_side: int | None,
+    out_fps: float | None,
+) -> list[str]:
+    filters = _clip_filters(src, start, end, short_side, out_fps)
+    args = _input_args(src, start, seek)
+    args += ["-map", f"0:{src.stream_index}", "-an", "-sn", "-dn", "-vf", ",".join(filters)]
+    return args + _encode_args(src, out, start, end, crf, preset, out_fps)
+
+
+def _group_args(
+    src: SourceIndex,
+    clips: list[tuple[Path, int, int]],
+    *,
+    crf: int,
+    preset: str,
+    short_side: int | None,
+) -> list[str]:
+    """One ffmpeg command that decodes the source once, from before the first clip to the end
+    of the last, and encodes each ``(out, start, end)`` clip into its own file: the decoded
+    frames are split to one selection + encoder per clip, so each encoder sees exactly the
+    frames a single-clip cut would give it."""
+    first = min(start for _, start, _ in clips)
+    labels = [f"c{i}" for i in range(len(clips))]
+    graph = f"[0:{src.stream_index}]split={len(clips)}" + "".join(f"[{x}]" for x in labels)
+    for (_, start, end), label in zip(clips, labels, strict=True):
+        chain = ",".join(_clip_filters(src, start, end, short_side, None))
+        graph += f";[{label}]{chain}[o{label}]"
+    args = [*_input_args(src, first, seek=True), "-filter_complex", graph]
+    for (out, start, end), label in zip(clips, labels, strict=True):
+        args += ["-map", f"[o{label}]", *_encode_args(src, out, start, end, crf, preset, None)]
     return args
 
 
@@ -323,6 +377,72 @@ def cut_clip(
     return _reencode_result(out, start_frame, end_frame, info)
 
 
+GROUP_CLIPS = 4
+"""Clips one ffmpeg process cuts at most: its encoders are all open at once (at 1080p each
+holds a few frames of lookahead), so a long video is cut in groups."""
+GROUP_GAP_S = 5.0
+"""A clip starting further than this after the previous one's end starts a new group: decoding
+the gap would cost more than seeking to it."""
+
+
+def plan_groups(src: SourceIndex, spans: list[tuple[int, int]]) -> list[list[int]]:
+    """Indices of ``spans`` (``(start, end)`` frames) in cut groups: in start order, at most
+    :data:`GROUP_CLIPS` each, a new group after a gap of more than :data:`GROUP_GAP_S`."""
+    groups: list[list[int]] = []
+    last_end = None
+    for i in sorted(range(len(spans)), key=lambda k: spans[k]):
+        start, end = spans[i]
+        gap = None if last_end is None else float(src.times[start] - src.times[last_end - 1])
+        if not groups or len(groups[-1]) >= GROUP_CLIPS or gap is None or gap > GROUP_GAP_S:
+            groups.append([])
+        groups[-1].append(i)
+        last_end = end if last_end is None else max(last_end, end)
+    return groups
+
+
+def cut_group(
+    src: SourceIndex,
+    clips: list[tuple[Path, int, int]],
+    *,
+    crf: int = 18,
+    preset: str = "veryfast",
+    short_side: int | None = None,
+    timeout_s: float = DEFAULT_CUT_TIMEOUT_S,
+) -> dict[Path, CutResult]:
+    """Re-encode several ``(out, start, end)`` clips of one source with one ffmpeg process
+    (the source decoded once for all of them); the clips that came out exact, by path.
+
+    Each clip is written under a temp name and renamed when its frame count checks out; a clip
+    missing from the result (a seek that landed wrong, a failed process) is for
+    :func:`cut_clip` to cut alone, with its exact fallback.
+    """
+    for _, start, end in clips:
+        if not 0 <= start < end <= src.num_frames:
+            raise CutError(
+                f"frames [{start}, {end}) are outside the source's [0, {src.num_frames})"
+            )
+    done: dict[Path, CutResult] = {}
+    temps = [temp_beside(out) for out, _, _ in clips]
+    try:
+        staged = [(tmp, start, end) for tmp, (_, start, end) in zip(temps, clips, strict=True)]
+        args = _group_args(src, staged, crf=crf, preset=preset, short_side=short_side)
+        _run(args, timeout_s * len(clips))
+        for tmp, (out, start, end) in zip(temps, clips, strict=True):
+            try:
+                info = probe_video(tmp)
+            except ProbeError:
+                continue
+            if info["num_frames"] == end - start:
+                commit_temp(tmp, out)
+                done[out] = _reencode_result(out, start, end, info)
+    except CutError:
+        pass  # each clip not done is cut alone next
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+    return done
+
+
 def _run(args: list[str], timeout_s: float) -> None:
     try:
         run_ffmpeg(args, timeout_s=timeout_s, what="ffmpeg cut")
@@ -383,6 +503,9 @@ class CutStage(RowStage):
     _sources: OrderedDict[str, SourceIndex] = field(
         default_factory=OrderedDict, init=False, repr=False, compare=False
     )
+    _grouped: dict[Path, CutResult] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in ("reencode", "copy"):
@@ -399,6 +522,55 @@ class CutStage(RowStage):
             self._sources.popitem(last=False)
         return idx
 
+    def process(self, batch: pa.Table) -> pa.Table:
+        """Cut the batch's clips: first several clips of a source per ffmpeg process (decoded
+        once for them), then row by row for whatever that did not cut."""
+        if self.mode == "reencode" and not self.out_fps:
+            self._cut_in_groups(table_to_rows(batch))
+        try:
+            return self.map_rows(batch, self.process_row)
+        finally:
+            self._grouped.clear()
+
+    def _cut_in_groups(self, rows: list[dict[str, Any]]) -> None:
+        """Cut the kept clips of each source in groups (:func:`plan_groups`, :func:`cut_group`)
+        into :attr:`_grouped`; a source that cannot be read is left to the rows' own errors."""
+        by_source: dict[str, list[tuple[Path, int, int]]] = {}
+        for row in rows:
+            if row.get("keep") is False or row.get("status") == STATUS_ERROR:
+                continue
+            if any(row.get(k) is None for k in self.inputs):
+                continue
+            out = Path(self.out_dir) / f"{row['clip_id']}.mp4"
+            if not out.exists():
+                span = (out, int(row["start_frame"]), int(row["end_frame"]))
+                by_source.setdefault(str(row["source_path"]), []).append(span)
+        for source, clips in by_source.items():
+            if len(clips) < 2:
+                continue
+            try:
+                with self._source_cache.local(source) as local:
+                    idx = self._index(local)
+                    # a span outside its source is left to its row, which reports it
+                    clips = [c for c in clips if 0 <= c[1] < c[2] <= idx.num_frames]
+                    for group in plan_groups(idx, [(s, e) for _, s, e in clips]):
+                        if len(group) > 1:
+                            self._grouped.update(self._cut_group(idx, [clips[i] for i in group]))
+            except (CutError, SourceUnavailable):
+                continue
+
+    def _cut_group(
+        self, idx: SourceIndex, clips: list[tuple[Path, int, int]]
+    ) -> dict[Path, CutResult]:
+        return cut_group(
+            idx,
+            clips,
+            crf=self.crf,
+            preset=self.preset,
+            short_side=self.short_side,
+            timeout_s=self.timeout_s,
+        )
+
     def process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         if row.get("keep") is False:
             return row
@@ -410,18 +582,23 @@ class CutStage(RowStage):
         try:
             with self._source_cache.local(str(row["source_path"])) as source:  # URL: local copy
                 idx = self._index(source)
-                result = self._existing(out, idx, start, end) or cut_clip(
-                    source,
-                    out,
-                    start,
-                    end,
-                    mode=self.mode,  # type: ignore[arg-type]
-                    crf=self.crf,
-                    preset=self.preset,
-                    short_side=self.short_side,
-                    out_fps=self.out_fps,
-                    timeout_s=self.timeout_s,
-                    index=idx,
+                grouped = self._grouped.pop(out, None)
+                result = (
+                    grouped
+                    or self._existing(out, idx, start, end)
+                    or cut_clip(
+                        source,
+                        out,
+                        start,
+                        end,
+                        mode=self.mode,  # type: ignore[arg-type]
+                        crf=self.crf,
+                        preset=self.preset,
+                        short_side=self.short_side,
+                        out_fps=self.out_fps,
+                        timeout_s=self.timeout_s,
+                        index=idx,
+                    )
                 )
         except (CutError, SourceUnavailable) as exc:
             raise StageError(str(exc)) from None

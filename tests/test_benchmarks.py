@@ -1,0 +1,25 @@
+"""The GPU benchmark stays runnable where there is no GPU: tiny random CLIP on the CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_clip_scorers_benchmark_runs_on_cpu_with_a_tiny_model(tmp_path: Path) -> None:
+    out = tmp_path / "clip_scorers.json"
+    cmd = [sys.executable, str(REPO / "benchmarks/clip_scorers.py"), "--size", "tiny"]
+    cmd += ["--device", "cpu", "--clips", "8", "--batch", "6", "--out", str(out)]
+    cmd += ["--models-dir", str(tmp_path / "models")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["device"] == "cpu" and result["clips"] == 8 and result["batch_frames"] == 6
+    rates = result["clips_per_s"]
+    assert set(rates) >= {"bare image forward (baseline)", "aesthetic", "match (+1 prompt)"}
+    assert all(rate > 0 for rate in rates.values())
+    assert "| aesthetic |" in done.stdout
