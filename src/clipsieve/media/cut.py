@@ -378,8 +378,11 @@ def cut_clip(
 
 
 GROUP_CLIPS = 4
-"""Clips one ffmpeg process cuts at most: its encoders are all open at once (at 1080p each
-holds a few frames of lookahead), so a long video is cut in groups."""
+"""Clips one ffmpeg process cuts at most: its encoders are all open at once, each holding a few
+frames of lookahead, so a long video is cut in groups."""
+GROUP_PIXELS = 2 * 1920 * 1080
+"""...and at most this many source pixels' worth of clips per process: a group of 4 clips of a
+1080p source held 690 MB (one clip alone about 200 MB), so 1080p is cut 2 at a time."""
 GROUP_GAP_S = 5.0
 """A clip starting further than this after the previous one's end starts a new group: decoding
 the gap would cost more than seeking to it."""
@@ -387,13 +390,15 @@ the gap would cost more than seeking to it."""
 
 def plan_groups(src: SourceIndex, spans: list[tuple[int, int]]) -> list[list[int]]:
     """Indices of ``spans`` (``(start, end)`` frames) in cut groups: in start order, at most
-    :data:`GROUP_CLIPS` each, a new group after a gap of more than :data:`GROUP_GAP_S`."""
+    :data:`GROUP_CLIPS` each (fewer for large frames, :data:`GROUP_PIXELS`), a new group after
+    a gap of more than :data:`GROUP_GAP_S`."""
+    size = max(1, min(GROUP_CLIPS, GROUP_PIXELS // max(1, src.width * src.height)))
     groups: list[list[int]] = []
     last_end = None
     for i in sorted(range(len(spans)), key=lambda k: spans[k]):
         start, end = spans[i]
         gap = None if last_end is None else float(src.times[start] - src.times[last_end - 1])
-        if not groups or len(groups[-1]) >= GROUP_CLIPS or gap is None or gap > GROUP_GAP_S:
+        if not groups or len(groups[-1]) >= size or gap is None or gap > GROUP_GAP_S:
             groups.append([])
         groups[-1].append(i)
         last_end = end if last_end is None else max(last_end, end)
