@@ -20,10 +20,11 @@ accurate detector we have but runs at tens of frames per second on a CPU. So:
    region, kept only when some stretch of it is close to a linear blend of its ends (a
    cross-fade; camera motion is not, see :func:`blend_residual`).
 6. **TransNetV2 arbitrates**: unsure hard cuts and dissolve candidates are checked by running the
-   model only on the frames in doubt (4 around an unsure cut, a dissolve's span) plus the
+   model only on the frames in doubt (50 around an unsure cut, a dissolve's span) plus the
    package's 25 frames of context on each side; ranges closer than 50 frames share a window
-   (:func:`~clipsieve.shots.transnet.predict_spans`). For a static video (slides, screen
-   captures) nothing is unsure and the model never runs.
+   (:func:`~clipsieve.shots.transnet.predict_spans`). In bfloat16 where the CPU has it, with
+   every close call recomputed in float32. For a static video (slides, screen captures) nothing
+   is unsure and the model never runs.
 
 Each reported cut is the first frame of the new shot; a gradual transition's is its first frame.
 
