@@ -110,7 +110,7 @@ def _ffmpeg_path(tmp: Path) -> dict[str, str]:
 
 
 def clipsieve_job(
-    videos: list[Path], tmp: Path, motion: bool, precision: str = "float32"
+    videos: list[Path], tmp: Path, motion: bool, precision: str = "auto"
 ) -> dict[str, Any]:
     """``clipsieve run`` over a folder of the videos (links), each shot one clip."""
     import yaml
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", default="j1,j2")
     parser.add_argument("--videos", default=",".join(DEFAULT_VIDEOS))
     parser.add_argument(
-        "--precision", default="float32", help="clipsieve's TransNetV2 precision (bfloat16: faster)"
+        "--precision", default="auto", help="clipsieve's TransNetV2 precision (its default: auto)"
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/peers.json")
     args = parser.parse_args(argv)
