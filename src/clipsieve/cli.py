@@ -15,7 +15,16 @@ from rich.table import Table
 
 from clipsieve.annotate.command import register_annotate
 from clipsieve.caption.command import register as register_caption
-from clipsieve.cliutil import console, holding, keep_text, run_folder_command
+from clipsieve.cliutil import (
+    address_option,
+    console,
+    engine_option,
+    gpus_option,
+    holding,
+    keep_text,
+    run_folder_command,
+    workers_option,
+)
 from clipsieve.cliutil import fail as _fail
 from clipsieve.cliutil import progress_bar as _progress_bar
 from clipsieve.cliutil import user_errors as _user_errors
@@ -256,18 +265,10 @@ def score(
         help="Category prompt for text-frame matching (adds the match scorer): "
         "--option animal gives match_animal.",
     ),
-    engine: str = typer.Option(
-        "local", "--engine", help="local, or ray: decode and score on Ray workers."
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
-    ),
-    workers: int | None = typer.Option(
-        None, "--workers", "-w", help="Ray: scoring workers (default: the cluster's CPUs)."
-    ),
-    gpus_per_worker: float = typer.Option(
-        0.0, "--gpus-per-worker", help="Ray: GPU share of each worker (0.25: four per GPU)."
-    ),
+    engine: str = engine_option("decode and score on Ray workers"),
+    address: str | None = address_option(),
+    workers: int | None = workers_option("scoring workers"),
+    gpus_per_worker: float = gpus_option("scoring worker"),
 ) -> None:
     """Add score columns to a run's clips (each clip decoded once for all scorers)."""
     from clipsieve.score.rescore import parse_scorer_params, score_step

@@ -52,21 +52,31 @@ def staging_dir_for(url: str) -> Path:
     return root.absolute() / digest
 
 
-def _reason(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """The first line of a backend's error (botocore's run to several), or its type."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def upload_file(local: str | os.PathLike[str], target: str, name: str, folder: str) -> None:
+    """Copy the finished local file to the URL ``target``; a failure (after the backend's own
+    retries) is one line naming ``name`` and its ``folder``."""
+    fs, inner = url_filesystem(target)
+    try:
+        fs.put_file(str(local), inner)
+    except Exception as exc:  # the backend's own error types
+        raise upload_failed(name, folder, exc) from None
+
+
 def upload_failed(name: str, target: str, exc: BaseException) -> StorageError:
     """The one line for an upload that failed after the backend's own retries."""
     return StorageError(
-        f"upload of {name} to {target} failed: {_reason(exc)}; finished work is saved, run the "
+        f"upload of {name} to {target} failed: {error_line(exc)}; finished work is saved, run the "
         "same command again to resume"
     )
 
 
-def _filesystem(url: str) -> tuple[Any, str]:
+def url_filesystem(url: str) -> tuple[Any, str]:
     """``(fsspec filesystem, path inside it)``, with one clear error for a missing backend."""
     import fsspec
 
@@ -94,7 +104,7 @@ def av_source(path: str) -> str | BinaryIO:
     """
     if not is_url(path):
         return path
-    fs, inner = _filesystem(path)
+    fs, inner = url_filesystem(path)
     try:
         return fs.open(inner, "rb", block_size=4 * 1024 * 1024)
     except FileNotFoundError:
@@ -113,7 +123,7 @@ def file_sizes(paths: Sequence[str], threads: int = 32) -> list[int | None]:
         try:
             if not is_url(path):
                 return os.stat(path).st_size if os.path.isfile(path) else None
-            fs, inner = _filesystem(path)
+            fs, inner = url_filesystem(path)
             return int(fs.size(inner))
         except FileNotFoundError:
             return None
@@ -131,7 +141,7 @@ def copy_file(source: str, target: Path) -> None:
 
         shutil.copyfile(source, target)
         return
-    fs, inner = _filesystem(source)
+    fs, inner = url_filesystem(source)
     fs.get_file(inner, str(target))
 
 
@@ -168,7 +178,7 @@ class RunLocation:
         return f"{self.target}/{rel}" if self.remote else str(self.local / rel)
 
     def _fs(self) -> tuple[Any, str]:
-        return _filesystem(self.target)
+        return url_filesystem(self.target)
 
     def check_writable(self) -> None:
         """Write and delete one small object, so a wrong bucket or missing credentials fail
@@ -182,7 +192,7 @@ class RunLocation:
             fs.rm(probe)
         except Exception as exc:  # backends raise their own types (botocore, aiohttp, ...)
             raise StorageError(
-                f"cannot write to run folder {self.target}: {_reason(exc)} "
+                f"cannot write to run folder {self.target}: {error_line(exc)} "
                 "(check the bucket exists and the credentials, e.g. the AWS_* variables)"
             ) from None
 
@@ -190,12 +200,8 @@ class RunLocation:
         """Copy finished local files to the remote folder, in the order given."""
         if not self.remote:
             return
-        fs, root = self._fs()
         for rel in rels:
-            try:
-                fs.put_file(str(self.local / rel), f"{root}/{rel}")
-            except Exception as exc:  # the backend's own error types, after its own retries
-                raise upload_failed(rel, self.target, exc) from None
+            upload_file(self.local / rel, self.url(rel), rel, self.target)
 
     def read_text(self, rel: str) -> str | None:
         """A small remote file's text (``run.json``), or None if it is not there."""
@@ -341,11 +347,7 @@ class PublishClipsStage(RowStage):
         if not local.is_file():
             raise StageError(f"clip file {local} vanished before its upload")
         target = f"{self.url}/{rel.as_posix()}"
-        fs, inner = _filesystem(target)
-        try:
-            fs.put_file(str(local), inner)
-        except Exception as exc:  # the backend's own error types, after its own retries
-            raise upload_failed(local.name, target, exc) from None
+        upload_file(local, target, local.name, target)
         local.unlink(missing_ok=True)
         return merge_row(row, path=target)
 

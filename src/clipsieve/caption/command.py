@@ -19,12 +19,15 @@ from typing import Any
 import typer
 
 from clipsieve.cliutil import (
+    address_option,
     at_least,
     console,
+    engine_option,
     keep_text,
     progress_bar,
     run_folder_command,
     user_errors,
+    workers_option,
 )
 from clipsieve.engine.ray_pool import ray_options
 
@@ -79,15 +82,9 @@ def caption(
     rematch: bool = typer.Option(
         False, "--rematch", help="Recompute the text-video match score on the new captions."
     ),
-    engine: str = typer.Option(
-        "local", "--engine", help="local, or ray: decode frames and send requests from workers."
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
-    ),
-    workers: int | None = typer.Option(
-        None, "--workers", "-w", help="Ray: caption workers (default: the cluster's CPUs)."
-    ),
+    engine: str = engine_option("decode frames and send requests from workers"),
+    address: str | None = address_option(),
+    workers: int | None = workers_option("caption workers"),
 ) -> None:
     """Caption kept clips with a VLM, then optionally clean, rewrite and re-score matching."""
     from clipsieve.caption.run import AnswerParts, caption_run

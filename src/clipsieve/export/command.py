@@ -11,7 +11,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import at_least, console, keep_text, run_folder_command, user_errors
+from clipsieve.cliutil import (
+    address_option,
+    at_least,
+    console,
+    engine_option,
+    keep_text,
+    run_folder_command,
+    user_errors,
+    workers_option,
+)
 from clipsieve.export.training import LINK_MODES, TRAINING_FORMATS
 
 
@@ -40,15 +49,9 @@ def export(
     shard_count: int | None = typer.Option(
         None, "--shard-count", help="webdataset: at most this many clips per shard."
     ),
-    engine: str = typer.Option(
-        "local", "--engine", help="local, or ray: webdataset shards written by Ray workers."
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
-    ),
-    workers: int | None = typer.Option(
-        None, "--workers", "-w", help="Ray: shard writers (default: the cluster's CPUs)."
-    ),
+    engine: str = engine_option("webdataset shards written by Ray workers"),
+    address: str | None = address_option(),
+    workers: int | None = workers_option("shard writers"),
 ) -> None:
     """Export the kept clips (filters, dedup and balance applied) as a training set.
 

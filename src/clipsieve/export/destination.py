@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clipsieve.errors import UserError
-from clipsieve.storage import _filesystem, is_url, upload_failed
+from clipsieve.storage import is_url, upload_file, url_filesystem
 
 MARKER = "export.json"
 
@@ -82,7 +82,7 @@ class UrlDestination:
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = _filesystem(self.url)
+        self.fs, self.root = url_filesystem(self.url)
 
     @property
     def final(self) -> str:
@@ -119,10 +119,7 @@ class UrlDestination:
             p.relative_to(self.staging).as_posix() for p in self.staging.rglob("*") if p.is_file()
         )
         for rel in [r for r in staged if r != MARKER] + [MARKER]:
-            try:
-                self.fs.put_file(str(self.staging / rel), f"{self.root}/{rel}")
-            except Exception as exc:  # noqa: BLE001 - a backend's failure becomes one line
-                raise upload_failed(rel, self.url, exc) from exc
+            upload_file(self.staging / rel, f"{self.url}/{rel}", rel, self.url)
         stale = [f"{self.root}/{rel}" for rel in self.before - set(staged) - set(written)]
         if stale:
             self.fs.rm(stale)

@@ -20,7 +20,7 @@ from typing import Any
 
 from clipsieve.engine.ray_pool import RayOptions, RaySession
 from clipsieve.export.webdataset import Sample, ShardedExport, write_shard
-from clipsieve.storage import _filesystem, is_url, upload_failed
+from clipsieve.storage import is_url, upload_file
 from clipsieve.table import atomic_path
 
 
@@ -37,12 +37,7 @@ def write_shard_into(
         entry = write_shard(samples, path)
         if not is_url(folder):
             return entry, path.read_bytes()
-        target = f"{folder.rstrip('/')}/{name}"
-        fs, inner = _filesystem(target)
-        try:
-            fs.put_file(str(path), inner)
-        except Exception as exc:  # noqa: BLE001 - a backend's failure becomes one line
-            raise upload_failed(name, folder, exc) from exc
+        upload_file(path, f"{folder.rstrip('/')}/{name}", name, folder)
         return entry, None
 
 

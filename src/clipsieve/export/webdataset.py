@@ -30,6 +30,7 @@ import io
 import json
 import re
 import tarfile
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,7 +239,7 @@ class ShardPlanner:
         }
 
 
-class ShardedExport:
+class ShardedExport(ABC):
     """Writes samples, given in key order, into the planned shards of ``out``; subclasses say
     how a shard is written (here as samples stream past, or on Ray from a finished plan)."""
 
@@ -263,15 +264,19 @@ class ShardedExport:
         write_json(index, self.out / INDEX_FILE)
         return index
 
+    @abstractmethod
     def _add(self, name: str, sample: Sample) -> None:
-        raise NotImplementedError
+        """``sample`` goes into shard ``name`` (opened by its first sample)."""
 
+    @abstractmethod
     def _close(self, name: str) -> None:
-        raise NotImplementedError
+        """Shard ``name`` is complete: write it out (its entry lands in ``entries``)."""
 
+    @abstractmethod
     def _finish(self) -> None:
         """Wait for shards still being written (their entries land in ``entries``)."""
 
+    @abstractmethod
     def abort(self) -> None:
         """Drop the shards not yet closed (the export folder is thrown away)."""
 
@@ -291,6 +296,9 @@ class WebDatasetWriter(ShardedExport):
 
     def _close(self, name: str) -> None:
         self.entries.append(self._open.pop(name).close())
+
+    def _finish(self) -> None:
+        """Nothing in flight: each shard was written by :meth:`_close`."""
 
     def abort(self) -> None:
         for shard in self._open.values():

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from clipsieve.errors import UserError
-from clipsieve.storage import StorageError, _filesystem, _reason, is_url
+from clipsieve.storage import StorageError, error_line, is_url, url_filesystem
 
 CACHE_ENV = "CLIPSIEVE_SOURCE_CACHE"  # the cache folder (default: <temp>/clipsieve-sources-UID)
 CACHE_GB_ENV = "CLIPSIEVE_SOURCE_CACHE_GB"
@@ -65,12 +65,12 @@ def _unavailable(url: str, exc: BaseException) -> SourceUnavailable:
         return SourceUnavailable(f"object not found: {url}")
     if isinstance(exc, PermissionError):
         return SourceUnavailable(f"access denied to {url}: check the credentials")
-    return SourceUnavailable(f"cannot read {url}: {_reason(exc)}")
+    return SourceUnavailable(f"cannot read {url}: {error_line(exc)}")
 
 
 def url_fingerprint(url: str) -> tuple[str, int]:
     """``(fingerprint, size)`` of an object, read in place (three ranged reads)."""
-    fs, inner = _filesystem(url)
+    fs, inner = url_filesystem(url)
     try:
         size = int(fs.size(inner))
         # keywords: s3fs puts version_id before start and end
@@ -88,7 +88,7 @@ def list_videos(url: str, extensions: frozenset[str] | set[str]) -> list[str]:
 
     ``http(s)://`` URLs name files (web servers do not list folders reliably)."""
     try:
-        fs, inner = _filesystem(url)
+        fs, inner = url_filesystem(url)
     except StorageError as exc:
         raise ListingError(str(exc)) from None
     protocol = url.split("://", 1)[0].lower()
@@ -105,7 +105,7 @@ def list_videos(url: str, extensions: frozenset[str] | set[str]) -> list[str]:
         ) from None
     except Exception as exc:
         raise ListingError(
-            f"cannot list {url}: {_reason(exc)} (check the credentials, e.g. AWS_* variables)"
+            f"cannot list {url}: {error_line(exc)} (check the credentials, e.g. AWS_* variables)"
         ) from None
     return sorted(
         fs.unstrip_protocol(p) for p in found if PurePosixPath(p).suffix.lower() in extensions
@@ -166,7 +166,7 @@ class SourceCache:
             os.close(fd)
 
     def _fetch(self, url: str, entry: Path) -> None:
-        fs, inner = _filesystem(url)
+        fs, inner = url_filesystem(url)
         tmp = entry.with_name(f".{entry.name}.{os.getpid()}.part")
         try:
             fs.get_file(inner, str(tmp))

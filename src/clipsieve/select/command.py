@@ -14,7 +14,16 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.cliutil import (
+    address_option,
+    console,
+    engine_option,
+    gpus_option,
+    keep_text,
+    run_folder_command,
+    user_errors,
+    workers_option,
+)
 from clipsieve.engine.ray_pool import RayOptions
 from clipsieve.errors import UserError
 from clipsieve.runfolder import clips_path
@@ -254,21 +263,12 @@ def register(app: typer.Typer) -> None:
             20000, help="Compare within KMeans partitions of about this many clips."
         ),
         seed: int = typer.Option(0, help="KMeans seed for partitioning."),
-        engine: str = typer.Option(
-            "local",
-            "--engine",
-            help="local, or ray: the embedding pass of --method semantic (when the clips have "
-            "no embeddings yet) decodes and embeds on Ray workers.",
+        engine: str = engine_option(
+            "the embedding pass of --method semantic (clips without embeddings) on Ray workers"
         ),
-        address: str | None = typer.Option(
-            None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
-        ),
-        workers: int | None = typer.Option(
-            None, "--workers", "-w", help="Ray: embedding workers (default: the cluster's CPUs)."
-        ),
-        gpus_per_worker: float = typer.Option(
-            0.0, "--gpus-per-worker", help="Ray: GPU share of each embedding worker."
-        ),
+        address: str | None = address_option(),
+        workers: int | None = workers_option("embedding workers"),
+        gpus_per_worker: float = gpus_option("embedding worker"),
     ) -> None:
         """Find duplicate clips; keep the best copy of each group, mark the others.
 

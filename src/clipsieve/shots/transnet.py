@@ -12,6 +12,7 @@ and restores it, so loading a shot detector does not change anyone else's random
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import threading
 from collections.abc import Iterable, Iterator
@@ -61,6 +62,7 @@ def load_transnet() -> Any:
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
+@functools.cache
 def use_bfloat16(precision: str = "auto") -> bool:
     """Whether the model runs in bfloat16 (oneDNN autocast on the CPU).
 
