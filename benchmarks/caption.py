@@ -31,7 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from clipsieve.caption.backends import CaptionRequest, make_backend  # noqa: E402
+from clipsieve.caption.backend_registry import make_backend  # noqa: E402
+from clipsieve.caption.backends import CaptionRequest  # noqa: E402
 from clipsieve.caption.frames import ClipFrames  # noqa: E402
 from clipsieve.caption.stage import CaptionStage, run_parallel  # noqa: E402
 

@@ -39,10 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipsieve.score import aesthetic, encoders, randominit
+from clipsieve.media.frames import Frames
+from clipsieve.models import encoders
+from clipsieve.score import aesthetic
 from clipsieve.score.aesthetic import LaionAestheticScorer
-from clipsieve.score.base import Frames
 from clipsieve.score.match import MatchScorer
+from clipsieve.testing import randominit
 
 FRAMES_PER_CLIP = 3
 

@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO / "src"))
 import av  # noqa: E402
 
 from clipsieve.media.ffmpeg import ffmpeg_exe  # noqa: E402
-from clipsieve.score.frames import spec_indices  # noqa: E402
+from clipsieve.media.frames import spec_indices  # noqa: E402
 from clipsieve.score.stage import DEFAULT_SCORERS, SCORERS, ScoreStage, make_scorer  # noqa: E402
 
 TEXT_AREA_THRESHOLD = 0.005
@@ -317,7 +317,7 @@ def check_camera(videos: list[Video], rows: dict[str, dict[str, Any]]) -> dict[s
 
 def read_text(scorer: Any, path: Path) -> str:
     """The text the OCR scorer's recogniser reads on the frames it samples from ``path``."""
-    from clipsieve.score.frames import FrameSampler
+    from clipsieve.media.frames import FrameSampler
 
     reader = dataclasses.replace(scorer, recognize=True)
     frames = FrameSampler({"ocr": reader.frame_spec()}).sample(path)["ocr"]

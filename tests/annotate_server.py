@@ -17,7 +17,7 @@ import uvicorn
 from clipsieve.annotate.catalog import Catalog
 from clipsieve.annotate.sampling import clip_order
 from clipsieve.annotate.server import create_app
-from clipsieve.annotate.store import LabelStore, labels_path
+from clipsieve.labels import LabelStore, labels_path
 
 
 def free_port() -> int:

@@ -349,7 +349,7 @@ class ScriptedBackend:
         return self.name
 
     def default_frames(self, count, size):
-        from clipsieve.score.base import FrameSpec
+        from clipsieve.media.frames import FrameSpec
 
         return FrameSpec(count=1, short_side=32)
 

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 import annotate_server
 from clipsieve.annotate.catalog import Catalog
 from clipsieve.annotate.sampling import clip_order, stratified_order, uncertainty_order
-from clipsieve.annotate.store import LabelStore, labels_path
 from clipsieve.cli import app
 from clipsieve.errors import UserError
+from clipsieve.labels import LabelStore, labels_path
 from clipsieve.select.classifier import match_labels, read_labels
 
 

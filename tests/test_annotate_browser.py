@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import annotate_server
-from clipsieve.annotate.store import LabelStore, labels_path
+from clipsieve.labels import LabelStore, labels_path
 
 
 def _chromium() -> str | None:

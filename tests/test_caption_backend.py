@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import caption_server
+from clipsieve.caption.backend_registry import make_backend
 from clipsieve.caption.backends import (
     BackendUnavailable,
     CaptionFailed,
@@ -18,13 +19,12 @@ from clipsieve.caption.backends import (
     RetryableError,
     RetryPolicy,
     call_with_retries,
-    make_backend,
     parse_retry_after,
 )
 from clipsieve.caption.frames import ClipFrames
 from clipsieve.caption.openai_compat import OpenAIBackend
 from clipsieve.errors import UserError
-from clipsieve.score.base import FrameSpec
+from clipsieve.media.frames import FrameSpec
 
 
 @pytest.fixture(scope="module")

@@ -210,12 +210,12 @@ class _BuggyBackend(caption_server.ScriptedBackend):
 def test_unexpected_backend_exception_costs_one_row(run_copy: Path, monkeypatch) -> None:
     import types
 
-    from clipsieve.caption import backends
+    from clipsieve.caption import backend_registry
 
     module = types.ModuleType("clipsieve_tests_buggy_backend")
     module.BuggyBackend = _BuggyBackend
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(backends.BACKENDS, "buggy", f"{module.__name__}:BuggyBackend")
+    monkeypatch.setitem(backend_registry.BACKENDS, "buggy", f"{module.__name__}:BuggyBackend")
     _BuggyBackend.calls.clear()
     before = load_clips(run_copy).to_pylist()
     outcome = caption_run(run_copy, CaptionStage(backend="buggy", concurrency=1), PostOptions())

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipsieve.caption.backends import CaptionRequest, make_backend
+from clipsieve.caption.backend_registry import make_backend
+from clipsieve.caption.backends import CaptionRequest
 
 
 def _tiny_llava(folder: Path) -> Path:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 import caption_server
-from clipsieve.caption.backends import BackendUnavailable, CaptionRequest, make_backend
+from clipsieve.caption.backend_registry import make_backend
+from clipsieve.caption.backends import BackendUnavailable, CaptionRequest
 from clipsieve.caption.server_pool import OpenAIServerPool
 from clipsieve.cli import app
 from clipsieve.runfolder import load_clips

@@ -175,7 +175,7 @@ class _FakeMatch:
     calls: ClassVar[list[int]] = []
 
     def frame_spec(self):
-        from clipsieve.score.base import FrameSpec
+        from clipsieve.media.frames import FrameSpec
 
         return FrameSpec(count=1, short_side=32)
 
@@ -233,12 +233,12 @@ class _DownBackend(caption_server.ScriptedBackend):
 def test_server_dying_mid_run_stops_after_a_few_clips(run_copy: Path, monkeypatch) -> None:
     import types
 
-    from clipsieve.caption import backends
+    from clipsieve.caption import backend_registry
 
     module = types.ModuleType("clipsieve_tests_down_backend")
     module.DownBackend = _DownBackend
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(backends.BACKENDS, "down", f"{module.__name__}:DownBackend")
+    monkeypatch.setitem(backend_registry.BACKENDS, "down", f"{module.__name__}:DownBackend")
     _DownBackend.calls.clear()
     stage = CaptionStage(backend="down", concurrency=1)
     with pytest.raises(UserError, match="cannot reach"):

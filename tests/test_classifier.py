@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from clipsieve.annotate.catalog import Catalog
 from clipsieve.annotate.sampling import clip_order
-from clipsieve.annotate.store import LabelStore, labels_path
 from clipsieve.cli import app
 from clipsieve.errors import UserError
+from clipsieve.labels import LabelStore, labels_path
 from clipsieve.runfolder import load_clips
 from clipsieve.select.classifier import (
     average_precision,

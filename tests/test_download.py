@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from clipsieve.ingest.command import register_ingest_meta
+from clipsieve.cli.ingest import register_ingest_meta
 from clipsieve.ingest.download import (
     DownloadOptions,
     classify_failure,

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pytest
 
 from clipsieve.config import RunConfig
-from clipsieve.engine.checkpoint import ShardStore, merge_parquet
+from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.engine.tasks import join_chunks, split_rows
 from clipsieve.run import run_pipeline
-from clipsieve.table import CLIP_SCHEMA, concat_tables, read_parquet, write_parquet
+from clipsieve.table import CLIP_SCHEMA, concat_tables, merge_parquet, read_parquet, write_parquet
 from engine_runs import cheap_config, copy_subset
 from run_tables import table_rows
 
@@ -271,9 +271,9 @@ def test_run_progress_shows_a_bar_per_stage_with_videos_and_clips_totals(tmp_pat
     from rich.console import Console
     from rich.progress import Progress
 
+    from clipsieve.cli.progress import RunProgress
     from clipsieve.engine.tasks import StageStats
     from clipsieve.pipeline import build_pipeline
-    from clipsieve.run_progress import RunProgress
 
     pipeline = build_pipeline(cheap_config(workers=2), tmp_path)
     with Progress(console=Console(file=io.StringIO()), auto_refresh=False) as progress:

@@ -20,8 +20,10 @@ from clipsieve.evaluate.clipsim import (
     text_features,
 )
 from clipsieve.evaluate.runner import EvaluateOptions, evaluate_run
-from clipsieve.runfolder import load_clips, save_clips
-from clipsieve.score import encoders, randominit
+from clipsieve.models import encoders
+from clipsieve.runfolder import load_clips
+from clipsieve.steps import save_clips
+from clipsieve.testing import randominit
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from clipsieve.ingest.command import register_ingest_meta
+from clipsieve.cli.ingest import register_ingest_meta
 from clipsieve.ingest.metafiles import (
     MetafileError,
     make_meta_video_id,

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from clipsieve.models import ModelUnavailable
-from clipsieve.runfolder import load_clips, save_clips
-from clipsieve.score import aesthetic, encoders, randominit
+from clipsieve.media.frames import Frames
+from clipsieve.models import encoders
+from clipsieve.models.registry import ModelUnavailable
+from clipsieve.runfolder import load_clips
+from clipsieve.score import aesthetic
 from clipsieve.score.aesthetic import LaionAestheticScorer, SiglipAestheticScorer
-from clipsieve.score.base import Frames
 from clipsieve.score.rescore import score_run
+from clipsieve.steps import save_clips
+from clipsieve.testing import randominit
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from clipsieve.models import ModelUnavailable, resolve_model
+from clipsieve.media.frames import Frames
+from clipsieve.models.registry import ModelUnavailable, resolve_model
 from clipsieve.score import embed
-from clipsieve.score.base import Frames
 from clipsieve.score.embed import EmbeddingScorer, TransitionScorer
 
 

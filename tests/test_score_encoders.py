@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from clipsieve.errors import UserError
-from clipsieve.models import ModelUnavailable, resolve_model
-from clipsieve.score import encoders, randominit
-from clipsieve.score.base import Frames
+from clipsieve.media.frames import Frames
+from clipsieve.models import encoders
+from clipsieve.models.registry import ModelUnavailable, resolve_model
 from clipsieve.score.embed import EmbeddingScorer, TransitionScorer
 from clipsieve.score.stage import make_scorer
+from clipsieve.testing import randominit
 
 
 @pytest.fixture(scope="module")

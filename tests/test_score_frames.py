@@ -6,11 +6,11 @@ import av
 import numpy as np
 import pytest
 
+from clipsieve.media import frames as frames_module
 from clipsieve.media.ffmpeg import run_ffmpeg
-from clipsieve.score import frames as frames_module
+from clipsieve.media.frames import Frames, FrameSampler, FrameSpec, SampleError, spec_indices
 from clipsieve.score import stage as stage_module
-from clipsieve.score.base import Frames, FrameSpec, Scorer
-from clipsieve.score.frames import FrameSampler, SampleError, spec_indices
+from clipsieve.score.base import Scorer
 from clipsieve.score.stage import ScoreStage
 from clipsieve.table import CLIP_SCHEMA, rows_to_table
 

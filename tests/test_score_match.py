@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from clipsieve.errors import UserError
-from clipsieve.score import encoders, randominit
-from clipsieve.score.base import Frames
+from clipsieve.media.frames import Frames
+from clipsieve.models import encoders
 from clipsieve.score.match import MatchScorer, option_column, row_text
 from clipsieve.score.stage import make_scorer
+from clipsieve.testing import randominit
 
 
 @pytest.fixture(scope="module")

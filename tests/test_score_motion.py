@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clipsieve.score.base import Frames
+from clipsieve.media.frames import Frames
 from clipsieve.score.camera import CameraMotionScorer, fit_global_motion
 from clipsieve.score.motion import ANALYSIS_SHORT_SIDE, FlowScorer, flow_fields
 from clipsieve.score.static import RgbDiffScorer, rgb_diffs

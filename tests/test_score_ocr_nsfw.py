@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rapidocr_onnxruntime
 
-from clipsieve.score.base import Frames
+from clipsieve.media.frames import Frames
 from clipsieve.score.nsfw import NsfwScorer, summarize
 from clipsieve.score.ocr import TextScorer, box_aspect, union_area_ratio
 

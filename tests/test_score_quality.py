@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from clipsieve.score.base import Frames
+from clipsieve.media.frames import Frames
 from clipsieve.score.phash import (
     PHashScorer,
     hamming,

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from clipsieve.cli import app
-from clipsieve.runfolder import load_clips, save_clips
+from clipsieve.runfolder import load_clips
 from clipsieve.select.datautil import flag_conditions
 from clipsieve.select.filter import apply_filter, combine
 from clipsieve.select.presets import PresetError, available_presets, load_preset
+from clipsieve.steps import save_clips
 
 runner = CliRunner()
 

@@ -138,7 +138,8 @@ def test_topn_command_and_preset_on_a_run(run_copy) -> None:
     from typer.testing import CliRunner
 
     from clipsieve.cli import app
-    from clipsieve.runfolder import load_clips, save_clips
+    from clipsieve.runfolder import load_clips
+    from clipsieve.steps import save_clips
 
     runner = CliRunner()
     result = runner.invoke(app, ["topn", str(run_copy), "--by", "flow_mean", "-n", "1"])

@@ -16,10 +16,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from clipsieve.cli.shots import register
 from clipsieve.media.ffmpeg import run_ffmpeg
-from clipsieve.shots.command import register
+from clipsieve.shots.base import DEFAULT_DETECTOR, ShotResult
 from clipsieve.shots.decode import FrameReader, read_frames
-from clipsieve.shots.detectors import DEFAULT_DETECTOR, ShotResult, get_detector
+from clipsieve.shots.detectors import get_detector
 from clipsieve.shots.stage import ShotDetectStage
 from clipsieve.shots.transnet import predictions_to_cuts
 from clipsieve.table import VIDEO_SCHEMA, rows_to_table
@@ -187,7 +188,7 @@ def test_predictions_to_cuts_conventions() -> None:
 def test_unknown_detector_and_params() -> None:
     with pytest.raises(ValueError, match="unknown shot detector 'nope'"):
         get_detector("nope")
-    with pytest.raises(ValueError, match="bad parameters"):
+    with pytest.raises(ValueError, match="shot detector 'content'"):
         get_detector("content", bogus=1)
 
 

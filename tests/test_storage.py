@@ -19,9 +19,8 @@ import pytest
 
 from clipsieve.config import RunConfig
 from clipsieve.export.opensora import opensora_table
+from clipsieve.media.frames import FrameSampler, FrameSpec
 from clipsieve.run import run_pipeline
-from clipsieve.score.base import FrameSpec
-from clipsieve.score.frames import FrameSampler
 from clipsieve.storage import (
     STAGING_ENV,
     RunLocation,

@@ -190,13 +190,13 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: engine.clips_per_task must be >= 1")
     if config.cut.short_side is not None and config.cut.short_side < 2:
         raise ConfigError("config: cut.short_side must be >= 2 (or null)")
-    from clipsieve.score.stage import SCORERS
+    from clipsieve.score.stage import SCORER_REGISTRY
 
-    unknown_scorers = [s for s in config.score.scorers if s not in SCORERS]
+    unknown_scorers = [s for s in config.score.scorers if s not in SCORER_REGISTRY]
     if unknown_scorers:
         raise ConfigError(
             f"config: score.scorers has unknown scorer(s) {unknown_scorers} "
-            f"(known: {', '.join(SCORERS)})"
+            f"(known: {', '.join(SCORER_REGISTRY.names())})"
         )
     unknown = set(config.export.formats) - {"parquet", "csv", "jsonl"}
     if unknown:

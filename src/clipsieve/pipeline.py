@@ -9,27 +9,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from clipsieve import __version__
 from clipsieve.config import RunConfig
-from clipsieve.stage import Stage
-
-
-@dataclass
-class Pipeline:
-    video_stages: list[Stage]
-    plan_stage: Stage
-    clip_stages: list[Stage] = field(default_factory=list)
-
-    @property
-    def stages(self) -> list[Stage]:
-        return [*self.video_stages, self.plan_stage, *self.clip_stages]
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [stage.describe() for stage in self.stages]
+from clipsieve.stage import Pipeline, Stage
 
 
 def _with_publish(stages: list[Stage], staging: str, url: str) -> list[Stage]:

@@ -27,9 +27,10 @@ from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
 from clipsieve.media.cut import GROUP_CLIPS
 from clipsieve.media.sources import SourceCache
-from clipsieve.pipeline import Pipeline, build_pipeline, software_versions
+from clipsieve.pipeline import build_pipeline, software_versions
 from clipsieve.redact import redact_value
 from clipsieve.runlock import run_lock
+from clipsieve.stage import Pipeline
 from clipsieve.steps.carry import (
     PREVIOUS_FILE,
     carry_over,

@@ -2,20 +2,18 @@
 
 Where a run's tables are and how to read them whole (for small runs, the library and tests).
 Commands after ``run`` never load the whole table: they are post-run steps applied by the
-streaming runner in :mod:`clipsieve.steps`. :func:`save_clips` replaces the table with one held
-in memory, keeping the same provenance chain as the runner.
+streaming runner in :mod:`clipsieve.steps`. :func:`clipsieve.steps.runner.save_clips` replaces the
+table with one held in memory, keeping the same provenance chain as the runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
 from clipsieve.errors import UserError
-from clipsieve.table import parquet_metadata, read_parquet, write_parquet
+from clipsieve.table import read_parquet
 
 CLIPS_FILE = "clips.parquet"
 VIDEOS_FILE = "videos.parquet"
@@ -54,30 +52,3 @@ def load_videos(run_dir: str | Path) -> pa.Table:
     if not path.is_file():
         raise RunFolderError(f"{run_dir} has no {VIDEOS_FILE}: it is not a finished clipsieve run")
     return read_parquet(path)
-
-
-def save_clips(run_dir: str | Path, clips: pa.Table, step: Mapping[str, Any]) -> Path:
-    """Atomically replace the run's clip table with ``clips`` (already in memory) after
-    ``step``, keeping the provenance chain.
-
-    For a library user or a test holding a small table. Commands go through the step runner
-    (:mod:`clipsieve.steps`), which streams instead of holding the table. Vector columns are
-    moved to ``vectors/``; the csv/jsonl views are removed like after any step.
-    """
-    from clipsieve.steps.runner import STEPS_KEY, StepRunner, replace_step
-    from clipsieve.vectors import VectorWriter, split_vectors
-
-    run_dir = Path(run_dir)
-    path = clips_path(run_dir)
-    clips, vectors = split_vectors(clips)
-    for column, part in vectors.items():
-        writer = VectorWriter(run_dir, column)
-        writer.write(part)
-        writer.close()
-    metadata = parquet_metadata(path)
-    metadata[STEPS_KEY] = replace_step(metadata.get(STEPS_KEY, []), step)
-    write_parquet(clips.replace_schema_metadata(None), path, metadata)
-    runner = StepRunner(run_dir)
-    runner.record_run_json(step)
-    runner.remove_views()
-    return path

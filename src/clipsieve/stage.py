@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -171,3 +171,23 @@ class SegmentedStage(ABC):
     @abstractmethod
     def combine_segments(self, row: dict[str, Any], parts: list[dict[str, Any]]) -> dict[str, Any]:
         """The finished row from every segment's part, in segment order."""
+
+
+@dataclass
+class Pipeline:
+    """The stages of a run: over ``videos``, the one that plans ``clips`` rows, over ``clips``.
+
+    Executors (``engine/``) decide how to run them; :func:`clipsieve.pipeline.build_pipeline`
+    decides which they are.
+    """
+
+    video_stages: list[Stage]
+    plan_stage: Stage
+    clip_stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [*self.video_stages, self.plan_stage, *self.clip_stages]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [stage.describe() for stage in self.stages]

@@ -351,3 +351,58 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
         text = json.dumps(redact_value(obj), indent=2, sort_keys=True, default=str)
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+ROW_GROUP_ROWS = 50_000  # rows buffered before a merge writes a row group
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order; missing ones null, types promoted."""
+    arrays = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def merge_parquet(
+    paths: list[Path],
+    out: Path,
+    base: pa.Schema,
+    metadata: Mapping[str, Any] | None = None,
+    on_table: Any = None,
+) -> Path:
+    """Concatenate Parquet files into ``out`` (atomically) without loading them all at once.
+
+    The result equals ``concat_tables([read_parquet(p) for p in paths], base)``: the schema is
+    the permissive union of the shards' schemas in order (a column that is null in one shard and
+    float in another becomes float). ``on_table`` sees each shard's table (for counting).
+    """
+    schemas = [pq.read_schema(p) for p in paths]
+    schema = (
+        pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+        if schemas
+        else base.remove_metadata()
+    )
+    encoded = encode_metadata(metadata or {})
+    schema = schema.with_metadata(encoded) if encoded else schema
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        buffered: list[pa.Table] = []
+        rows = 0
+        for path in paths:
+            # row group by row group: a shard is small, a table being joined may not be
+            for batch in stream_parquet(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                table = pa.Table.from_batches([batch])
+                if on_table is not None:
+                    on_table(table)
+                buffered.append(_conform(table, schema))
+                rows += table.num_rows
+                if rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(buffered))
+                    buffered, rows = [], 0
+        if buffered or not paths:
+            writer.write_table(pa.concat_tables(buffered) if buffered else schema.empty_table())
+    return Path(out)

@@ -28,7 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from clipsieve.annotate.catalog import Catalog
 from clipsieve.annotate.limits import RequestLimits
-from clipsieve.annotate.store import LabelStore
+from clipsieve.labels import LabelStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")

@@ -17,7 +17,6 @@ Failures come in three kinds, because they call for different reactions from the
 
 from __future__ import annotations
 
-import importlib
 import random
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 import numpy as np
 
 from clipsieve.errors import UserError
-from clipsieve.score.base import FrameSpec
+from clipsieve.media.frames import FrameSpec
 
 FailureKind = Literal["transient", "unreachable", "fatal"]
 
@@ -102,41 +101,6 @@ class CaptionBackend(Protocol):
 
     def close(self) -> None:
         """Release connections or GPU memory."""
-
-
-# name -> "module:Class"; imported on use so an unused backend's heavy imports never load.
-BACKENDS: dict[str, str] = {
-    "openai": "clipsieve.caption.openai_compat:OpenAIBackend",
-    "gemini": "clipsieve.caption.gemini:GeminiBackend",
-    "local": "clipsieve.caption.local_vlm:LocalVLMBackend",
-}
-
-
-def make_backend(name: str, **params: Any) -> CaptionBackend:
-    """Build a registered backend; unknown names and parameters are one-line UserErrors."""
-    if name not in BACKENDS:
-        raise UserError(f"unknown caption backend '{name}' (known: {', '.join(BACKENDS)})")
-    module_name, class_name = BACKENDS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    params = {k: v for k, v in params.items() if v is not None}
-    urls = params.get("base_url")
-    if isinstance(urls, (list, tuple)):  # several servers: one pool, or the one server
-        if name != "openai":
-            raise UserError(f"caption backend '{name}' takes one --base-url, not {len(urls)}")
-        if len(urls) > 1:
-            from clipsieve.caption.server_pool import OpenAIServerPool
-
-            rest = {k: v for k, v in params.items() if k != "base_url"}
-            try:
-                return OpenAIServerPool(list(urls), **rest)  # type: ignore[return-value]
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"caption backend '{name}': {exc}") from None
-        params["base_url"] = urls[0] if urls else None
-        params = {k: v for k, v in params.items() if v is not None}
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise UserError(f"caption backend '{name}': {exc}") from None
 
 
 @dataclass

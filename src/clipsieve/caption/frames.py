@@ -1,6 +1,6 @@
 """Frames for captioning: decode each clip once, encode each frame to JPEG once, in memory.
 
-The frames come from the score package's :class:`~clipsieve.score.frames.FrameSampler` (one
+The frames come from the score package's :class:`~clipsieve.media.frames.FrameSampler` (one
 decode per clip, upright, resized by swscale). By default it decodes reference frames only and
 takes the nearest one to each wanted position: a VLM asked for "first, middle, last" does not care
 whether the middle is frame 25 or 24, and skipping the other frames saves ~40 % of the decode,
@@ -17,9 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from clipsieve.media.frames import FrameSampler, FrameSpec, SampleError
 from clipsieve.media.source_check import SourceChanged, SourceCheck
-from clipsieve.score.base import FrameSpec
-from clipsieve.score.frames import FrameSampler, SampleError
 
 JPEG_QUALITY = 90
 

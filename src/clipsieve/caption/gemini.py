@@ -22,7 +22,7 @@ from clipsieve.caption.backends import (
     RetryPolicy,
     call_with_retries,
 )
-from clipsieve.score.base import FrameSpec
+from clipsieve.media.frames import FrameSpec
 
 RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -1,8 +1,9 @@
 """A local transformers VLM (Qwen2.5-VL and other image-text-to-text models) for GPU machines.
 
-The model is found through :func:`clipsieve.models.resolve_model` (local path, ``CLIPSIEVE_MODELS``
-or the hub cache, honouring ``HF_HUB_OFFLINE``) and built with ``AutoProcessor`` plus
-``AutoModelForImageTextToText``, so any chat VLM with a processor chat template loads the same way.
+The model is found through :func:`clipsieve.models.registry.resolve_model` (local path,
+``CLIPSIEVE_MODELS`` or the hub cache, honouring ``HF_HUB_OFFLINE``) and built with
+``AutoProcessor`` plus ``AutoModelForImageTextToText``, so any chat VLM with a processor chat
+template loads the same way.
 Frames are handed over as arrays (no JPEG round trip). One model serves the stage's worker threads
 through a lock: decoding still overlaps across threads, generation runs one clip at a time.
 """
@@ -20,8 +21,8 @@ from clipsieve.caption.backends import (
     CaptionReply,
     CaptionRequest,
 )
-from clipsieve.models import ModelUnavailable, resolve_model
-from clipsieve.score.base import FrameSpec
+from clipsieve.media.frames import FrameSpec
+from clipsieve.models.registry import ModelUnavailable, resolve_model
 
 
 def chat_messages(prompt: str, num_images: int) -> list[dict[str, Any]]:

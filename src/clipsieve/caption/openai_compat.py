@@ -34,8 +34,8 @@ from clipsieve.caption.backends import (
     call_with_retries,
     parse_retry_after,
 )
+from clipsieve.media.frames import FrameSpec
 from clipsieve.redact import redact_text, url_secrets
-from clipsieve.score.base import FrameSpec
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 FATAL_STATUS = frozenset({401, 403, 404})

@@ -326,11 +326,11 @@ def caption_run(
 def rematch_run(run_dir: str | Path) -> pa.Table:
     """Recompute the ``match`` score against the new ``caption`` column (score stage registry)."""
     from clipsieve.score.rescore import score_run
-    from clipsieve.score.stage import SCORERS
+    from clipsieve.score.stage import SCORER_REGISTRY
 
-    if MATCH_SCORER not in SCORERS:
+    if MATCH_SCORER not in SCORER_REGISTRY:
         raise UserError(
             f"--rematch needs the text-video '{MATCH_SCORER}' scorer, which this clipsieve "
-            f"does not have (known scorers: {', '.join(SCORERS)}); drop --rematch"
+            f"does not have (known scorers: {', '.join(SCORER_REGISTRY.names())}); drop --rematch"
         )
     return score_run(run_dir, [MATCH_SCORER])

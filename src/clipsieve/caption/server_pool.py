@@ -24,7 +24,7 @@ from clipsieve.caption.backends import (
     CaptionRequest,
 )
 from clipsieve.caption.openai_compat import OpenAIBackend
-from clipsieve.score.base import FrameSpec
+from clipsieve.media.frames import FrameSpec
 
 DOWN_FOR_S = 15.0  # how long an unreachable server is set aside before it is tried again
 

@@ -22,13 +22,8 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from clipsieve.caption.backends import (
-    CaptionBackend,
-    CaptionFailed,
-    CaptionReply,
-    CaptionRequest,
-    make_backend,
-)
+from clipsieve.caption.backend_registry import make_backend
+from clipsieve.caption.backends import CaptionBackend, CaptionFailed, CaptionReply, CaptionRequest
 from clipsieve.caption.clean import (
     add_score_words,
     clean_caption,
@@ -39,7 +34,7 @@ from clipsieve.caption.columns import CAPTION_COLUMNS, apply_columns, init_sourc
 from clipsieve.caption.frames import ClipFrames
 from clipsieve.caption.prompts import PromptTemplate, load_prompt
 from clipsieve.caption.rewrite import parse_rewrite, rewrite_prompt
-from clipsieve.score.frames import SampleError
+from clipsieve.media.frames import SampleError
 from clipsieve.stage import Resources, Stage
 from clipsieve.table import STATUS_ERROR, error_text
 

@@ -61,7 +61,7 @@ from clipsieve.engine.tasks import (
     unmerge_rows,
 )
 from clipsieve.errors import UserError
-from clipsieve.pipeline import Pipeline
+from clipsieve.stage import Pipeline
 from clipsieve.storage import RunLocation
 from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, VIDEO_SCHEMA, error_text, rows_to_table
 

@@ -1,6 +1,6 @@
 """Worker processes for the local engine: stages set up once per process, SIGINT left to the parent.
 
-Each worker receives the pickled :class:`~clipsieve.pipeline.Pipeline` once, calls every stage's
+Each worker receives the pickled :class:`~clipsieve.stage.Pipeline` once, calls every stage's
 ``setup()`` once (models stay loaded for the worker's life) and then runs video and clip tasks
 (:mod:`clipsieve.engine.tasks`). Workers are started with ``spawn``: the parent may already hold
 threads (the progress display, OpenMP pools of torch/OpenCV) that a ``fork`` would copy in a
@@ -34,7 +34,7 @@ from clipsieve.engine.tasks import (
     run_video_task,
 )
 from clipsieve.media.threads import CODEC_THREADS_ENV
-from clipsieve.pipeline import Pipeline
+from clipsieve.stage import Pipeline
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

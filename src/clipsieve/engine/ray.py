@@ -58,8 +58,7 @@ from clipsieve.engine.tasks import (
 )
 from clipsieve.errors import UserError
 from clipsieve.media.threads import CODEC_THREADS_ENV
-from clipsieve.pipeline import Pipeline
-from clipsieve.stage import RowStage, Segment, SegmentedStage, Stage
+from clipsieve.stage import Pipeline, RowStage, Segment, SegmentedStage, Stage
 from clipsieve.storage import RunLocation
 from clipsieve.table import (
     CLIP_SCHEMA,

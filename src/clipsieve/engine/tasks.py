@@ -25,8 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clipsieve.pipeline import Pipeline
-from clipsieve.stage import RowStage, Segment, SegmentedStage, Stage, StageError
+from clipsieve.stage import Pipeline, RowStage, Segment, SegmentedStage, Stage, StageError
 from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, VIDEO_SCHEMA, concat_tables, rows_to_table
 
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from clipsieve.score.base import FrameSpec
-from clipsieve.score.encoders import ClipEncoder, load_hub_encoder
-from clipsieve.score.frames import FrameSampler, SampleError
+from clipsieve.media.frames import FrameSampler, FrameSpec, SampleError
+from clipsieve.models.encoders import ClipEncoder, load_hub_encoder
 
 SHORT_SIDE = 224
 

@@ -36,7 +36,7 @@ from clipsieve.evaluate.subset import (
     selected_mask,
 )
 from clipsieve.export.opensora import score_columns
-from clipsieve.models import ModelUnavailable
+from clipsieve.models.registry import ModelUnavailable
 from clipsieve.runfolder import load_clips
 from clipsieve.table import write_json
 
@@ -104,7 +104,7 @@ def clip_pass(
         similarities,
         text_features,
     )
-    from clipsieve.score.encoders import DEFAULT_CLIP
+    from clipsieve.models.encoders import DEFAULT_CLIP
 
     model = options.clip_model or DEFAULT_CLIP
     encoder = load_clip(model, options.device)  # ModelUnavailable goes to the caller

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -22,7 +21,7 @@ from clipsieve.errors import UserError
 from clipsieve.media.sources import (
     ListingError,
     SourceUnavailable,
-    fingerprint,
+    content_fingerprint,
     list_videos,
     source_name,
     url_fingerprint,
@@ -43,28 +42,6 @@ def _slug(stem: str, limit: int = 48) -> str:
     ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_stem).strip("_")
     return slug[:limit] or "video"
-
-
-def content_fingerprint(path: Path) -> str:
-    """A cheap content hash: size + head/middle/tail samples. Unreadable files hash their name."""
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            # a named pipe blocks open() forever, a device never ends: never opened here, the
-            # probe records "not a regular file" as the row's error
-            raise OSError("not a regular file")
-        with open(path, "rb") as fh:
-
-            def read(start: int, end: int) -> bytes:
-                fh.seek(start)
-                return fh.read(end - start)
-
-            return fingerprint(st.st_size, read)
-    except OSError:
-        # Probe will record why the file can't be read; the id still has to be deterministic.
-        digest = hashlib.sha1()
-        digest.update(b"unreadable:" + path.name.encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
 
 
 def make_video_id(path: Path | str) -> str:

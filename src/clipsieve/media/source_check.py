@@ -16,8 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from clipsieve.ingest.folder import content_fingerprint
-from clipsieve.media.sources import SourceUnavailable, url_fingerprint
+from clipsieve.media.sources import SourceUnavailable, content_fingerprint, url_fingerprint
 from clipsieve.storage import is_url
 
 _HASHED_ID = re.compile(r"-(?P<hash>[0-9a-f]{10})(?:-\d+)?$")

@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -58,6 +59,28 @@ def fingerprint(size: int, read: Callable[[int, int], bytes]) -> str:
     for offset in sorted({0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)}):
         digest.update(read(offset, min(size, offset + SAMPLE_BYTES)))
     return digest.hexdigest()
+
+
+def content_fingerprint(path: Path) -> str:
+    """A cheap content hash: size + head/middle/tail samples. Unreadable files hash their name."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            # a named pipe blocks open() forever, a device never ends: never opened here, the
+            # probe records "not a regular file" as the row's error
+            raise OSError("not a regular file")
+        with open(path, "rb") as fh:
+
+            def read(start: int, end: int) -> bytes:
+                fh.seek(start)
+                return fh.read(end - start)
+
+            return fingerprint(st.st_size, read)
+    except OSError:
+        # Probe will record why the file can't be read; the id still has to be deterministic.
+        digest = hashlib.sha1()
+        digest.update(b"unreadable:" + path.name.encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
 
 
 def _unavailable(url: str, exc: BaseException) -> SourceUnavailable:

@@ -18,7 +18,7 @@ so the output is not clamped; real checkpoints give about 1-10 on natural images
 are null for a clip with no decoded frames.
 
 Frames of every clip in a batch go through the backbone together (see
-:func:`clipsieve.score.encoders.batch_features`), on the GPU when there is one.
+:func:`clipsieve.models.encoders.batch_features`), on the GPU when there is one.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clipsieve.models import ModelUnavailable, resolve_model
-from clipsieve.score.base import Frames, FrameSpec, Scorer
-from clipsieve.score.encoders import (
+from clipsieve.models.encoders import (
     DEFAULT_CLIP,
     DEFAULT_SIGLIP,
     HubEncoder,
@@ -41,6 +39,8 @@ from clipsieve.score.encoders import (
     load_hub_encoder,
     model_unavailable,
 )
+from clipsieve.models.registry import ModelUnavailable, resolve_model
+from clipsieve.score.base import Frames, FrameSpec, Scorer
 
 # The published heads. The LAION head is mirrored on the Hugging Face hub as a single file; the
 # v2.5 head is only published in its GitHub repository.

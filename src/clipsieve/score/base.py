@@ -1,7 +1,7 @@
 """The scorer interface: declare the frames you need, turn them into columns.
 
 A scorer never opens a video. It declares a :class:`FrameSpec`; the score stage decodes each clip
-once for the union of all scorers' specs (see ``score/frames.py``) and hands every scorer its own
+once for the union of all scorers' specs (see ``media/frames.py``) and hands every scorer its own
 view as numpy arrays. Models load in :meth:`Scorer.setup`, once per worker.
 """
 
@@ -9,55 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import numpy as np
+from clipsieve.media.frames import Frames, FrameSpec
 
-
-@dataclass(frozen=True)
-class FrameSpec:
-    """Which frames a scorer needs, at what size and in which colour space.
-
-    Sampling is either ``every_s`` (one frame every N seconds of the clip, starting at its first
-    frame: the original filtering project used 0.25 s) or ``count`` frames placed by
-    ``positions``: ``uniform`` (centres of ``count`` equal parts), ``ends`` (first, middle, last
-    for count 3; first and last for 2), or explicit ``fractions`` of the clip's length (Open-Sora's
-    aesthetic scorer uses 0.1/0.5/0.9). Size is ``size`` = (width, height) exactly, or
-    ``short_side`` keeping the aspect ratio (never upscaling), or the native size when both are
-    None.
-    """
-
-    every_s: float | None = None
-    count: int | None = None
-    positions: Literal["uniform", "ends", "fractions"] = "uniform"
-    fractions: tuple[float, ...] = ()
-    size: tuple[int, int] | None = None
-    short_side: int | None = None
-    color: Literal["rgb", "gray"] = "rgb"
-
-    def __post_init__(self) -> None:
-        if (self.every_s is None) == (self.count is None and not self.fractions):
-            raise ValueError("FrameSpec needs exactly one of every_s, count or fractions")
-
-
-@dataclass
-class Frames:
-    """What a scorer receives for one clip.
-
-    ``images``: uint8 array (n, h, w, 3) RGB or (n, h, w) grey; ``indices``: frame numbers within
-    the clip (0-based); ``times_s``: seconds from the clip's first frame; ``fps``: the clip's
-    average frame rate; ``source_size``: (width, height) of the decoded video before resizing.
-    """
-
-    images: np.ndarray
-    indices: np.ndarray
-    times_s: np.ndarray
-    fps: float
-    source_size: tuple[int, int]
-    # Per-clip results that several scorers derive from the same frames (e.g. optical flow for
-    # motion and camera), computed by the first scorer that needs them.
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+__all__ = ["FrameSpec", "Frames", "Scorer"]  # everything a scorer is written against
 
 
 class Scorer(ABC):

@@ -18,7 +18,7 @@ for identical frames are computed once per clip through ``Frames.cache``.
 ``clip:<model>`` (projected CLIP image embedding, e.g. ``clip:openai/clip-vit-large-patch14``),
 ``siglip:<model>`` (pooled SigLIP embedding) or ``sdxl-vae:<model>`` (flattened SDXL-VAE latent
 mean, what the original filtering project compared; e.g. ``sdxl-vae:stabilityai/sdxl-vae``).
-See ``score/encoders.py``. The name of the encoder is stored in ``embed_model`` and in the
+See ``models/encoders.py``. The name of the encoder is stored in ``embed_model`` and in the
 stage's provenance, so vectors from different encoders are never mixed.
 """
 
@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 import torch
 
-from clipsieve.models import ModelRef, ModelUnavailable, resolve_model
+from clipsieve.models.encoders import HubEncoder, load_hub_encoder, model_unavailable, parse_encoder
+from clipsieve.models.registry import ModelRef, ModelUnavailable, resolve_model
 from clipsieve.score.base import Frames, FrameSpec, Scorer
-from clipsieve.score.encoders import HubEncoder, load_hub_encoder, model_unavailable, parse_encoder
 
 DEFAULT_MODEL = "package:efficientnet-lite0"
 DEFAULT_ENCODER = "efficientnet-lite0"

@@ -33,15 +33,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from clipsieve.models import ModelUnavailable
-from clipsieve.score.base import Frames, FrameSpec, Scorer
-from clipsieve.score.encoders import (
+from clipsieve.models.encoders import (
     DEFAULT_CLIP,
     ClipEncoder,
     batch_features,
     load_hub_encoder,
     model_unavailable,
 )
+from clipsieve.models.registry import ModelUnavailable
+from clipsieve.score.base import Frames, FrameSpec, Scorer
 
 TEXT_COLUMNS = ("caption", "caption_src")  # preferred first
 

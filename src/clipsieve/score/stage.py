@@ -16,18 +16,17 @@ the caption.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from clipsieve.errors import UserError
+from clipsieve.media.frames import FrameSampler, SampleError
 from clipsieve.media.source_check import SourceChanged, SourceCheck
-from clipsieve.models import ModelUnavailable
+from clipsieve.models.registry import ModelUnavailable
+from clipsieve.registry import Registry
 from clipsieve.score.base import Frames, Scorer
-from clipsieve.score.frames import FrameSampler, SampleError
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, error_text, rows_to_table, table_to_rows
 
@@ -46,19 +45,16 @@ SCORERS: dict[str, str] = {
     "aesthetic_siglip": "clipsieve.score.aesthetic:SiglipAestheticScorer",
     "match": "clipsieve.score.match:MatchScorer",
 }
+SCORER_REGISTRY = Registry("scorer", SCORERS, "clipsieve.scorers")
+# what `run` and `score` use when told nothing: cheap, CPU-only, no model download
 DEFAULT_SCORERS: tuple[str, ...] = ("static", "motion", "camera", "quality", "phash")
 
 
 def make_scorer(name: str, **params: Any) -> Scorer:
-    """Build a registered scorer; unknown names and parameters are one-line UserErrors."""
-    if name not in SCORERS:
-        raise UserError(f"unknown scorer '{name}' (known: {', '.join(SCORERS)})")
-    module_name, class_name = SCORERS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise UserError(f"scorer '{name}': {exc}") from None
+    """Build a scorer by name (built-in, plugin, or ``module:Class``); a bad name or
+    parameter is one UserError."""
+    scorer: Scorer = SCORER_REGISTRY.create(name, **params)
+    return scorer
 
 
 @dataclass

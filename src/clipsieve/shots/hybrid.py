@@ -42,8 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from clipsieve.shots.base import ShotResult, torch_threads
 from clipsieve.shots.decode import FrameReader
-from clipsieve.shots.detectors import ShotResult
 from clipsieve.shots.transnet import INPUT_H, INPUT_W, PRECISIONS, STEP, true_runs
 
 CHUNK_FRAMES = 9000
@@ -448,11 +448,10 @@ class HybridDetector:
         windows: bfloat16 moves a probability by at most 0.005 here, so every decision is the
         one float32 would make, at bfloat16's speed for the rest.
         """
-        from clipsieve.shots.detectors import _torch_threads
         from clipsieve.shots.transnet import merge_spans, predict_spans, use_bfloat16
 
         bfloat16 = use_bfloat16(self.precision)
-        with _torch_threads(self.threads):
+        with torch_threads(self.threads):
             probs = predict_spans(self._load(), frames, needs, bfloat16)
             if not bfloat16:
                 return probs

@@ -1,7 +1,7 @@
 """Post-run steps and the one runner that applies them (see base.py and runner.py)."""
 
 from clipsieve.steps.base import AlignedUpdates, PostRunStep, StepContext
-from clipsieve.steps.runner import StepOutcome, StepRunner, apply_step
+from clipsieve.steps.runner import StepOutcome, StepRunner, apply_step, save_clips
 
 __all__ = [
     "AlignedUpdates",
@@ -10,4 +10,5 @@ __all__ = [
     "StepOutcome",
     "StepRunner",
     "apply_step",
+    "save_clips",
 ]

@@ -33,16 +33,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipsieve.runfolder import RUN_JSON, clips_path
 from clipsieve.runlock import run_lock
 from clipsieve.steps.base import DEFAULT_BATCH_ROWS, PostRunStep, StepContext
 from clipsieve.table import (
     atomic_path,
     encode_metadata,
+    merge_parquet,
     parquet_metadata,
     stream_parquet,
     write_json,
+    write_parquet,
 )
-from clipsieve.vectors import VectorWriter, as_fixed_vectors, is_vector_column
+from clipsieve.vectors import VectorWriter, as_fixed_vectors, is_vector_column, split_vectors
 
 VIEW_FILES = ("clips.csv", "clips.jsonl")
 STEPS_KEY = "clipsieve_steps"  # the post-run steps' provenance in the table's metadata
@@ -99,8 +102,6 @@ class StepRunner:
     """Applies steps to one run folder (see the module docstring)."""
 
     def __init__(self, run_dir: str | Path, batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
-        from clipsieve.runfolder import clips_path
-
         self.run_dir = Path(run_dir)
         self.clips_file = clips_path(self.run_dir)  # one line if the folder is not a run
         self.batch_rows = batch_rows
@@ -145,7 +146,7 @@ class StepRunner:
         Rows go to one Parquet writer. A column that was all null in the first batches (type
         ``null``) and gets values later cannot be cast into that writer's schema: the pass then
         starts a new part file, and the parts are joined at the end with their types unified
-        (:func:`~clipsieve.engine.checkpoint.merge_parquet`); in the common case there is one
+        (:func:`~clipsieve.table.merge_parquet`); in the common case there is one
         part and no extra copy.
         """
         source = stream_parquet(self.clips_file)
@@ -198,8 +199,6 @@ class StepRunner:
 
     @staticmethod
     def _join_parts(parts: list[Path], tmp: Path, metadata: dict[str, Any]) -> None:
-        from clipsieve.engine.checkpoint import merge_parquet
-
         first = tmp.with_suffix(".0")
         os.replace(tmp, first)
         try:
@@ -221,8 +220,6 @@ class StepRunner:
     # -- provenance, once
     def record_run_json(self, record: Mapping[str, Any]) -> None:
         """Put ``record`` in ``run.json``'s ``steps`` in place of the step's earlier entry."""
-        from clipsieve.runfolder import RUN_JSON
-
         path = self.run_dir / RUN_JSON
         if path.is_file():
             info = json.loads(path.read_text(encoding="utf-8"))
@@ -245,3 +242,27 @@ def apply_step(
 ) -> StepOutcome:
     """Apply ``step`` to ``run_dir`` (see :class:`StepRunner`)."""
     return StepRunner(run_dir, batch_rows).apply(step)
+
+
+def save_clips(run_dir: str | Path, clips: pa.Table, step: Mapping[str, Any]) -> Path:
+    """Atomically replace the run's clip table with ``clips`` (already in memory) after
+    ``step``, keeping the provenance chain.
+
+    For a library user or a test holding a small table. Commands go through the step runner
+    (:mod:`clipsieve.steps`), which streams instead of holding the table. Vector columns are
+    moved to ``vectors/``; the csv/jsonl views are removed like after any step.
+    """
+    run_dir = Path(run_dir)
+    path = clips_path(run_dir)
+    clips, vectors = split_vectors(clips)
+    for column, part in vectors.items():
+        writer = VectorWriter(run_dir, column)
+        writer.write(part)
+        writer.close()
+    metadata = parquet_metadata(path)
+    metadata[STEPS_KEY] = replace_step(metadata.get(STEPS_KEY, []), step)
+    write_parquet(clips.replace_schema_metadata(None), path, metadata)
+    runner = StepRunner(run_dir)
+    runner.record_run_json(step)
+    runner.remove_views()
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
 
 
 @run_folder_command

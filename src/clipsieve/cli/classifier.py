@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import typer
 
-from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 from clipsieve.select.classifier import (
     CLASSIFIER_DIR,
@@ -45,7 +45,7 @@ def train(
     seed: int = 0,
 ) -> dict:
     """Train, cross-validate and save; returns the metrics written to ``metrics.json``."""
-    from clipsieve.annotate.store import labels_path
+    from clipsieve.labels import labels_path
     from clipsieve.runfolder import load_clips
     from clipsieve.select.classifier import (
         feature_matrix,

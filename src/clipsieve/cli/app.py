@@ -13,9 +13,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.annotate.command import register_annotate
-from clipsieve.caption.command import register as register_caption
-from clipsieve.cliutil import (
+from clipsieve.cli.annotate import register_annotate
+from clipsieve.cli.caption import register as register_caption
+from clipsieve.cli.classifier import register_classifier
+from clipsieve.cli.cluster import register_cluster
+from clipsieve.cli.common import (
     address_option,
     console,
     engine_option,
@@ -25,19 +27,17 @@ from clipsieve.cliutil import (
     run_folder_command,
     workers_option,
 )
-from clipsieve.cliutil import fail as _fail
-from clipsieve.cliutil import progress_bar as _progress_bar
-from clipsieve.cliutil import user_errors as _user_errors
+from clipsieve.cli.common import fail as _fail
+from clipsieve.cli.common import progress_bar as _progress_bar
+from clipsieve.cli.common import user_errors as _user_errors
+from clipsieve.cli.evaluate import register_evaluate
+from clipsieve.cli.export import register_export
+from clipsieve.cli.ingest import register_ingest_meta
+from clipsieve.cli.report import register_report
+from clipsieve.cli.select import register as register_select
+from clipsieve.cli.shots import register as register_detect_shots
 from clipsieve.config import DEFAULT_CONFIG_YAML, load_config
 from clipsieve.engine.ray_pool import ray_options
-from clipsieve.evaluate.command import register_evaluate
-from clipsieve.export.command import register_export
-from clipsieve.ingest.command import register_ingest_meta
-from clipsieve.report.command import register_report
-from clipsieve.select.classifier_command import register_classifier
-from clipsieve.select.cluster_command import register_cluster
-from clipsieve.select.command import register as register_select
-from clipsieve.shots.command import register as register_detect_shots
 
 app = typer.Typer(
     help="Turn raw video into a curated, captioned text-to-video training set.",
@@ -96,9 +96,9 @@ def _run(
     rows: list[dict] | None = None,
     source_options: list[str] | None = None,
 ) -> None:
+    from clipsieve.cli.progress import RunProgress
     from clipsieve.engine.checkpoint import ShardStore
     from clipsieve.run import execute_run, prepare_run, run_folder_lock
-    from clipsieve.run_progress import RunProgress
 
     if engine not in (None, "local", "ray"):
         raise _fail(f"--engine must be 'local' or 'ray', not {engine!r}")

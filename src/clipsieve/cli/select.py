@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import (
+from clipsieve.cli.common import (
     address_option,
     console,
     engine_option,

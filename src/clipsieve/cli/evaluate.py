@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import console, keep_text, progress_bar, run_folder_command, user_errors
+from clipsieve.cli.common import console, keep_text, progress_bar, run_folder_command, user_errors
 
 
 def _fmt(value: object, digits: int = 3) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import (
+from clipsieve.cli.common import (
     address_option,
     at_least,
     console,

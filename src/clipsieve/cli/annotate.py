@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from clipsieve.cliutil import console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 
 
@@ -36,7 +36,7 @@ def export_labels(run_dir: Path, out: Path, labeller: str | None = None) -> int:
     """Write ``annotations.json``; returns how many labels it holds."""
     from clipsieve.annotate.catalog import Catalog
     from clipsieve.annotate.server import export_annotations
-    from clipsieve.annotate.store import LabelStore, labels_path
+    from clipsieve.labels import LabelStore, labels_path
     from clipsieve.table import write_json
 
     store = LabelStore(labels_path(run_dir), create=False)
@@ -107,7 +107,7 @@ def _serve(
     from clipsieve.annotate.catalog import Catalog
     from clipsieve.annotate.sampling import clip_order
     from clipsieve.annotate.server import LOOPBACK_HOSTS, create_app
-    from clipsieve.annotate.store import LabelStore, labels_path
+    from clipsieve.labels import LabelStore, labels_path
 
     loopback = _is_loopback(host)
     if not loopback and not allow_remote:

@@ -1,6 +1,6 @@
 """Shared pieces of the command line: the error console, one-line user errors, progress bars.
 
-Every sub-command module (``shots/command.py``, ``select/command.py``, ...) uses these so all
+Every sub-command module (``cli/shots.py``, ``cli/select.py``, ...) uses these so all
 commands fail the same way: a :class:`~clipsieve.errors.UserError` becomes one red line naming
 the thing and the fix, with exit code 2, never a traceback.
 """

@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clipsieve.cliutil import console, progress_bar
-from clipsieve.shots.detectors import DEFAULT_DETECTOR, DETECTORS, ShotDetector
+from clipsieve.cli.common import console, progress_bar
+from clipsieve.shots.detectors import DEFAULT_DETECTOR, DETECTOR_REGISTRY, ShotDetector
 
 
 def _one_line(exc: BaseException) -> str:
@@ -32,7 +32,7 @@ def detect_shots(
         DEFAULT_DETECTOR,
         "--detector",
         "-d",
-        help=f"Detector: {', '.join(DETECTORS)} (default {DEFAULT_DETECTOR}).",
+        help=f"Detector: {', '.join(DETECTOR_REGISTRY.names())} (default {DEFAULT_DETECTOR}).",
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per video per line."),
     threshold: float | None = typer.Option(

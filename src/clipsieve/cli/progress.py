@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.progress import Progress, TaskID
 
 from clipsieve.engine.tasks import StatsByStage
-from clipsieve.pipeline import Pipeline
+from clipsieve.stage import Pipeline
 
 
 class RunProgress:

@@ -23,15 +23,61 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from clipsieve.media.threads import configure_decoder
-from clipsieve.score.base import Frames, FrameSpec
 from clipsieve.storage import av_source
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Which frames a scorer needs, at what size and in which colour space.
+
+    Sampling is either ``every_s`` (one frame every N seconds of the clip, starting at its first
+    frame: the original filtering project used 0.25 s) or ``count`` frames placed by
+    ``positions``: ``uniform`` (centres of ``count`` equal parts), ``ends`` (first, middle, last
+    for count 3; first and last for 2), or explicit ``fractions`` of the clip's length (Open-Sora's
+    aesthetic scorer uses 0.1/0.5/0.9). Size is ``size`` = (width, height) exactly, or
+    ``short_side`` keeping the aspect ratio (never upscaling), or the native size when both are
+    None.
+    """
+
+    every_s: float | None = None
+    count: int | None = None
+    positions: Literal["uniform", "ends", "fractions"] = "uniform"
+    fractions: tuple[float, ...] = ()
+    size: tuple[int, int] | None = None
+    short_side: int | None = None
+    color: Literal["rgb", "gray"] = "rgb"
+
+    def __post_init__(self) -> None:
+        if (self.every_s is None) == (self.count is None and not self.fractions):
+            raise ValueError("FrameSpec needs exactly one of every_s, count or fractions")
+
+
+@dataclass
+class Frames:
+    """What a scorer receives for one clip.
+
+    ``images``: uint8 array (n, h, w, 3) RGB or (n, h, w) grey; ``indices``: frame numbers within
+    the clip (0-based); ``times_s``: seconds from the clip's first frame; ``fps``: the clip's
+    average frame rate; ``source_size``: (width, height) of the decoded video before resizing.
+    """
+
+    images: np.ndarray
+    indices: np.ndarray
+    times_s: np.ndarray
+    fps: float
+    source_size: tuple[int, int]
+    # Per-clip results that several scorers derive from the same frames (e.g. optical flow for
+    # motion and camera), computed by the first scorer that needs them.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 class SampleError(RuntimeError):

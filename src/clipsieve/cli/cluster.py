@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cliutil import at_least, console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.common import at_least, console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
 
 

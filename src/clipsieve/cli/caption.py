@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from clipsieve.cliutil import (
+from clipsieve.cli.common import (
     address_option,
     at_least,
     console,

@@ -2,8 +2,8 @@
 
 Aesthetics, text-video matching, transitions and clip embeddings all turn frames into vectors
 with a published backbone. This module is the one place that knows how: it resolves the weights
-through :func:`clipsieve.models.resolve_model` (a local path, ``$CLIPSIEVE_MODELS/<id>`` or the
-hub, honouring ``HF_HUB_OFFLINE``), builds the network with the library that owns the
+through :func:`clipsieve.models.registry.resolve_model` (a local path, ``$CLIPSIEVE_MODELS/<id>``
+or the hub, honouring ``HF_HUB_OFFLINE``), builds the network with the library that owns the
 architecture (``transformers`` for CLIP/SigLIP, ``diffusers`` for the VAE), picks the device
 (``auto``: CUDA when present, float16 there) and preprocesses frames in numpy, batched, without
 PIL round trips.
@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 import torch
 
-from clipsieve.models import ModelUnavailable, resolve_model
-from clipsieve.score.base import Frames
+from clipsieve.media.frames import Frames
+from clipsieve.models.registry import ModelUnavailable, resolve_model
 
 Family = Literal["clip", "siglip", "sdxl-vae"]
 FAMILIES: tuple[str, ...] = ("clip", "siglip", "sdxl-vae")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from clipsieve.cliutil import console, fail, progress_bar, user_errors
+from clipsieve.cli.common import console, fail, progress_bar, user_errors
 from clipsieve.ingest.metafiles import FORMATS, HDVG_ANCHORS
 
 _FORMAT_HELP = f"Metafile format ({', '.join(FORMATS)}); default: guessed from the file."
