@@ -115,7 +115,7 @@ def time_stage(
     stage.caption_rows(work)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     server_cpu = process_cpu_s(server_pid) - server_cpu
-    stage.backend_instance.close()
+    stage.teardown()
     failed = sum(1 for r in work if r.get("caption_error"))
     if failed:
         raise RuntimeError(f"{failed} clips failed: {work[0].get('caption_error')}")

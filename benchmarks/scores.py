@@ -61,7 +61,8 @@ import av  # noqa: E402
 
 from clipsieve.media.ffmpeg import ffmpeg_exe  # noqa: E402
 from clipsieve.media.frames import spec_indices  # noqa: E402
-from clipsieve.score.stage import DEFAULT_SCORERS, SCORERS, ScoreStage, make_scorer  # noqa: E402
+from clipsieve.score.names import DEFAULT_SCORERS, SCORERS  # noqa: E402
+from clipsieve.score.stage import ScoreStage, make_scorer  # noqa: E402
 
 TEXT_AREA_THRESHOLD = 0.005
 TARGETS = {"640x360": 2.0, "1080p": 1.3}
@@ -612,7 +613,7 @@ def main() -> int:
         print("\n## Profile (tottime, default set)\n\n```\n" + profile_text + "```")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    serial_rows = {k: {c: r.get(c) for c in stages[last].outputs} for k, r in rows.items()}
+    serial_rows = {k: {c: r.get(c) for c in stages[last].outputs()} for k, r in rows.items()}
     args.out.write_text(
         json.dumps(
             {

@@ -183,11 +183,11 @@ def test_motion_and_camera_share_one_flow_computation(tmp_path, monkeypatch):
 
 
 def test_score_stage_asks_for_a_gpu_only_for_large_models():
-    assert ScoreStage(scorers=["static", "motion"]).resources.gpus == 0
-    assert ScoreStage(scorers=["static", "match"]).resources.gpus == 1
+    assert ScoreStage(scorers=["static", "motion"]).resources().gpus == 0
+    assert ScoreStage(scorers=["static", "match"]).resources().gpus == 1
     embed = ScoreStage(scorers=["embed"], scorer_params={"embed": {"encoder": "clip:some/model"}})
-    assert embed.resources.gpus == 1
-    assert ScoreStage(scorers=["embed"]).resources.gpus == 0
+    assert embed.resources().gpus == 1
+    assert ScoreStage(scorers=["embed"]).resources().gpus == 0
 
 
 def _count_decoded(monkeypatch) -> list[int]:

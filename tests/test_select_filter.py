@@ -193,7 +193,7 @@ def test_missing_column_hints_name_real_scorers() -> None:
     import importlib
     import re
 
-    from clipsieve.score.stage import SCORERS
+    from clipsieve.score.names import SCORERS
     from clipsieve.select.columns import PRODUCERS, missing_column_message
 
     for column, (_, how) in PRODUCERS.items():

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from clipsieve.errors import UserError
+from clipsieve.score.names import DEFAULT_SCORERS, SCORER_REGISTRY
 
 
 class ConfigError(UserError):
@@ -52,9 +53,7 @@ class CutConfig:
 @dataclass
 class ScoreConfig:
     # Scorers run on every kept clip after cutting (decoding each clip once for all of them).
-    scorers: list[str] = field(
-        default_factory=lambda: ["static", "motion", "camera", "quality", "phash"]
-    )
+    scorers: list[str] = field(default_factory=lambda: list(DEFAULT_SCORERS))
     params: dict[str, Any] = field(default_factory=dict)  # {scorer: {param: value}}
 
 
@@ -190,8 +189,6 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: engine.clips_per_task must be >= 1")
     if config.cut.short_side is not None and config.cut.short_side < 2:
         raise ConfigError("config: cut.short_side must be >= 2 (or null)")
-    from clipsieve.score.stage import SCORER_REGISTRY
-
     unknown_scorers = [s for s in config.score.scorers if s not in SCORER_REGISTRY]
     if unknown_scorers:
         raise ConfigError(

@@ -18,9 +18,11 @@ from typing import Any
 
 import yaml
 
+from clipsieve.runfolder import CLIPS_FILE
+from clipsieve.score.names import DEFAULT_SCORERS
 from clipsieve.table import read_parquet
 
-DEMO_SCORERS = ["static", "motion", "camera", "quality", "phash", "transition", "embed", "ocr"]
+DEMO_SCORERS = [*DEFAULT_SCORERS, "transition", "embed", "ocr"]
 DEMO_WHERE = "flow_mean between 1 and 40 and text_area_ratio < 0.02 and sharpness >= 5"
 DEMO_RULE = "good = flow_mean <= 15"
 
@@ -45,7 +47,7 @@ def write_demo_labels(run_dir: Path) -> Path:
     """``annotations.json`` (``{clip_id: 0|1}``) for every scored clip, from the rule."""
     labels = {
         row["clip_id"]: label
-        for row in read_parquet(run_dir / "clips.parquet").to_pylist()
+        for row in read_parquet(run_dir / CLIPS_FILE).to_pylist()
         if row["status"] == "ok" and (label := rule_label(row)) is not None
     }
     path = run_dir / "demo-annotations.json"

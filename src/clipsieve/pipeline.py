@@ -22,7 +22,7 @@ def _with_publish(stages: list[Stage], staging: str, url: str) -> list[Stage]:
     from clipsieve.storage import PublishClipsStage
 
     publish = PublishClipsStage(staging_dir=staging, url=url)
-    if any(stage.resources.gpus > 0 for stage in stages[1:]):
+    if any(stage.resources().gpus > 0 for stage in stages[1:]):
         return [stages[0], publish, *stages[1:]]
     return [*stages, publish]
 

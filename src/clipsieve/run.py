@@ -17,11 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from clipsieve.config import RunConfig
+from clipsieve.engine.base import (
+    ProgressCallback,
+    RunResult,
+    StageProgressCallback,
+)
 from clipsieve.engine.checkpoint import SHARD_DIR
-from clipsieve.engine.local import LocalRunner, ProgressCallback, StageProgressCallback
-from clipsieve.engine.replan import INPUTS_FILE, replan
-from clipsieve.engine.result import RunResult
+from clipsieve.engine.executors import make_executor
+from clipsieve.engine.replan import replan
 from clipsieve.errors import UserError
 from clipsieve.export import export_run
 from clipsieve.ingest.folder import ingest_rows
@@ -29,6 +35,7 @@ from clipsieve.media.cut import GROUP_CLIPS
 from clipsieve.media.sources import SourceCache
 from clipsieve.pipeline import build_pipeline, software_versions
 from clipsieve.redact import redact_value
+from clipsieve.runfolder import CLIPS_DIR, CLIPS_FILE, INPUTS_FILE, RUN_JSON, VIDEOS_FILE
 from clipsieve.runlock import run_lock
 from clipsieve.stage import Pipeline
 from clipsieve.steps.carry import (
@@ -39,9 +46,8 @@ from clipsieve.steps.carry import (
 )
 from clipsieve.steps.relocate import relocate_clips
 from clipsieve.storage import RunLocation, is_url, upload_table_files
-from clipsieve.table import write_json
-
-RUN_JSON = "run.json"
+from clipsieve.table import write_json, write_parquet
+from clipsieve.vectors import VECTOR_DIR
 
 
 class RunDirError(UserError):
@@ -123,7 +129,7 @@ def _previous_steps(
 
 
 RUN_OUTPUTS = (
-    SHARD_DIR, "clips", RUN_JSON, "videos.parquet", "clips.parquet", "vectors", "captions",
+    SHARD_DIR, CLIPS_DIR, RUN_JSON, VIDEOS_FILE, CLIPS_FILE, VECTOR_DIR, "captions",
     PREVIOUS_FILE, INPUTS_FILE,
 )  # fmt: skip
 
@@ -237,29 +243,19 @@ def _execute(
 ) -> RunResult:
     """Run the configured engine; it leaves shards plus the two merged tables in the folder."""
     engine = prepared.config.engine
-    if engine.executor == "ray":
-        from clipsieve.engine.ray import RayRunner
-
-        ray_runner = RayRunner(
-            prepared.pipeline,
-            prepared.run_dir,
-            location=prepared.location,
-            address=engine.address,
-            num_cpus=engine.workers,
-            clips_per_task=engine.clips_per_task,
-        )
-        return ray_runner.run(
-            prepared.rows, progress=progress, stage_progress=stage_progress, metadata=provenance
-        )
-    runner = LocalRunner(
+    grouped = GROUP_CLIPS if engine.executor == "local" else None
+    executor = make_executor(
+        engine.executor,
         prepared.pipeline,
         prepared.run_dir,
         location=prepared.location,
         workers=engine.workers,
-        # a video's clips go out in groups one ffmpeg process cuts (the source decoded once)
-        clips_per_task=engine.clips_per_task or GROUP_CLIPS,
+        # locally a video's clips go out in groups one ffmpeg process cuts (the source decoded
+        # once); Ray sizes its blocks from the input unless told
+        clips_per_task=engine.clips_per_task or grouped,
+        address=engine.address,
     )
-    return runner.run(
+    return executor.run(
         prepared.rows, progress=progress, stage_progress=stage_progress, metadata=provenance
     )
 
@@ -287,8 +283,8 @@ def execute_run(
     if any(is_url(str(row.get("path") or "")) for row in prepared.rows):
         SourceCache().clear()  # this node's copies of URL sources (the cut clips are made)
     files: dict[str, Path] = {
-        "videos.parquet": result.videos_path,
-        "clips.parquet": result.clips_path,
+        VIDEOS_FILE: result.videos_path,
+        CLIPS_FILE: result.clips_path,
     }
     # The run folder always holds both Parquet tables; csv/jsonl are the optional exports.
     other_formats = tuple(f for f in config.export.formats if f != "parquet")
@@ -356,3 +352,28 @@ def run_pipeline(
             inputs, run_dir, config, restart=restart, pipeline=pipeline, rows=rows
         )
         return execute_run(prepared, progress=progress, stage_progress=stage_progress)
+
+
+def probe_inputs(
+    inputs: list[str],
+    out: str | Path,
+    progress: ProgressCallback | None = None,
+) -> tuple[pa.Table, Path]:
+    """``clipsieve ingest``: find the videos of ``inputs`` and probe them into
+    ``OUT/videos.parquet`` (a broken file gets an error row); returns the table and its path."""
+    from clipsieve.media.probe import ProbeStage
+    from clipsieve.table import VIDEO_SCHEMA, concat_tables, rows_to_table
+
+    out = Path(out)
+    prepare_run_dir(out, restart=False)
+    rows = ingest_rows(inputs)
+    stage = ProbeStage()
+    stage.setup()
+    parts = []
+    for done, row in enumerate(rows, 1):
+        parts.append(stage.process(rows_to_table([row], VIDEO_SCHEMA)))
+        if progress is not None:
+            progress(row["path"], done, len(rows))
+    videos = concat_tables(parts, VIDEO_SCHEMA)
+    path = write_parquet(videos, out / VIDEOS_FILE, {"clipsieve_stages": [stage.describe()]})
+    return videos, path

@@ -15,9 +15,12 @@ import pyarrow as pa
 from clipsieve.errors import UserError
 from clipsieve.table import read_parquet
 
+# the names of a run folder's files, in one place
 CLIPS_FILE = "clips.parquet"
 VIDEOS_FILE = "videos.parquet"
 RUN_JSON = "run.json"
+INPUTS_FILE = "inputs.parquet"  # each video's plan digest (engine/replan.py)
+CLIPS_DIR = "clips"
 
 
 class RunFolderError(UserError):

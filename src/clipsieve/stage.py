@@ -1,8 +1,9 @@
 """The stage protocol.
 
 A stage is a small dataclass: its fields are its parameters (recorded for provenance), it declares
-name, version, input/output columns and resources, loads heavy things once in :meth:`Stage.setup`,
-and transforms a batch of rows in :meth:`Stage.process`. It knows nothing about which executor
+name, version, input columns, :meth:`Stage.outputs` and :meth:`Stage.resources`, loads heavy
+things once in :meth:`Stage.setup`, transforms a batch of rows in :meth:`Stage.process` and
+releases what it holds in :meth:`Stage.teardown`. It knows nothing about which executor
 runs it: the local runner, Ray Data's ``map_batches`` or a unit test on three rows all call the
 same two methods.
 
@@ -54,11 +55,17 @@ class Stage(ABC):
     table: ClassVar[str] = "clips"  # which table the stage reads: "videos" or "clips"
     output_table: ClassVar[str | None] = None  # defaults to ``table``
     inputs: ClassVar[tuple[str, ...]] = ()
-    outputs: ClassVar[tuple[str, ...]] = ()
-    resources: ClassVar[Resources] = Resources()
     # parameters that say where outputs go, not how they are made: a moved run folder changes
     # them and still resumes (``run`` compares the others)
     location_params: ClassVar[tuple[str, ...]] = ()
+
+    def outputs(self) -> tuple[str, ...]:
+        """The columns :meth:`process` writes (may depend on the parameters)."""
+        return ()
+
+    def resources(self) -> Resources:
+        """What one worker needs; executors place the stage by it (Ray: ``num_gpus``)."""
+        return Resources()
 
     def params(self) -> dict[str, Any]:
         """Parameters for provenance (``run.json``, Parquet metadata)."""
@@ -71,14 +78,18 @@ class Stage(ABC):
             "table": self.table,
             "output_table": self.output_table or self.table,
             "inputs": list(self.inputs),
-            "outputs": list(self.outputs),
-            "resources": dataclasses.asdict(self.resources),
+            "outputs": list(self.outputs()),
+            "resources": dataclasses.asdict(self.resources()),
             "params": self.params(),
             "location_params": list(self.location_params),
         }
 
     def setup(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Load models or open handles once per worker. Default: nothing to load."""
+
+    def teardown(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Release what :meth:`setup` opened (connections, GPU memory) when the worker is done
+        with the stage. Default: nothing to release."""
 
     @abstractmethod
     def process(self, batch: pa.Table) -> pa.Table:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from clipsieve.errors import UserError
+from clipsieve.runfolder import CLIPS_FILE
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 
 STAGING_ENV = "CLIPSIEVE_STAGING_DIR"  # where URL run folders are staged (default: the temp dir)
@@ -263,7 +264,7 @@ class RunLocation:
         fs.invalidate_cache()
         remote = self._remote_files(fs, root, skip)
         rels = [p[len(root) + 1 :] for p in remote]
-        if "clips.parquet" not in rels:
+        if CLIPS_FILE not in rels:
             raise StorageError(
                 f"{self.target} has no clips.parquet: run `clipsieve run INPUT --out "
                 f"{self.target}` first"
@@ -329,8 +330,12 @@ class PublishClipsStage(RowStage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("path",)
-    outputs: ClassVar[tuple[str, ...]] = ("path",)
-    resources: ClassVar[Resources] = Resources(cpus=1.0)
+
+    def outputs(self) -> tuple[str, ...]:
+        return ("path",)
+
+    def resources(self) -> Resources:
+        return Resources(cpus=1.0)
 
     staging_dir: str  # the local clips folder the cut writes into
     url: str  # the remote clips folder

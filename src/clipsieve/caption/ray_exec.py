@@ -56,7 +56,7 @@ def _worker_class() -> Any:
             return rows, delta, self.stage.aborted
 
         def close(self) -> None:
-            self.stage.backend_instance.close()
+            self.stage.teardown()
 
     return CaptionWorker
 

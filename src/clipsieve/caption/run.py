@@ -14,6 +14,7 @@ optionally recompute the text-video ``match`` score against the new captions.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from clipsieve.caption.stage import (
     postprocess_rows,
     unmark_rows,
 )
+from clipsieve.engine.ray_pool import RayOptions
 from clipsieve.errors import UserError
 from clipsieve.steps import AlignedUpdates, PostRunStep, StepContext, StepRunner
 from clipsieve.steps.sql import text
@@ -270,9 +272,10 @@ def caption_run(
     rematch: bool = False,
     progress: Callable[[str, int], None] | None = None,
     chunk_rows: int = 64,
-    captioner: RayCaptioner | None = None,
+    ray: RayOptions | None = None,
 ) -> CaptionOutcome:
-    """Caption ``run_dir`` with ``stage``; ``rewrite``: a prompt name to run the rewrite pass.
+    """Caption ``run_dir`` with ``stage``; ``rewrite``: a prompt name to run the rewrite pass;
+    ``ray``: ask from a pool of Ray actors (the answers still come back here to be saved).
 
     ``progress(phase, total)`` is called when a phase starts; per-row progress goes through
     ``stage.on_row``. Raises a :class:`UserError` (after merging what was recorded) when the
@@ -292,14 +295,16 @@ def caption_run(
         )  # fmt: skip
         progress("caption", wanted)
     merge = CaptionMergeStep(stage, post, parts, rewrite_template, rewrite)
-    merge.engine = "ray" if captioner is not None else "local"
+    merge.engine = "ray" if ray is not None else "local"
     outcome = CaptionOutcome(caption=stage.stats, run_dir=run_dir)
     try:
-        caption_answers(ctx, stage, parts, max(1, chunk_rows), captioner)
+        with contextlib.ExitStack() as stack:
+            captioner = None if ray is None else stack.enter_context(RayCaptioner(stage, ray))
+            caption_answers(ctx, stage, parts, max(1, chunk_rows), captioner)
     except BackendUnavailable:
         runner.apply(merge)
         parts.clear()
-        stage.backend_instance.close()
+        stage.teardown()
         raise
     finally:
         ctx.close()
@@ -311,7 +316,7 @@ def caption_run(
     outcome.marks = merge.marks
     outcome.errors = merge.errors
     outcome.aborted = stage.aborted
-    stage.backend_instance.close()
+    stage.teardown()
     if stage.aborted:
         raise UserError(f"captioning stopped: {stage.aborted}")
     if rematch:
@@ -325,8 +330,8 @@ def caption_run(
 
 def rematch_run(run_dir: str | Path) -> pa.Table:
     """Recompute the ``match`` score against the new ``caption`` column (score stage registry)."""
+    from clipsieve.score.names import SCORER_REGISTRY
     from clipsieve.score.rescore import score_run
-    from clipsieve.score.stage import SCORER_REGISTRY
 
     if MATCH_SCORER not in SCORER_REGISTRY:
         raise UserError(

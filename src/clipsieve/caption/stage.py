@@ -80,6 +80,28 @@ def run_parallel(items: Sequence[int], work: Callable[[int], None], concurrency:
     pool.shutdown()
 
 
+def backend_params(
+    backend: str,
+    base_url: Sequence[str] = (),
+    model: str | None = None,
+    api_key_env: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout_s: float | None = None,
+    max_tries: int | None = None,
+) -> dict[str, Any]:
+    """The parameters ``backend`` takes from the caption command's options (the ones given):
+    servers, key and timeout for the remote APIs, tries for anything but a local model."""
+    params: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
+    if backend == "openai":
+        params.update(base_url=list(base_url) or None, api_key_env=api_key_env, timeout_s=timeout_s)
+    elif backend == "gemini":
+        params.update(api_key_env=api_key_env, timeout_s=timeout_s)
+    if backend != "local":
+        params["max_tries"] = max_tries
+    return {k: v for k, v in params.items() if v is not None}
+
+
 @dataclass
 class CaptionStage(Stage):
     """Caption clip rows with a VLM backend (see the module docstring)."""
@@ -88,8 +110,12 @@ class CaptionStage(Stage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("path", "source_path", "start_frame", "end_frame", "keep")
-    outputs: ClassVar[tuple[str, ...]] = CAPTION_COLUMNS
-    resources: ClassVar[Resources] = Resources(cpus=1.0)
+
+    def outputs(self) -> tuple[str, ...]:
+        return CAPTION_COLUMNS
+
+    def resources(self) -> Resources:
+        return Resources(cpus=1.0)
 
     backend: str = "openai"
     backend_params: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +173,11 @@ class CaptionStage(Stage):
         if self._template is None:
             self._template = load_prompt(self.prompt)
         return self._template
+
+    def teardown(self) -> None:
+        """Close the backend's connections (or free its GPU memory)."""
+        if self._backend is not None:
+            self._backend.close()
 
     def setup(self) -> None:
         """Build the backend, load the prompt and the frame sampler (no request yet)."""

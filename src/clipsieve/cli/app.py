@@ -38,6 +38,7 @@ from clipsieve.cli.select import register as register_select
 from clipsieve.cli.shots import register as register_detect_shots
 from clipsieve.config import DEFAULT_CONFIG_YAML, load_config
 from clipsieve.engine.ray_pool import ray_options
+from clipsieve.score.names import DEFAULT_SCORERS
 
 app = typer.Typer(
     help="Turn raw video into a curated, captioned text-to-video training set.",
@@ -217,27 +218,17 @@ def ingest(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for videos.parquet."),
 ) -> None:
     """Find videos and probe them into OUT/videos.parquet (broken files get an error row)."""
-    from clipsieve.ingest.folder import ingest_rows
-    from clipsieve.media.probe import ProbeStage
-    from clipsieve.run import prepare_run_dir
+    from clipsieve.run import probe_inputs
     from clipsieve.runlock import run_lock
-    from clipsieve.table import VIDEO_SCHEMA, concat_tables, rows_to_table, write_parquet
 
     with _user_errors(), run_lock(out, "ingest", create=True):
-        prepare_run_dir(out, restart=False)
-        rows = ingest_rows([str(p) for p in inputs])
-        stage = ProbeStage()
-        stage.setup()
-        parts = []
         with _progress_bar() as progress:
-            task = progress.add_task("probe", total=len(rows), rate="", current="")
-            for row in rows:
-                parts.append(stage.process(rows_to_table([row], VIDEO_SCHEMA)))
-                progress.update(task, advance=1, current=Path(row["path"]).name[:40])
-        videos = concat_tables(parts, VIDEO_SCHEMA)
-        path = write_parquet(
-            videos, out / "videos.parquet", {"clipsieve_stages": [stage.describe()]}
-        )
+            task = progress.add_task("probe", total=None, rate="", current="")
+
+            def on_video(path: str, done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, current=Path(path).name[:40])
+
+            videos, path = probe_inputs([str(p) for p in inputs], out, on_video)
         bad = [r for r in videos.to_pylist() if r["status"] == "error"]
         console.print(f"{videos.num_rows} videos, {len(bad)} with errors → {path}")
         for row in bad:
@@ -251,7 +242,7 @@ def score(
         ..., parser=keep_text, help="A run folder made by `clipsieve run`."
     ),
     scorers: str = typer.Option(
-        "static,motion,camera,quality,phash", "--scorers", "-s", help="Comma-separated scorers."
+        ",".join(DEFAULT_SCORERS), "--scorers", "-s", help="Comma-separated scorers."
     ),
     param: list[str] = typer.Option(
         [],
@@ -271,17 +262,12 @@ def score(
     gpus_per_worker: float = gpus_option("scoring worker"),
 ) -> None:
     """Add score columns to a run's clips (each clip decoded once for all scorers)."""
-    from clipsieve.score.rescore import parse_scorer_params, score_step
+    from clipsieve.score.rescore import parse_scorer_params, score_step, with_options
 
-    names = [s.strip() for s in scorers.split(",") if s.strip()]
     with _user_errors():
         ray = ray_options(engine, address, workers, gpus_per_worker)
         params = parse_scorer_params(param)
-        if option:
-            if "match" not in names:
-                names.append("match")
-            prompts = params.setdefault("match", {}).setdefault("prompts", [])
-            prompts.extend(o for o in option if o not in prompts)
+        names = with_options([s.strip() for s in scorers.split(",") if s.strip()], params, option)
         with _progress_bar() as progress:
             task = progress.add_task("score", total=None, rate="", current="")
 

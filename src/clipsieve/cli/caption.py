@@ -12,7 +12,6 @@ Re-running the same command retries only clips without a caption or whose last a
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +87,8 @@ def caption(
 ) -> None:
     """Caption kept clips with a VLM, then optionally clean, rewrite and re-score matching."""
     from clipsieve.caption.run import AnswerParts, caption_run
-    from clipsieve.caption.stage import CaptionStage, PostOptions
+    from clipsieve.caption.stage import CaptionStage, PostOptions, backend_params
 
-    params: dict[str, Any] = {
-        "model": model,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-    }
-    if backend == "openai":
-        params.update(base_url=list(base_url) or None, api_key_env=api_key_env, timeout_s=timeout)
-    elif backend == "gemini":
-        params.update(api_key_env=api_key_env, timeout_s=timeout)
-    if backend != "local":
-        params["max_tries"] = retries
     with user_errors():
         for option, value, low in (
             ("--frames", frames, 1),
@@ -115,7 +103,16 @@ def caption(
         ray = ray_options(engine, address, workers)
         stage = CaptionStage(
             backend=backend,
-            backend_params={k: v for k, v in params.items() if v is not None},
+            backend_params=backend_params(
+                backend,
+                list(base_url),
+                model,
+                api_key_env,
+                max_tokens,
+                temperature,
+                timeout,
+                retries,
+            ),  # fmt: skip
             prompt=prompt,
             frames=frames,
             frame_size=frame_size,
@@ -145,21 +142,15 @@ def caption(
 
             stage.on_row = on_row
             try:
-                with contextlib.ExitStack() as stack:
-                    captioner = None
-                    if ray is not None:
-                        from clipsieve.caption.ray_exec import RayCaptioner
-
-                        captioner = stack.enter_context(RayCaptioner(stage, ray))
-                    outcome = caption_run(
-                        run_dir,
-                        stage,
-                        post,
-                        rewrite=rewrite_prompt if rewrite else None,
-                        rematch=rematch,
-                        progress=on_phase,
-                        captioner=captioner,
-                    )
+                outcome = caption_run(
+                    run_dir,
+                    stage,
+                    post,
+                    rewrite=rewrite_prompt if rewrite else None,
+                    rematch=rematch,
+                    progress=on_phase,
+                    ray=ray,
+                )
             except KeyboardInterrupt:
                 saved = len(AnswerParts(run_dir).answered())
                 console.print(

@@ -1,8 +1,8 @@
 """``clipsieve filter``, ``clipsieve dedup`` and ``clipsieve topn``: selection on a finished run.
 
-All three read ``RUN_DIR/clips.parquet``, mark rows (``keep``/``drop_reason``; rows are never
-removed) and write the table back with its provenance through
-:func:`clipsieve.runfolder.save_clips`. Registered on the main app by :func:`register`.
+All three mark rows (``keep``/``drop_reason``; rows are never removed); the work is in
+:mod:`clipsieve.select.apply`, this module parses and prints. Registered on the main app by
+:func:`register`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
@@ -24,10 +23,13 @@ from clipsieve.cli.common import (
     user_errors,
     workers_option,
 )
-from clipsieve.engine.ray_pool import RayOptions
-from clipsieve.errors import UserError
-from clipsieve.runfolder import clips_path
-from clipsieve.table import stream_parquet
+from clipsieve.select.apply import (
+    FilterOutcome,
+    dedup_run,
+    filter_run,
+    marked_duplicates,
+    topn_run,
+)
 
 
 def print_funnel(funnel: dict[str, Any]) -> None:
@@ -71,55 +73,17 @@ def _topn_line(summary: dict[str, Any]) -> str:
     )
 
 
-def _filter(
-    run_dir: Path,
-    where: list[str],
-    preset: str | None,
-    keep_unscored: bool,
-    flags: dict[str, float | None],
-    lang: list[str],
-    remove_empty_caption: bool,
-) -> None:
-    from clipsieve.select.datautil import flag_conditions
-    from clipsieve.select.filter import FilterStep, combine, write_funnel
-    from clipsieve.select.presets import load_preset
-    from clipsieve.select.topk import TOPN_REASON, TopNStep
-    from clipsieve.steps import StepRunner
-
-    runner = StepRunner(run_dir)
-    names = runner.context().schema.names
-    spec = load_preset(preset) if preset else None
-    parts = list(spec.where) if spec else []
-    parts += flag_conditions(flags, lang, remove_empty_caption, names)
-    parts += list(where)
-    expression = combine(parts)
-    if not expression:
-        raise UserError("nothing to filter by: pass --where EXPR, --preset NAME or a flag")
-    sources = {"preset": spec.name if spec else None, "flags": flags}
-    # a preset that re-applies top-N lets the filter judge the rows top-N dropped
-    release = (TOPN_REASON,) if spec and spec.top_n else ()
-    step = FilterStep(expression, keep_unscored, sources, release)
-    runner.apply(step)
-    funnel = step.funnel()
-    topn_summary = None
-    if spec and spec.top_n:
-        topn = TopNStep(spec.top_n.by, spec.top_n.n, spec.top_n.ascending)
-        runner.apply(topn)
-        topn_summary = topn.summary()
-        funnel["top_n"] = topn_summary
-        funnel["kept_after_top_n"] = topn_summary["kept"]
-    path = write_funnel(run_dir, funnel)
-    print_funnel(funnel)
-    if topn_summary:
-        console.print(_topn_line(topn_summary), highlight=False)
-    reasons = funnel["excluded_before"]
-    if any(r == "duplicate" or r.startswith("top_n: ") for r in reasons):
+def _print_filter(run_dir: Path, outcome: FilterOutcome) -> None:
+    print_funnel(outcome.funnel)
+    if outcome.top_n:
+        console.print(_topn_line(outcome.top_n), highlight=False)
+    if outcome.stale_selection:
         console.print(
             "[yellow]note:[/] dedup/top-N ran before this filter; run them again so they "
             "decide over the newly kept rows",
             highlight=False,
         )
-    console.print(f"funnel → {path}")
+    console.print(f"funnel → {outcome.path}")
 
 
 SHOWN_DUPLICATES = 20
@@ -127,40 +91,15 @@ SHOWN_DUPLICATES = 20
 
 def _print_duplicates(clips_file: Path) -> None:
     """The first few marked copies (the table has them all: ``dup_of``, ``dup_group``)."""
-    import pyarrow.compute as pc
-
-    shown = total = 0
-    columns = ["clip_id", "dup_group", "dup_of", "dup_method"]
-    for batch in stream_parquet(clips_file).iter_batches(columns=columns):
-        marked = batch.filter(pc.is_valid(batch.column("dup_of")))
-        total += marked.num_rows
-        for row in marked.slice(0, max(0, SHOWN_DUPLICATES - shown)).to_pylist():
-            console.print(
-                f"  group {row['dup_group']}: {row['clip_id']} → duplicate of {row['dup_of']} "
-                f"({row['dup_method']})",
-                highlight=False,
-            )
-            shown += 1
-    if total > shown:
-        console.print(f"  … and {total - shown} more (columns dup_of, dup_group)", style="dim")
-
-
-def _embedding_pass(run_dir: Path, ray: RayOptions | None) -> None:
-    """Embed the kept clips (the ``embed`` scorer) when the run has no embeddings yet: the
-    step semantic dedup needs, and the costly one (a decode and an encoder pass per clip)."""
-    from clipsieve.score.rescore import score_step
-    from clipsieve.vectors import has_vectors
-
-    if (
-        has_vectors(run_dir, "embedding")
-        or "embedding" in pq.read_schema(clips_path(run_dir)).names
-    ):
-        return
-    where = "on Ray" if ray is not None else "here"
-    console.print(f"the clips have no embeddings yet: embedding them {where} first", style="dim")
-    step = score_step(run_dir, ["embed"], ray=ray)
-    for message, count in step.errors.most_common(5):
-        console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)
+    shown, total = marked_duplicates(clips_file, SHOWN_DUPLICATES)
+    for row in shown:
+        console.print(
+            f"  group {row['dup_group']}: {row['clip_id']} → duplicate of {row['dup_of']} "
+            f"({row['dup_method']})",
+            highlight=False,
+        )
+    if total > len(shown):
+        console.print(f"  … and {total - len(shown)} more (columns dup_of, dup_group)", style="dim")
 
 
 def register(app: typer.Typer) -> None:
@@ -235,7 +174,10 @@ def register(app: typer.Typer) -> None:
             if v is not None
         }
         with user_errors():
-            _filter(run_dir, where, preset, keep_unscored, flags, lang, remove_empty_caption)
+            outcome = filter_run(
+                run_dir, where, preset, keep_unscored, flags, lang, remove_empty_caption
+            )
+            _print_filter(run_dir, outcome)
 
     @app.command("dedup")
     @run_folder_command
@@ -275,8 +217,6 @@ def register(app: typer.Typer) -> None:
         ``--method semantic`` on clips without embeddings runs the embedding pass first (the
         ``embed`` scorer, as `clipsieve score --scorers embed` would), here or on Ray."""
         from clipsieve.engine.ray_pool import ray_options
-        from clipsieve.select.dedup import DedupParams, DedupStep
-        from clipsieve.steps import apply_step
 
         with user_errors():
             ray = ray_options(engine, address, workers, gpus_per_worker)
@@ -285,21 +225,22 @@ def register(app: typer.Typer) -> None:
                 if method.strip() == "auto"
                 else tuple(m.strip() for m in method.split(",") if m.strip())
             )
-            params = DedupParams(
-                methods=methods,
-                phash_threshold=phash_threshold,
-                phash_rotations=phash_rotations,
-                cosine_threshold=cosine,
-                keep_best=tuple(c.strip() for c in keep_best.split(",") if c.strip()),
-                partition_size=partition_size,
-                seed=seed,
-            )
-            if "semantic" in methods or (not methods and ray is not None):
-                _embedding_pass(run_dir, ray)
-            step = DedupStep(params)
             with console.status("looking for duplicates …"):
-                outcome = apply_step(run_dir, step)
-            s = step.summary()
+                outcome = dedup_run(
+                    run_dir,
+                    methods,
+                    phash_threshold=phash_threshold,
+                    phash_rotations=phash_rotations,
+                    cosine=cosine,
+                    keep_best=[c.strip() for c in keep_best.split(",") if c.strip()],
+                    partition_size=partition_size,
+                    seed=seed,
+                    ray=ray,
+                    on_note=lambda line: console.print(line, style="dim"),
+                )
+            for message, count in sorted(outcome.embed_errors.items(), key=lambda kv: -kv[1])[:5]:
+                console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)
+            s = outcome.summary
             pairs = ", ".join(f"{m} {n}" for m, n in s["pairs"].items())
             console.print(
                 f"dedup ({', '.join(s['methods'])}) over {s['candidates']} kept clips: "
@@ -321,11 +262,6 @@ def register(app: typer.Typer) -> None:
         ascending: bool = typer.Option(False, help="Lower values rank first."),
     ) -> None:
         """Keep the best N clips of each source video and one per original clip span."""
-        from clipsieve.select.topk import TopNStep
-        from clipsieve.steps import apply_step
-
         with user_errors():
-            step = TopNStep(by, None if no_cap else n, ascending)
-            apply_step(run_dir, step)
-            summary = step.summary()
+            summary = topn_run(run_dir, by, None if no_cap else n, ascending)
             console.print(_topn_line(summary), highlight=False)

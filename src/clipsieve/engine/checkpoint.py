@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from clipsieve.runfolder import CLIPS_FILE, VIDEOS_FILE
 from clipsieve.storage import RunLocation
 from clipsieve.table import (
     CLIP_SCHEMA,
@@ -143,7 +144,7 @@ class ShardStore:
         self, run_dir: Path, rows: list[dict[str, Any]], metadata: Mapping[str, Any] | None
     ) -> tuple[Path, Path, MergeCounts]:
         """Merge the shards of ``rows`` into ``run_dir``'s videos/clips tables (every engine)."""
-        videos_path, clips_path = run_dir / "videos.parquet", run_dir / "clips.parquet"
+        videos_path, clips_path = run_dir / VIDEOS_FILE, run_dir / CLIPS_FILE
         counts = self.merge([row["video_id"] for row in rows], videos_path, clips_path, metadata)
         return videos_path, clips_path, counts
 

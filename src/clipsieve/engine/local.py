@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -42,8 +41,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clipsieve.engine.checkpoint import ShardStore
-from clipsieve.engine.result import RunResult
+from clipsieve.engine.base import Executor, Pending, ProgressCallback, StageProgressCallback
 from clipsieve.engine.tasks import (
     ClipTaskResult,
     SegmentPlan,
@@ -76,18 +74,7 @@ RESUME_HINT = (
 )
 
 
-ProgressCallback = Callable[[str, int, int], None]  # (video path, videos done, total)
-# The per-stage stats of this invocation so far (rows in/out, errors, seconds), after each task.
-StageProgressCallback = Callable[[StatsByStage], None]
-
-__all__ = [
-    "LocalRunner",
-    "ProgressCallback",
-    "RunResult",
-    "StageStats",
-    "capped_workers",
-    "default_workers",
-]
+__all__ = ["LocalRunner", "capped_workers", "default_workers"]
 
 
 def default_workers() -> int:
@@ -141,10 +128,12 @@ class InlinePool:
         return self._done(run_clip_task(self.pipeline, video_id, chunk, clips))
 
     def close(self) -> None:
-        """Nothing to stop."""
+        """The stages release what they hold (no processes to stop)."""
+        for stage in self.pipeline.stages:
+            stage.teardown()
 
     def terminate(self) -> None:
-        """Nothing to stop."""
+        self.close()
 
 
 @dataclass
@@ -173,8 +162,10 @@ class _VideoJob:
         return reorder(join_chunks(r.clips for r in results), order)
 
 
-class LocalRunner:
+class LocalRunner(Executor):
     """Runs a pipeline over videos with a process pool, checkpointing every finished video."""
+
+    name = "local"
 
     def __init__(
         self,
@@ -184,9 +175,7 @@ class LocalRunner:
         clips_per_task: int = 1,
         location: RunLocation | None = None,
     ) -> None:
-        self.pipeline = pipeline
-        self.run_dir = Path(run_dir)
-        self.store = ShardStore(self.run_dir, location)
+        super().__init__(pipeline, run_dir, location)
         self.workers, _ = capped_workers(workers)
         self.clips_per_task = max(1, clips_per_task)
 
@@ -197,29 +186,21 @@ class LocalRunner:
 
         return StagePool(self.pipeline, self.workers)
 
-    def execute(
+    def process(
         self,
-        rows: list[dict[str, Any]],
-        progress: ProgressCallback | None = None,
-        stage_progress: StageProgressCallback | None = None,
-    ) -> tuple[int, int, StatsByStage]:
-        """Process every unfinished video of ``rows``; return (processed, skipped, stats)."""
-        self.store.remove_partial()
-        done_ids = self.store.done_ids()
-        todo = [row for row in rows if row["video_id"] not in done_ids]
-        skipped = len(rows) - len(todo)
-        if progress is not None and skipped:
-            progress(rows[-1]["path"], skipped, len(rows))
-        stats: StatsByStage = {}
-        if not todo:
-            return 0, skipped, stats
-        scheduler = _Scheduler(self, todo, stats, len(rows), skipped, progress, stage_progress)
+        pending: Pending,
+        progress: ProgressCallback | None,
+        stage_progress: StageProgressCallback | None,
+        stats: StatsByStage,
+    ) -> int:
+        rows, total, skipped = pending.todo, pending.total, pending.skipped
+        scheduler = _Scheduler(self, rows, stats, total, skipped, progress, stage_progress)
         committed = 0
         while True:
             suspects = self._schedule(scheduler)
             committed += scheduler.committed
             if suspects is None:
-                return committed, skipped, stats
+                return committed
             if not suspects:
                 raise WorkerDied("a worker process died with no task in flight; " + RESUME_HINT)
             # A worker died with these videos in flight; one of them may kill any worker it
@@ -238,7 +219,7 @@ class LocalRunner:
                     alone.finished += 1
                     alone.committed += 1
                     if progress is not None:
-                        progress(row["path"], alone.finished, len(rows))
+                        progress(row["path"], alone.finished, total)
                 committed += alone.committed
             scheduler = last.follow_up(list(scheduler.rows))
 
@@ -267,20 +248,6 @@ class LocalRunner:
         videos = rows_to_table([{**row, "status": STATUS_ERROR, "error": error}], VIDEO_SCHEMA)
         self.store.write(row["video_id"], videos, rows_to_table([], CLIP_SCHEMA))
         stats.setdefault("engine", StageStats()).errors[reason] += 1
-
-    def run(
-        self,
-        rows: list[dict[str, Any]],
-        progress: ProgressCallback | None = None,
-        stage_progress: StageProgressCallback | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> RunResult:
-        """Process (or resume) ``rows``, then stream the shards into the two merged tables."""
-        processed, skipped, stats = self.execute(rows, progress, stage_progress)
-        videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
-        return RunResult(
-            videos_path, clips_path, processed, skipped, stats, counts, "local", self.workers
-        )
 
 
 class _Scheduler:

@@ -19,6 +19,7 @@ import pickle
 import signal
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.util import Finalize
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +35,7 @@ from clipsieve.engine.tasks import (
     run_video_task,
 )
 from clipsieve.media.threads import CODEC_THREADS_ENV
-from clipsieve.stage import Pipeline
+from clipsieve.stage import Pipeline, Stage
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -88,8 +89,15 @@ def _init_worker(blob: bytes, threads: int, parent: int) -> None:
     pipeline: Pipeline = pickle.loads(blob)
     for stage in pipeline.stages:
         stage.setup()
+    # when the pool shuts the worker down (multiprocessing runs its finalizers on exit)
+    Finalize(pipeline, _teardown, args=(pipeline.stages,), exitpriority=10)
     _cap_loaded_libraries(threads)
     _worker_pipeline = pipeline
+
+
+def _teardown(stages: list[Stage]) -> None:
+    for stage in stages:
+        stage.teardown()
 
 
 def _pipeline() -> Pipeline:

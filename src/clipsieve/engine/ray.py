@@ -37,7 +37,6 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipsieve.engine.checkpoint import ShardStore
-from clipsieve.engine.local import ProgressCallback, StageProgressCallback
-from clipsieve.engine.result import RunResult
+from clipsieve.engine.base import Executor, Pending, ProgressCallback, StageProgressCallback
 from clipsieve.engine.tasks import (
     StatsByStage,
     combine_parts,
@@ -96,7 +93,7 @@ def uses_actors(stage: Stage, cluster_gpus: float) -> bool:
     On a cluster without GPUs a stage that would like one runs as CPU tasks: asking Ray for a
     GPU that does not exist would leave it pending forever.
     """
-    return stage.resources.gpus > 0 and cluster_gpus > 0
+    return stage.resources().gpus > 0 and cluster_gpus > 0
 
 
 # Stages already set up in *this Ray worker process*, by stage identity. Ray hands a task a fresh
@@ -419,8 +416,10 @@ class _StatsPoller:
                 continue
 
 
-class RayRunner:
+class RayRunner(Executor):
     """Runs a pipeline on Ray Data, committing shards per video on the driver."""
+
+    name = "ray"
 
     def __init__(
         self,
@@ -431,13 +430,11 @@ class RayRunner:
         clips_per_task: int | None = None,
         location: RunLocation | None = None,
     ) -> None:
-        self.pipeline = pipeline
-        self.run_dir = Path(run_dir)
-        self.store = ShardStore(self.run_dir, location)
+        super().__init__(pipeline, run_dir, location)
         self.address = address
         self.num_cpus = num_cpus
+        self.workers = num_cpus or 0  # reported as asked (None: the cluster's)
         self.clips_per_task = clips_per_task  # None: sized from the input (clips_per_task())
-        self.startup_s = 0.0
 
     def _map(
         self,
@@ -451,7 +448,7 @@ class RayRunner:
         import ray
         from ray.data import ActorPoolStrategy
 
-        resources = stage.resources
+        resources = stage.resources()
         gpus = float(ray.cluster_resources().get("GPU", 0))
         options: dict[str, Any] = {
             "batch_format": "pyarrow",
@@ -472,23 +469,16 @@ class RayRunner:
         kwargs = {"stage": stage, "plan": plan, "collector": collector}
         return ds.map_batches(run_stage_task, fn_kwargs=kwargs, **options)
 
-    def execute(
+    def process(
         self,
-        rows: list[dict[str, Any]],
-        progress: ProgressCallback | None = None,
-        stage_progress: StageProgressCallback | None = None,
-        stats: StatsByStage | None = None,
-    ) -> tuple[int, int]:
+        pending: Pending,
+        progress: ProgressCallback | None,
+        stage_progress: StageProgressCallback | None,
+        stats: StatsByStage,
+    ) -> int:
         import ray
 
-        self.store.remove_partial()
-        done_ids = self.store.done_ids()
-        todo = [row for row in rows if row["video_id"] not in done_ids]
-        skipped = len(rows) - len(todo)
-        if progress is not None and skipped:
-            progress(rows[-1]["path"], skipped, len(rows))
-        if not todo:
-            return 0, skipped
+        todo, skipped = pending.todo, pending.skipped
         began = time.perf_counter()
         started = connect(self.address, self.num_cpus)
         self.startup_s = time.perf_counter() - began
@@ -519,7 +509,7 @@ class RayRunner:
                 ds = self._map(ds, stage, cpus_cap, collector, clip_batch)
             try:
                 with _StatsPoller(collector, stage_progress):
-                    committed = self._collect(ds, len(rows), skipped, progress)
+                    committed = self._collect(ds, pending.total, skipped, progress)
             except Exception as exc:
                 user_error = user_error_in(exc)
                 if user_error is None:
@@ -528,12 +518,11 @@ class RayRunner:
             final = ray.get(collector.get.remote())
             if stage_progress is not None:
                 stage_progress(final)
-            if stats is not None:
-                merge_stats(stats, final)
+            merge_stats(stats, final)
         finally:
             if started:
                 ray.shutdown()
-        return committed, skipped
+        return committed
 
     def _collect(
         self,
@@ -572,18 +561,3 @@ class RayRunner:
         if clips.num_rows:
             clips = clips.drop_columns([n for n in PRIVATE if n in clips.column_names])
         self.store.write(video_id, job.videos, clips)
-
-    def run(
-        self,
-        rows: list[dict[str, Any]],
-        progress: ProgressCallback | None = None,
-        stage_progress: StageProgressCallback | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> RunResult:
-        stats: StatsByStage = {}
-        processed, skipped = self.execute(rows, progress, stage_progress, stats)
-        videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
-        return RunResult(
-            videos_path, clips_path, processed, skipped, stats, counts, "ray",
-            self.num_cpus or 0, self.startup_s,
-        )  # fmt: skip

@@ -32,9 +32,9 @@ import pyarrow.parquet as pq
 
 from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.errors import UserError
+from clipsieve.runfolder import CLIPS_FILE, INPUTS_FILE, VIDEOS_FILE
 from clipsieve.table import STATUS_ERROR, stream_parquet, write_parquet
 
-INPUTS_FILE = "inputs.parquet"
 # what does not change what a video's rows are: where the file is, and what a run found
 _NOT_PLAN = frozenset({"video_id", "path", "status", "error", "size_bytes"})
 
@@ -71,7 +71,7 @@ RETRYABLE = ("file not found", "cannot access file", "permission denied")
 
 def _failed(run_dir: Path) -> set[str]:
     """Videos whose whole row failed for a reason a later run can heal (:data:`RETRYABLE`)."""
-    path = run_dir / "videos.parquet"
+    path = run_dir / VIDEOS_FILE
     if not path.is_file() or not {"status", "error"} <= set(pq.read_schema(path).names):
         return set()
     table = pq.read_table(path, columns=["video_id", "status", "error"])
@@ -87,7 +87,7 @@ def _failed(run_dir: Path) -> set[str]:
 def _clips_missing(run_dir: Path) -> set[str]:
     """Videos with a kept, cut clip whose file is gone (from the merged table, streamed; a
     moved folder's clips are looked for in its own ``clips/``)."""
-    path = run_dir / "clips.parquet"
+    path = run_dir / CLIPS_FILE
     wanted = ["video_id", "path", "keep", "status"]
     if not path.is_file() or not set(wanted) <= set(pq.read_schema(path).names):
         return set()

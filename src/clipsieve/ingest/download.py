@@ -41,6 +41,7 @@ from clipsieve.ingest.spans import (
     file_targets,
     target_row,
 )
+from clipsieve.runfolder import VIDEOS_FILE
 from clipsieve.table import STATUS_ERROR, STATUS_OK, VIDEO_SCHEMA, rows_to_table, write_parquet
 
 STAGE = "download"
@@ -423,7 +424,7 @@ def download_metafile(
                 "yt_dlp": _yt_dlp_version(),
             }
         }
-        path = write_parquet(table, out_dir / "videos.parquet", provenance)
+        path = write_parquet(table, out_dir / VIDEOS_FILE, provenance)
     fetched = sum(1 for r in rows if r["status"] == STATUS_OK and not r["download_skipped"])
     skipped = sum(1 for r in rows if r["download_skipped"] and r["status"] == STATUS_OK)
     failed = sum(1 for r in rows if r["status"] == STATUS_ERROR)

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from clipsieve.ingest.folder import VIDEO_EXTENSIONS, _slug
 from clipsieve.ingest.metafiles import Metafile, MetaVideo, Section, Span
+from clipsieve.runfolder import CLIPS_FILE, VIDEOS_FILE
 from clipsieve.stage import RowStage
 from clipsieve.storage import is_url
 from clipsieve.table import (
@@ -243,18 +244,20 @@ class SpanPlanStage(RowStage):
     table: ClassVar[str] = "videos"
     output_table: ClassVar[str | None] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("video_id", "path", "fps", "num_frames", "spans")
-    outputs: ClassVar[tuple[str, ...]] = (
-        "clip_id",
-        "span_id",
-        "start_frame",
-        "end_frame",
-        "start_s",
-        "end_s",
-        "caption_src",
-        "caption_dataset",
-        "keep",
-        "drop_reason",
-    )
+
+    def outputs(self) -> tuple[str, ...]:
+        return (
+            "clip_id",
+            "span_id",
+            "start_frame",
+            "end_frame",
+            "start_s",
+            "end_s",
+            "caption_src",
+            "caption_dataset",
+            "keep",
+            "drop_reason",
+        )
 
     def passthrough(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         # The video failed upstream: every span still gets a row carrying that error.
@@ -296,9 +299,9 @@ def _object_url(target: FileTarget) -> str | None:
 
 
 def _download_table(videos_dir: Path | None) -> dict[str, dict[str, Any]]:
-    if videos_dir is None or not (videos_dir / "videos.parquet").is_file():
+    if videos_dir is None or not (videos_dir / VIDEOS_FILE).is_file():
         return {}
-    return {r["video_id"]: r for r in table_to_rows(read_parquet(videos_dir / "videos.parquet"))}
+    return {r["video_id"]: r for r in table_to_rows(read_parquet(videos_dir / VIDEOS_FILE))}
 
 
 _DOWNLOAD_KEYS = ("status", "error", "download_reason", "download_mode", "path")
@@ -392,7 +395,7 @@ def ingest_metafile(
         },
     }
     files = {
-        "videos.parquet": write_parquet(videos, run_dir / "videos.parquet", provenance),
-        "clips.parquet": write_parquet(clips, run_dir / "clips.parquet", provenance),
+        VIDEOS_FILE: write_parquet(videos, run_dir / VIDEOS_FILE, provenance),
+        CLIPS_FILE: write_parquet(clips, run_dir / CLIPS_FILE, provenance),
     }
     return MetaIngestResult(videos, clips, files)

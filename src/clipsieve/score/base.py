@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from clipsieve.media.frames import Frames, FrameSpec
@@ -22,7 +23,8 @@ class Scorer(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]]  # the columns :meth:`score` returns, always all of them
-    gpu: ClassVar[bool] = False  # a large model that runs much faster on a GPU when one exists
+    # a large model that runs much faster on a GPU when one exists (see :meth:`uses_gpu`)
+    gpu: ClassVar[bool] = False
 
     @abstractmethod
     def frame_spec(self) -> FrameSpec:
@@ -31,9 +33,26 @@ class Scorer(ABC):
     def setup(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Load models once per worker. Default: nothing to load."""
 
+    def teardown(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Release what :meth:`setup` loaded. Default: nothing to release."""
+
+    def uses_gpu(self) -> bool:
+        """Whether this scorer, with its parameters, is worth a GPU (the score stage asks for
+        one when any of its scorers is). Default: the class's :attr:`gpu`."""
+        return self.gpu
+
     @abstractmethod
     def score(self, frames: Frames) -> dict[str, Any]:
         """Columns for one clip. Values that cannot be computed are None, never 0 or -1."""
+
+    def score_rows(
+        self, clips: Sequence[Frames], rows: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Columns for several clips of a batch at once, with their table rows (a scorer may
+        read e.g. the caption). Default: :meth:`score` per clip; the learned scorers override
+        it to run one model pass over every clip's frames. When it raises, the stage retries
+        each clip alone, so one bad clip fails only its own row."""
+        return [self.score(frames) for frames in clips]
 
     def params(self) -> dict[str, Any]:
         """Parameters for provenance; dataclass scorers get their fields automatically."""

@@ -177,8 +177,7 @@ class _EncoderScorer(Scorer):
         except ModelUnavailable as exc:
             raise model_unavailable(self.name, model_id, exc) from None
 
-    @property
-    def gpu(self) -> bool:  # type: ignore[override]
+    def uses_gpu(self) -> bool:
         """Hub encoders (CLIP, SigLIP, SDXL-VAE) are large: worth a GPU; EfficientNet is not."""
         return self.encoder != DEFAULT_ENCODER
 

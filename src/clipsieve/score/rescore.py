@@ -45,6 +45,21 @@ def parse_scorer_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
+def with_options(
+    scorers: Sequence[str], params: dict[str, dict[str, Any]], options: Sequence[str]
+) -> list[str]:
+    """``score --option animal``: category prompts for text-frame matching. Adds the ``match``
+    scorer when ``options`` are given and appends them to its prompts (in ``params``, without
+    repeats); returns the scorer names."""
+    names = list(scorers)
+    if options:
+        if "match" not in names:
+            names.append("match")
+        prompts = params.setdefault("match", {}).setdefault("prompts", [])
+        prompts.extend(o for o in options if o not in prompts)
+    return names
+
+
 class ScoreStep(PostRunStep):
     """Post-run scoring as a row-local step: each batch of the table is scored in slices
     (model scorers batch the frames of a slice) and the score columns come back; the runner
@@ -67,7 +82,7 @@ class ScoreStep(PostRunStep):
         else:  # the models load on the workers only; what they could not load is recorded
             self.stage.mark_unavailable(executor.unavailable())
         self.reads = tuple(self.stage.inputs)
-        self.scores = tuple(self.stage.outputs)
+        self.scores = tuple(self.stage.outputs())
         # a clip that cannot be decoded at all is marked broken (status, error)
         self.writes = (*self.scores, "status", "error")
         self.version = self.stage.version

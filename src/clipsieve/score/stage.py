@@ -25,29 +25,10 @@ import pyarrow as pa
 from clipsieve.media.frames import FrameSampler, SampleError
 from clipsieve.media.source_check import SourceChanged, SourceCheck
 from clipsieve.models.registry import ModelUnavailable
-from clipsieve.registry import Registry
 from clipsieve.score.base import Frames, Scorer
+from clipsieve.score.names import DEFAULT_SCORERS, SCORER_REGISTRY
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, error_text, rows_to_table, table_to_rows
-
-# name -> "module:Class"; imported on use so an unused scorer's dependencies never load.
-SCORERS: dict[str, str] = {
-    "static": "clipsieve.score.static:RgbDiffScorer",
-    "motion": "clipsieve.score.motion:FlowScorer",
-    "camera": "clipsieve.score.camera:CameraMotionScorer",
-    "quality": "clipsieve.score.quality:QualityScorer",
-    "phash": "clipsieve.score.phash:PHashScorer",
-    "ocr": "clipsieve.score.ocr:TextScorer",
-    "nsfw": "clipsieve.score.nsfw:NsfwScorer",
-    "transition": "clipsieve.score.embed:TransitionScorer",
-    "embed": "clipsieve.score.embed:EmbeddingScorer",
-    "aesthetic": "clipsieve.score.aesthetic:LaionAestheticScorer",
-    "aesthetic_siglip": "clipsieve.score.aesthetic:SiglipAestheticScorer",
-    "match": "clipsieve.score.match:MatchScorer",
-}
-SCORER_REGISTRY = Registry("scorer", SCORERS, "clipsieve.scorers")
-# what `run` and `score` use when told nothing: cheap, CPU-only, no model download
-DEFAULT_SCORERS: tuple[str, ...] = ("static", "motion", "camera", "quality", "phash")
 
 
 def make_scorer(name: str, **params: Any) -> Scorer:
@@ -79,18 +60,16 @@ class ScoreStage(RowStage):
         self._scorers = [make_scorer(n, **self.scorer_params.get(n, {})) for n in self.scorers]
         self._sampler = FrameSampler({s.name: s.frame_spec() for s in self._scorers})
 
-    @property
-    def resources(self) -> Resources:  # type: ignore[override]
+    def resources(self) -> Resources:
         """One CPU; plus a GPU when a scorer runs a large model (CLIP, SigLIP, a hub encoder).
 
         Executors place the stage by this (Ray: an actor pool with ``num_gpus``); on a machine
         or cluster without GPUs they run it on CPU as usual.
         """
-        wants_gpu = any(getattr(s, "gpu", False) for s in self._scorers)
+        wants_gpu = any(s.uses_gpu() for s in self._scorers)
         return Resources(cpus=1.0, gpus=1.0 if wants_gpu else 0.0)
 
-    @property
-    def outputs(self) -> tuple[str, ...]:  # type: ignore[override]
+    def outputs(self) -> tuple[str, ...]:
         return (*[c for s in self._active() for c in s.columns], "score_errors")
 
     def _active(self) -> list[Scorer]:
@@ -123,8 +102,12 @@ class ScoreStage(RowStage):
         if self._unavailable:  # stop decoding frames that only the skipped scorers wanted
             self._sampler = FrameSampler({s.name: s.frame_spec() for s in self._active()})
 
+    def teardown(self) -> None:
+        for scorer in self._scorers:
+            scorer.teardown()
+
     def _empty(self) -> dict[str, Any]:
-        return {column: None for column in self.outputs}
+        return {column: None for column in self.outputs()}
 
     def _sample(self, row: dict[str, Any]) -> dict[str, Frames]:
         assert self._sampler is not None
@@ -158,20 +141,15 @@ class ScoreStage(RowStage):
                 continue
             frames = [s[scorer.name] for s in sampled]
             results: list[dict[str, Any] | None] = [None] * len(rows)
-            batched = getattr(scorer, "score_rows", None)
-            if batched is not None and len(rows) > 1:
+            if len(rows) > 1:
                 try:
-                    results = list(batched(frames, rows))
+                    results = list(scorer.score_rows(frames, rows))
                 except Exception:  # noqa: BLE001 - retried per row below to find the bad one
                     results = [None] * len(rows)
             for i, result in enumerate(results):
                 if result is None:
                     try:
-                        result = (
-                            batched([frames[i]], [rows[i]])[0]
-                            if batched is not None
-                            else scorer.score(frames[i])
-                        )
+                        result = scorer.score_rows([frames[i]], [rows[i]])[0]
                     except Exception as exc:  # one scorer's failure must not lose the others
                         errors[i].append(error_text(scorer.name, exc))
                         continue
@@ -190,7 +168,7 @@ class ScoreStage(RowStage):
             if row.get("status") == STATUS_ERROR:
                 out[i] = row
             elif row.get("keep") is False:
-                out[i] = merge_row(row, **{k: row.get(k) for k in self.outputs})
+                out[i] = merge_row(row, **{k: row.get(k) for k in self.outputs()})
             else:
                 try:
                     sampled.append(self._sample(row))
@@ -207,5 +185,5 @@ class ScoreStage(RowStage):
 
     def process_row(self, row: dict[str, Any]) -> dict[str, Any]:
         if row.get("keep") is False:
-            return merge_row(row, **{k: row.get(k) for k in self.outputs})
+            return merge_row(row, **{k: row.get(k) for k in self.outputs()})
         return merge_row(row, **self._score_many([row], [self._sample(row)])[0])

@@ -90,7 +90,7 @@ def scorer_for_column(column: str) -> str | None:
     """The registered scorer whose output includes ``column`` (None if none does)."""
     import importlib
 
-    from clipsieve.score.stage import SCORER_REGISTRY
+    from clipsieve.score.names import SCORER_REGISTRY
 
     for name in SCORER_REGISTRY.names():
         module_name, class_name = SCORER_REGISTRY.target(name).split(":")

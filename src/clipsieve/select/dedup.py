@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clipsieve.errors import UserError
+from clipsieve.runfolder import VIDEOS_FILE
 from clipsieve.score.phash import MIN_INFORMATIVE_BITS, rotate_hashes
 from clipsieve.select.columns import missing_column_message
 from clipsieve.select.marks import eligible_mask, released_marks, set_column
@@ -720,7 +721,7 @@ READS = ("clip_id", "keep", "drop_reason", "status")  # + ranking, phash, embed_
 def with_source_bitrate(narrow: pa.Table, ctx: StepContext) -> pa.Table:
     """``narrow`` plus ``source_bitrate``: each clip's source video's bits per second, from
     ``videos.parquet`` by ``video_id`` (streamed: the ids are not kept)."""
-    videos_file = ctx.run_dir / "videos.parquet"
+    videos_file = ctx.run_dir / VIDEOS_FILE
     if not videos_file.is_file() or "video_id" not in ctx.schema.names:
         return narrow
     if "bitrate" not in pq.read_schema(videos_file).names:

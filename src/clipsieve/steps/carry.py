@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipsieve.runfolder import CLIPS_FILE
 from clipsieve.steps.base import AlignedUpdates, PostRunStep, StepContext
 from clipsieve.steps.runner import STEPS_KEY, StepRunner
 from clipsieve.steps.sql import ident, text
@@ -47,7 +48,7 @@ def keep_previous_table(run_dir: Path) -> Path | None:
     records (it is that run's merge, without the user's work); otherwise the current table is
     the newer work and replaces it.
     """
-    clips, previous = run_dir / "clips.parquet", run_dir / PREVIOUS_FILE
+    clips, previous = run_dir / CLIPS_FILE, run_dir / PREVIOUS_FILE
     current_steps = recorded_steps(clips) if clips.is_file() else []
     if previous.is_file() and not current_steps:
         return previous

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clipsieve.runfolder import CLIPS_FILE
 from clipsieve.steps.base import PostRunStep
 from clipsieve.steps.runner import StepRunner
 from clipsieve.table import stream_parquet
@@ -59,7 +60,7 @@ class RelocateClipsStep(PostRunStep):
 
 def relocate_clips(run_dir: Path, clip_dir: Path) -> int:
     """Rewrite the clip paths of a moved run folder; the number of rows changed (0: none)."""
-    clips_file = run_dir / "clips.parquet"
+    clips_file = run_dir / CLIPS_FILE
     if not clips_file.is_file() or not clip_dir.is_dir():
         return 0
     source = stream_parquet(clips_file)

@@ -1,0 +1,45 @@
+"""A plain list of URLs or paths, one per line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipsieve.ingest.metafiles.model import (
+    MetafileError,
+    MetaVideo,
+)
+from clipsieve.ingest.metafiles.parse import (
+    Where,
+    looks_like_url,
+    make_meta_video_id,
+    one_line,
+    whole_span,
+)
+
+
+def read_urls(path: Path) -> list[MetaVideo]:
+    """A plain list: one URL or local path per line; ``#`` starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise MetafileError(f"cannot read metafile {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise MetafileError(f"{path}: not UTF-8 text (is it really a URL list?)") from None
+    videos = []
+    for i, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if any(ch.isspace() for ch in text):
+            raise Where(path).error(f"line {i}", None, f"one URL per line: {one_line(text)}")
+        video_id = make_meta_video_id(None, text)
+        videos.append(
+            MetaVideo(
+                video_id=video_id,
+                record=f"line {i}",
+                url=text if looks_like_url(text) else None,
+                path=None if looks_like_url(text) else text,
+                spans=[whole_span(video_id, None, "urls")],
+            )
+        )
+    return videos

@@ -1,0 +1,84 @@
+"""A WebVTT file of one video's captioned scenes (Panda-70M's long-video output)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from clipsieve.ingest.metafiles.model import (
+    YOUTUBE_ID,
+    MetafileError,
+    MetaVideo,
+    Span,
+)
+from clipsieve.ingest.metafiles.parse import (
+    Where,
+    assign_sections,
+    make_meta_video_id,
+    merge_sections,
+    one_line,
+    parse_time,
+)
+
+_VTT_CUE = re.compile(r"^(\S+)\s+-->\s+(\S+)")
+_SCENE_TAG = re.compile(r"^\[Scene \d+\]\s*")
+
+
+def read_vtt(path: Path) -> list[MetaVideo]:
+    """A WebVTT file of one video's captioned scenes (Panda-70M's long-video splitting output).
+
+    The file stem names the video (a YouTube id gives its URL); each cue is a span, its text the
+    caption without the ``[Scene k]`` tag.
+    """
+    where = Where(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise MetafileError(f"cannot read metafile {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise MetafileError(f"{path}: not UTF-8 text (is it really a WebVTT file?)") from None
+    if not lines or not lines[0].strip().startswith("WEBVTT"):
+        raise MetafileError(f"{path}: not a WebVTT file (the first line must be WEBVTT)")
+    stem = path.stem
+    url = f"https://www.youtube.com/watch?v={stem}" if YOUTUBE_ID.match(stem) else None
+    video_id = make_meta_video_id(stem, url)
+    spans: list[Span] = []
+    i = 1
+    while i < len(lines):
+        match = _VTT_CUE.match(lines[i].strip())
+        if not match:
+            i += 1
+            continue
+        rec = f"cue at line {i + 1}"
+        try:
+            start, end = parse_time(match.group(1)), parse_time(match.group(2))
+        except ValueError as exc:
+            raise where.error(rec, "timing", f"{exc}: {one_line(lines[i])}") from None
+        if end <= start:
+            raise where.error(rec, "timing", f"end must be after start: {one_line(lines[i])}")
+        i += 1
+        text = []
+        while i < len(lines) and lines[i].strip():
+            text.append(lines[i].strip())
+            i += 1
+        caption = _SCENE_TAG.sub("", " ".join(text)) or None
+        spans.append(
+            Span(
+                span_id=f"{video_id}_{len(spans)}",
+                start_s=start,
+                end_s=end,
+                caption=caption,
+                caption_dataset="vtt" if caption else None,
+            )
+        )
+    if not spans:
+        raise MetafileError(f"{path}: no cues (lines like 0:00:01.000 --> 0:00:04.000)")
+    sections = merge_sections(spans)
+    video = MetaVideo(
+        video_id=video_id,
+        record=path.name,
+        url=url,
+        spans=assign_sections(spans, sections),
+        sections=sections,
+    )
+    return [video]
