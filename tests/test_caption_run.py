@@ -18,6 +18,7 @@ from clipsieve.caption.stage import CaptionStage, PostOptions
 from clipsieve.cli import app
 from clipsieve.errors import UserError
 from clipsieve.runfolder import load_clips
+from clipsieve.score.base import Scorer
 from clipsieve.table import parquet_metadata
 
 
@@ -166,7 +167,7 @@ def test_cli_rewrite_clean_english_only(run_copy: Path, server: Any) -> None:
 
 
 @dataclass
-class _FakeMatch:
+class _FakeMatch(Scorer):
     """Stands in for the text-video match scorer: records the captions it was asked about."""
 
     name: ClassVar[str] = "match"
@@ -193,12 +194,12 @@ class _FakeMatch:
 def test_rematch_calls_the_match_scorer_by_name(run_copy: Path, server: Any, monkeypatch) -> None:
     import types
 
-    from clipsieve.score import stage as score_stage
+    from clipsieve.score import names as score_names
 
     module = types.ModuleType("clipsieve_tests_fake_match")
     module.FakeMatch = _FakeMatch
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(score_stage.SCORERS, "match", f"{module.__name__}:FakeMatch")
+    monkeypatch.setitem(score_names.SCORERS, "match", f"{module.__name__}:FakeMatch")
     _FakeMatch.calls.clear()
     outcome = caption_run(run_copy, _stage(server), PostOptions(), rematch=True)
     rows = load_clips(run_copy).to_pylist()
@@ -208,9 +209,9 @@ def test_rematch_calls_the_match_scorer_by_name(run_copy: Path, server: Any, mon
 
 
 def test_rematch_without_match_scorer_is_one_line(run_copy: Path, server: Any, monkeypatch) -> None:
-    from clipsieve.score import stage as score_stage
+    from clipsieve.score import names as score_names
 
-    monkeypatch.delitem(score_stage.SCORERS, "match", raising=False)
+    monkeypatch.delitem(score_names.SCORERS, "match", raising=False)
     with pytest.raises(UserError, match="--rematch needs"):
         caption_run(run_copy, _stage(server), PostOptions(), rematch=True)
     assert all(r["caption"] for r in _wanted(load_clips(run_copy).to_pylist()))

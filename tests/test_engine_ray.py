@@ -113,7 +113,7 @@ def test_gpu_stages_get_actor_pools_and_cpu_stages_are_set_up_once_per_process()
 
     @dataclass
     class GpuStage(ClipPlanStage):
-        resources: ClassVar[Resources] = Resources(gpus=1.0)
+        worker_resources: ClassVar[Resources] = Resources(gpus=1.0)
 
     assert uses_actors(GpuStage(), 1)
     assert not uses_actors(GpuStage(), 0)  # no GPU in the cluster: CPU tasks, not a hang

@@ -9,7 +9,7 @@ import pytest
 from clipsieve.media import frames as frames_module
 from clipsieve.media.ffmpeg import run_ffmpeg
 from clipsieve.media.frames import Frames, FrameSampler, FrameSpec, SampleError, spec_indices
-from clipsieve.score import stage as stage_module
+from clipsieve.score import names as score_names
 from clipsieve.score.base import Scorer
 from clipsieve.score.stage import ScoreStage
 from clipsieve.table import CLIP_SCHEMA, rows_to_table
@@ -142,8 +142,8 @@ class _Broken(Scorer):
 
 
 def test_score_stage_keeps_other_scores_when_one_scorer_fails(tmp_path, monkeypatch):
-    monkeypatch.setitem(stage_module.SCORERS, "meanlevel", f"{__name__}:_MeanLevel")
-    monkeypatch.setitem(stage_module.SCORERS, "broken", f"{__name__}:_Broken")
+    monkeypatch.setitem(score_names.SCORERS, "meanlevel", f"{__name__}:_MeanLevel")
+    monkeypatch.setitem(score_names.SCORERS, "broken", f"{__name__}:_Broken")
     video = _grey_ramp_video(tmp_path / "ramp.mp4", frames=20)
     stage = ScoreStage(scorers=["meanlevel", "broken"])
     stage.setup()

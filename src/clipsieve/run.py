@@ -134,6 +134,32 @@ RUN_OUTPUTS = (
 )  # fmt: skip
 
 
+def choose_engine(
+    config: RunConfig,
+    engine: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> str | None:
+    """Apply ``--engine``/``--workers``/``--address`` to ``config.engine`` (an address implies
+    Ray). Local workers are capped per core; returns the one-line note when they were."""
+    from clipsieve.engine.executors import EXECUTORS
+    from clipsieve.engine.local import capped_workers
+
+    if engine is not None and engine not in EXECUTORS:
+        raise UserError(f"--engine must be one of {', '.join(EXECUTORS)}, not {engine!r}")
+    if workers is not None:
+        config.engine.workers = workers
+    note = None
+    if config.engine.executor != "ray" and engine != "ray" and address is None:
+        config.engine.workers, note = capped_workers(config.engine.workers)
+    if engine is not None:
+        config.engine.executor = engine  # type: ignore[assignment]
+    if address is not None:
+        config.engine.address = address
+        config.engine.executor = "ray"
+    return note
+
+
 def prepare_run_dir(location: RunLocation | Path, restart: bool) -> None:
     """Create the run folder (or clear it with ``restart``) and check it is writable.
 

@@ -55,17 +55,22 @@ class Stage(ABC):
     table: ClassVar[str] = "clips"  # which table the stage reads: "videos" or "clips"
     output_table: ClassVar[str | None] = None  # defaults to ``table``
     inputs: ClassVar[tuple[str, ...]] = ()
+    output_columns: ClassVar[tuple[str, ...]] = ()  # see :meth:`outputs`
+    worker_resources: ClassVar[Resources] = Resources()  # see :meth:`resources`
     # parameters that say where outputs go, not how they are made: a moved run folder changes
     # them and still resumes (``run`` compares the others)
     location_params: ClassVar[tuple[str, ...]] = ()
 
     def outputs(self) -> tuple[str, ...]:
-        """The columns :meth:`process` writes (may depend on the parameters)."""
-        return ()
+        """The columns :meth:`process` writes; a stage whose columns depend on its parameters
+        overrides this, the others declare :attr:`output_columns`."""
+        return self.output_columns
 
     def resources(self) -> Resources:
-        """What one worker needs; executors place the stage by it (Ray: ``num_gpus``)."""
-        return Resources()
+        """What one worker needs; executors place the stage by it (Ray: ``num_gpus``). A stage
+        whose needs depend on its parameters overrides this, the others declare
+        :attr:`worker_resources`."""
+        return self.worker_resources
 
     def params(self) -> dict[str, Any]:
         """Parameters for provenance (``run.json``, Parquet metadata)."""

@@ -330,12 +330,8 @@ class PublishClipsStage(RowStage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("path",)
-
-    def outputs(self) -> tuple[str, ...]:
-        return ("path",)
-
-    def resources(self) -> Resources:
-        return Resources(cpus=1.0)
+    output_columns: ClassVar[tuple[str, ...]] = ("path",)
+    worker_resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     staging_dir: str  # the local clips folder the cut writes into
     url: str  # the remote clips folder

@@ -128,6 +128,32 @@ class RetryPolicy:
         return base * (0.5 + 0.5 * self.rng.random())
 
 
+@dataclass
+class RemoteOptions:
+    """What every backend that asks a server takes: the answer's length and temperature, the
+    request timeout and the retries. A backend dataclass derives from it; :meth:`described`
+    is the common part of its provenance."""
+
+    max_tokens: int = 256
+    temperature: float = 0.2
+    timeout_s: float = 120.0
+    max_tries: int = 5
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    policy: RetryPolicy = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.policy = RetryPolicy(self.max_tries, self.backoff_s, self.max_backoff_s)
+
+    def described(self) -> dict[str, Any]:
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "timeout_s": self.timeout_s,
+            "max_tries": self.max_tries,
+        }
+
+
 T = TypeVar("T")
 
 

@@ -18,8 +18,8 @@ from clipsieve.caption.backends import (
     CaptionFailed,
     CaptionReply,
     CaptionRequest,
+    RemoteOptions,
     RetryableError,
-    RetryPolicy,
     call_with_retries,
 )
 from clipsieve.media.frames import FrameSpec
@@ -28,7 +28,7 @@ RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass
-class GeminiBackend:
+class GeminiBackend(RemoteOptions):
     """Captions with ``client.models.generate_content`` (key from ``api_key_env``)."""
 
     name: ClassVar[str] = "gemini"
@@ -37,17 +37,7 @@ class GeminiBackend:
 
     model: str = "gemini-2.0-flash"
     api_key_env: str = "GEMINI_API_KEY"
-    max_tokens: int = 256
-    temperature: float = 0.2
-    timeout_s: float = 120.0
-    max_tries: int = 5
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
-    policy: RetryPolicy = field(init=False, repr=False)
     _client: Any = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.policy = RetryPolicy(self.max_tries, self.backoff_s, self.max_backoff_s)
 
     def default_frames(self, count: int | None, size: int | None) -> FrameSpec:
         side = size or 240
@@ -58,9 +48,7 @@ class GeminiBackend:
             "backend": self.name,
             "model": self.model,
             "api_key_env": self.api_key_env,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "max_tries": self.max_tries,
+            **self.described(),
         }
 
     @property

@@ -29,8 +29,8 @@ from clipsieve.caption.backends import (
     CaptionFailed,
     CaptionReply,
     CaptionRequest,
+    RemoteOptions,
     RetryableError,
-    RetryPolicy,
     call_with_retries,
     parse_retry_after,
 )
@@ -59,7 +59,7 @@ def _message_text(content: Any) -> str:
 
 
 @dataclass
-class OpenAIBackend:
+class OpenAIBackend(RemoteOptions):
     """Captions through ``POST {base_url}/chat/completions``.
 
     ``api_key_env`` names the environment variable holding the key (the key itself is never a
@@ -78,16 +78,9 @@ class OpenAIBackend:
     base_url: str = DEFAULT_BASE_URL
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     api_key_env: str | None = None
-    max_tokens: int = 256
-    temperature: float = 0.2
-    timeout_s: float = 120.0
     connect_timeout_s: float = 10.0
-    max_tries: int = 5
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
     image_detail: str | None = None
     max_connections: int = 64
-    policy: RetryPolicy = field(init=False, repr=False)
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,7 +89,7 @@ class OpenAIBackend:
             raise ValueError(
                 f"base_url must start with http:// or https:// (got {redact_text(self.base_url)})"
             )
-        self.policy = RetryPolicy(self.max_tries, self.backoff_s, self.max_backoff_s)
+        super().__post_init__()
         self.shown_url = redact_text(self.base_url)  # for messages and provenance
 
     @property
@@ -129,10 +122,7 @@ class OpenAIBackend:
             "base_url": self.shown_url,
             "model": self.model,
             "api_key_env": self.key_env,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "timeout_s": self.timeout_s,
-            "max_tries": self.max_tries,
+            **self.described(),
         }
 
     @property

@@ -110,12 +110,8 @@ class CaptionStage(Stage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("path", "source_path", "start_frame", "end_frame", "keep")
-
-    def outputs(self) -> tuple[str, ...]:
-        return CAPTION_COLUMNS
-
-    def resources(self) -> Resources:
-        return Resources(cpus=1.0)
+    output_columns: ClassVar[tuple[str, ...]] = CAPTION_COLUMNS
+    worker_resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     backend: str = "openai"
     backend_params: dict[str, Any] = field(default_factory=dict)

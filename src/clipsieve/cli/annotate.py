@@ -7,22 +7,11 @@ as the original project's ``annotations.json`` (``{scene_path: 0|1}``) and exits
 from __future__ import annotations
 
 import getpass
-import ipaddress
 from pathlib import Path
 
 import typer
 
 from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
-from clipsieve.errors import UserError
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _default_labeller() -> str:
@@ -30,19 +19,6 @@ def _default_labeller() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "labeller"
-
-
-def export_labels(run_dir: Path, out: Path, labeller: str | None = None) -> int:
-    """Write ``annotations.json``; returns how many labels it holds."""
-    from clipsieve.annotate.catalog import Catalog
-    from clipsieve.annotate.server import export_annotations
-    from clipsieve.labels import LabelStore, labels_path
-    from clipsieve.table import write_json
-
-    store = LabelStore(labels_path(run_dir), create=False)
-    labels = export_annotations(Catalog.load(run_dir), store, labeller)
-    write_json(labels, out)
-    return len(labels)
 
 
 @run_folder_command(local_clips=True, lock=False)
@@ -75,6 +51,8 @@ def annotate(
     """Label clips good/bad in the browser (1 good, 0 bad, s skip, u undo, arrows move)."""
     with user_errors():
         if export is not None:
+            from clipsieve.annotate.serve import export_labels
+
             count = export_labels(run_dir, export, labeller)
             console.print(f"{count} labels → {export}")
             return
@@ -104,37 +82,16 @@ def _serve(
 ) -> None:
     import uvicorn
 
-    from clipsieve.annotate.catalog import Catalog
-    from clipsieve.annotate.sampling import clip_order
-    from clipsieve.annotate.server import LOOPBACK_HOSTS, create_app
-    from clipsieve.labels import LabelStore, labels_path
+    from clipsieve.annotate.serve import check_bind, labelling_app
 
-    loopback = _is_loopback(host)
-    if not loopback and not allow_remote:
-        raise UserError(
-            f"--host {host} would expose the labelling page to the network: add --allow-remote "
-            "if that is what you want"
-        )
-    if not 0 < port < 65536:
-        raise UserError(f"--port {port} is not a TCP port (1-65535)")
-    catalog = Catalog.load(run_dir)
-    order = clip_order(catalog, sample, seed=seed, stratify_by=stratify_by, model=model)
-    store = LabelStore(labels_path(run_dir))
-    app = create_app(
-        run_dir,
-        store,
-        order,
-        labeller,
-        sample=sample,
-        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
-        catalog=catalog,
-    )
+    loopback = check_bind(host, port, allow_remote, "the labelling page")
+    page = labelling_app(run_dir, labeller, loopback, sample, stratify_by, model, seed)
     shown = f"[{host}]" if ":" in host else host
     console.print(
-        f"labelling {len(order)} clips of {run_dir} as '{labeller}' ({sample} order) → "
-        f"http://{shown}:{port}/  (labels in {store.path}; Ctrl-C stops)"
+        f"labelling {page.clips} clips of {run_dir} as '{labeller}' ({sample} order) → "
+        f"http://{shown}:{port}/  (labels in {page.labels}; Ctrl-C stops)"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(page.app, host=host, port=port, log_level="warning")
 
 
 def register_annotate(app: typer.Typer) -> None:

@@ -47,7 +47,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+app.add_typer(config_app, name="config", rich_help_panel="Workflows")
 
 
 def _print_summary(outputs: object) -> None:
@@ -99,24 +99,13 @@ def _run(
 ) -> None:
     from clipsieve.cli.progress import RunProgress
     from clipsieve.engine.checkpoint import ShardStore
-    from clipsieve.run import execute_run, prepare_run, run_folder_lock
+    from clipsieve.run import choose_engine, execute_run, prepare_run, run_folder_lock
 
-    if engine not in (None, "local", "ray"):
-        raise _fail(f"--engine must be 'local' or 'ray', not {engine!r}")
     config = load_config(config_file)
-    if workers is not None:
-        config.engine.workers = workers
-    if config.engine.executor != "ray" and engine != "ray" and address is None:
-        from clipsieve.engine.local import capped_workers
-
-        config.engine.workers, note = capped_workers(config.engine.workers)
-        if note:
-            console.print(note, style="yellow", highlight=False, soft_wrap=True)
-    if engine is not None:
-        config.engine.executor = engine  # type: ignore[assignment]
-    if address is not None:
-        config.engine.address = address
-        config.engine.executor = "ray"
+    with _user_errors():
+        note = choose_engine(config, engine, workers, address)
+    if note:
+        console.print(note, style="yellow", highlight=False, soft_wrap=True)
     with holding(run_folder_lock(out)):
         # fails fast, before any bar
         prepared = prepare_run(inputs, out, config, restart=restart, rows=rows)
@@ -358,6 +347,35 @@ register_classifier(app)
 register_ingest_meta(app)
 register_select(app)
 register_caption(app)
+
+# `clipsieve --help` lists the commands in the order a dataset goes through them, in panels.
+PANELS: list[tuple[str, tuple[str, ...]]] = [
+    ("Sources", ("download", "ingest-meta", "ingest")),
+    ("Run: shots, clips and scores", ("detect-shots", "run", "score")),
+    ("Select", ("filter", "dedup", "topn", "annotate", "train-classifier", "predict", "cluster")),
+    ("Caption and check", ("caption", "evaluate")),
+    ("Deliver", ("export", "report")),
+    ("Workflows", ("demo", "recipe")),
+]
+
+
+def _in_pipeline_order(typer_app: typer.Typer) -> None:
+    """Put the registered commands in :data:`PANELS` order, each in its help panel."""
+    order = {name: (i, panel) for i, (panel, names) in enumerate(PANELS) for name in names}
+    order = {name: (rank, panel) for rank, (name, (_, panel)) in enumerate(order.items())}
+
+    def name_of(info: typer.models.CommandInfo) -> str:
+        assert info.callback is not None
+        return info.name or info.callback.__name__.replace("_", "-")
+
+    missing = [name_of(i) for i in typer_app.registered_commands if name_of(i) not in order]
+    assert not missing, f"commands without a help panel: {missing}"
+    typer_app.registered_commands.sort(key=lambda info: order[name_of(info)][0])
+    for info in typer_app.registered_commands:
+        info.rich_help_panel = order[name_of(info)][1]
+
+
+_in_pipeline_order(app)
 
 
 def _stop_on_sigterm() -> None:

@@ -244,20 +244,18 @@ class SpanPlanStage(RowStage):
     table: ClassVar[str] = "videos"
     output_table: ClassVar[str | None] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("video_id", "path", "fps", "num_frames", "spans")
-
-    def outputs(self) -> tuple[str, ...]:
-        return (
-            "clip_id",
-            "span_id",
-            "start_frame",
-            "end_frame",
-            "start_s",
-            "end_s",
-            "caption_src",
-            "caption_dataset",
-            "keep",
-            "drop_reason",
-        )
+    output_columns: ClassVar[tuple[str, ...]] = (
+        "clip_id",
+        "span_id",
+        "start_frame",
+        "end_frame",
+        "start_s",
+        "end_s",
+        "caption_src",
+        "caption_dataset",
+        "keep",
+        "drop_reason",
+    )
 
     def passthrough(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         # The video failed upstream: every span still gets a row carrying that error.

@@ -480,24 +480,20 @@ class CutStage(RowStage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("clip_id", "source_path", "start_frame", "end_frame")
-
-    def outputs(self) -> tuple[str, ...]:
-        return (
-            "path",
-            "num_frames",
-            "width",
-            "height",
-            "fps",
-            "resolution",
-            "aspect_ratio",
-            "cut_mode",
-            "keyframe_aligned",
-            "requested_start_frame",
-            "requested_end_frame",
-        )
-
-    def resources(self) -> Resources:
-        return Resources(cpus=2.0)
+    output_columns: ClassVar[tuple[str, ...]] = (
+        "path",
+        "num_frames",
+        "width",
+        "height",
+        "fps",
+        "resolution",
+        "aspect_ratio",
+        "cut_mode",
+        "keyframe_aligned",
+        "requested_start_frame",
+        "requested_end_frame",
+    )
+    worker_resources: ClassVar[Resources] = Resources(cpus=2.0)
 
     max_cached_sources: ClassVar[int] = 8
     location_params: ClassVar[tuple[str, ...]] = ("out_dir",)

@@ -467,19 +467,16 @@ class ProbeStage(RowStage):
     inputs: ClassVar[tuple[str, ...]] = ("path",)
 
     # Every video column after video_id/path, plus the extra facts probe_video() reports.
-    def outputs(self) -> tuple[str, ...]:
-        return (
-            *VIDEO_SCHEMA.names[2:],
-            "fps_nominal",
-            "start_time_s",
-            "frame_count_source",
-            "display_width",
-            "display_height",
-            "vfr",
-        )
-
-    def resources(self) -> Resources:
-        return Resources(cpus=1.0)
+    output_columns: ClassVar[tuple[str, ...]] = (
+        *VIDEO_SCHEMA.names[2:],
+        "fps_nominal",
+        "start_time_s",
+        "frame_count_source",
+        "display_width",
+        "display_height",
+        "vfr",
+    )
+    worker_resources: ClassVar[Resources] = Resources(cpus=1.0)
 
     timeout_s: float = DEFAULT_PROBE_TIMEOUT_S
     _source_cache: SourceCache = field(default_factory=SourceCache, init=False, repr=False)

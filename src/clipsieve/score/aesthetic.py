@@ -51,21 +51,25 @@ V25_HEAD = (
 )
 
 
+def _mlp(input_size: int, dropouts: tuple[float | None, ...]) -> nn.Sequential:
+    """input → 1024 → 128 → 64 → 16 → 1 linear layers with a dropout after each of the first
+    four (None: none there): the shape both published aesthetic heads share. Where a dropout
+    sits decides the state-dict indices, so the published weights load as they are."""
+    sizes = (input_size, 1024, 128, 64, 16, 1)
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(dropouts) and dropouts[i] is not None:
+            layers.append(nn.Dropout(dropouts[i]))
+    return nn.Sequential(*layers)
+
+
 class LaionAestheticHead(nn.Module):
     """The ``improved-aesthetic-predictor`` MLP; state-dict keys ``layers.{0,2,4,6,7}.*``."""
 
     def __init__(self, input_size: int = 768) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(input_size, 1024),
-            nn.Dropout(0.2),
-            nn.Linear(1024, 128),
-            nn.Dropout(0.2),
-            nn.Linear(128, 64),
-            nn.Dropout(0.1),
-            nn.Linear(64, 16),
-            nn.Linear(16, 1),
-        )
+        self.layers = _mlp(input_size, (0.2, 0.2, 0.1, None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -76,17 +80,7 @@ class AestheticV25Head(nn.Module):
 
     def __init__(self, input_size: int = 1152) -> None:
         super().__init__()
-        self.scoring_head = nn.Sequential(
-            nn.Linear(input_size, 1024),
-            nn.Dropout(0.5),
-            nn.Linear(1024, 128),
-            nn.Dropout(0.5),
-            nn.Linear(128, 64),
-            nn.Dropout(0.5),
-            nn.Linear(64, 16),
-            nn.Dropout(0.2),
-            nn.Linear(16, 1),
-        )
+        self.scoring_head = _mlp(input_size, (0.5, 0.5, 0.5, 0.2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scoring_head(x)

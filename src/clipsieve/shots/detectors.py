@@ -81,84 +81,57 @@ def _run_scenedetect(
     )
 
 
-@dataclass
-class ContentDetector(_ParamsMixin):
-    """PySceneDetect ``ContentDetector`` (HSV + edge difference against a fixed threshold)."""
+class _SceneDetectDetector(_ParamsMixin):
+    """A PySceneDetect detector class (``scenedetect.detectors.<sd_class>``) built from this
+    dataclass's fields, all but ``fast_decode``, which is ours (how frames are decoded)."""
 
-    name: ClassVar[str] = "content"
-    threshold: float = 27.0
-    min_scene_len: int = 15
-    fast_decode: bool = True
+    sd_class: ClassVar[str]
+    fast_decode: bool
 
     def detect(
         self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
     ) -> ShotResult:
-        from scenedetect.detectors import ContentDetector as SDContent
+        import scenedetect.detectors
 
-        return _run_scenedetect(
-            SDContent(threshold=self.threshold, min_scene_len=self.min_scene_len),
-            path,
-            self.fast_decode,
-            start_frame,
-            end_frame,
-        )
+        params = {k: v for k, v in self.params().items() if k != "fast_decode"}
+        detector = getattr(scenedetect.detectors, self.sd_class)(**params)
+        return _run_scenedetect(detector, path, self.fast_decode, start_frame, end_frame)
 
 
 @dataclass
-class AdaptiveDetector(_ParamsMixin):
+class ContentDetector(_SceneDetectDetector):
+    """PySceneDetect ``ContentDetector`` (HSV + edge difference against a fixed threshold)."""
+
+    name: ClassVar[str] = "content"
+    sd_class: ClassVar[str] = "ContentDetector"
+    threshold: float = 27.0
+    min_scene_len: int = 15
+    fast_decode: bool = True
+
+
+@dataclass
+class AdaptiveDetector(_SceneDetectDetector):
     """PySceneDetect ``AdaptiveDetector`` (content score relative to its rolling average)."""
 
     name: ClassVar[str] = "adaptive"
+    sd_class: ClassVar[str] = "AdaptiveDetector"
     adaptive_threshold: float = 3.0
     min_content_val: float = 15.0
     window_width: int = 2
     min_scene_len: int = 15
     fast_decode: bool = True
 
-    def detect(
-        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
-    ) -> ShotResult:
-        from scenedetect.detectors import AdaptiveDetector as SDAdaptive
-
-        return _run_scenedetect(
-            SDAdaptive(
-                adaptive_threshold=self.adaptive_threshold,
-                min_content_val=self.min_content_val,
-                window_width=self.window_width,
-                min_scene_len=self.min_scene_len,
-            ),
-            path,
-            self.fast_decode,
-            start_frame,
-            end_frame,
-        )
-
 
 @dataclass
-class HistogramDetector(_ParamsMixin):
+class HistogramDetector(_SceneDetectDetector):
     """PySceneDetect ``HistogramDetector`` (YUV luma histogram correlation)."""
 
     name: ClassVar[str] = "histogram"
+    sd_class: ClassVar[str] = "HistogramDetector"
     threshold: float = 0.05
     bins: int = 256
     min_scene_len: int = 15
     fast_decode: bool = True
-
-    def detect(
-        self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
-    ) -> ShotResult:
-        from scenedetect.detectors import HistogramDetector as SDHistogram
-
-        return _run_scenedetect(
-            SDHistogram(threshold=self.threshold, bins=self.bins, min_scene_len=self.min_scene_len),
-            path,
-            self.fast_decode,
-            start_frame,
-            end_frame,
-        )
-
-
-# ------------------------------------------------------------------------------- TransNetV2
 
 
 @dataclass

@@ -103,18 +103,16 @@ class ClipPlanStage(RowStage):
     table: ClassVar[str] = "videos"
     output_table: ClassVar[str | None] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("video_id", "path", "cuts", "num_frames", "fps")
-
-    def outputs(self) -> tuple[str, ...]:
-        return (
-            "clip_id",
-            "shot_index",
-            "start_frame",
-            "end_frame",
-            "start_s",
-            "end_s",
-            "keep",
-            "drop_reason",
-        )
+    output_columns: ClassVar[tuple[str, ...]] = (
+        "clip_id",
+        "shot_index",
+        "start_frame",
+        "end_frame",
+        "start_s",
+        "end_s",
+        "keep",
+        "drop_reason",
+    )
 
     min_s: float = 2.0
     max_s: float | None = 10.0

@@ -38,17 +38,13 @@ class ShotDetectStage(RowStage, SegmentedStage):
     version: ClassVar[str] = "1"
     table: ClassVar[str] = "videos"
     inputs: ClassVar[tuple[str, ...]] = ("path",)
-
-    def outputs(self) -> tuple[str, ...]:
-        return (
-            "cuts",
-            "shot_detector",
-            "num_frames",
-            "num_frames_decoded",
-        )
-
-    def resources(self) -> Resources:
-        return Resources(cpus=2.0)
+    output_columns: ClassVar[tuple[str, ...]] = (
+        "cuts",
+        "shot_detector",
+        "num_frames",
+        "num_frames_decoded",
+    )
+    worker_resources: ClassVar[Resources] = Resources(cpus=2.0)
 
     detector: str = DEFAULT_DETECTOR
     detector_params: dict[str, Any] = field(default_factory=dict)
