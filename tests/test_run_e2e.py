@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 from clipsieve.config import RunConfig
+from clipsieve.export.opensora import OPENSORA_COLUMNS
 from clipsieve.media.synth import make_sample_set
 from clipsieve.run import RunDirError, run_pipeline
 from clipsieve.table import read_csv, read_jsonl, read_parquet
@@ -109,18 +110,8 @@ def test_run_dir_holds_tables_exports_and_report(finished_run):
     assert read_parquet(run_dir / "clips.parquet").num_rows == finished_run.result.clips.num_rows
     kept = [c for c in finished_run.result.clips.to_pylist() if c["keep"]]
     csv_rows = read_csv(run_dir / "clips.csv")
-    assert list(csv_rows[0])[:10] == [
-        "path",
-        "id",
-        "relpath",
-        "num_frames",
-        "height",
-        "width",
-        "aspect_ratio",
-        "fps",
-        "resolution",
-        "timestamp",
-    ]
+    # Open-Sora's column order first: its training scripts read the csv by these names
+    assert list(csv_rows[0])[:10] == OPENSORA_COLUMNS
     assert len(csv_rows) == len(kept) == len(read_jsonl(run_dir / "clips.jsonl"))
     report = (run_dir / "report.html").read_text()
     assert "too_short" in report

@@ -58,12 +58,16 @@ class RunResult:
 
 
 @dataclass
-class Pending:
-    """What one invocation has to do: the unfinished videos, and how many earlier ones did."""
+class Invocation:
+    """What one invocation has to do (the unfinished videos; how many earlier ones did), whom
+    it tells how it goes, and the per-stage stats it adds to."""
 
     todo: list[dict[str, Any]]
     skipped: int  # videos committed by an earlier invocation
     total: int  # all videos of the run
+    progress: ProgressCallback | None = None
+    stage_progress: StageProgressCallback | None = None
+    stats: StatsByStage = field(default_factory=dict)
 
 
 class Executor(ABC):
@@ -84,7 +88,12 @@ class Executor(ABC):
         self.workers = 1  # what the result reports (local processes, Ray CPUs)
         self.startup_s = 0.0  # engine start-up inside the engine time (e.g. joining Ray)
 
-    def pending(self, rows: list[dict[str, Any]], progress: ProgressCallback | None) -> Pending:
+    def pending(
+        self,
+        rows: list[dict[str, Any]],
+        progress: ProgressCallback | None = None,
+        stage_progress: StageProgressCallback | None = None,
+    ) -> Invocation:
         """The videos of ``rows`` not committed yet (a resume redoes exactly these); half-written
         shards of an interrupted invocation are removed first."""
         self.store.remove_partial()
@@ -93,18 +102,12 @@ class Executor(ABC):
         skipped = len(rows) - len(todo)
         if progress is not None and skipped:
             progress(rows[-1]["path"], skipped, len(rows))
-        return Pending(todo, skipped, len(rows))
+        return Invocation(todo, skipped, len(rows), progress, stage_progress)
 
     @abstractmethod
-    def process(
-        self,
-        pending: Pending,
-        progress: ProgressCallback | None,
-        stage_progress: StageProgressCallback | None,
-        stats: StatsByStage,
-    ) -> int:
-        """Process ``pending.todo`` (never empty), committing each video to :attr:`store` and
-        adding to ``stats``; return how many videos were committed."""
+    def process(self, job: Invocation) -> int:
+        """Process ``job.todo`` (never empty), committing each video to :attr:`store` and adding
+        to ``job.stats``; return how many videos were committed."""
 
     def execute(
         self,
@@ -113,10 +116,9 @@ class Executor(ABC):
         stage_progress: StageProgressCallback | None = None,
     ) -> tuple[int, int, StatsByStage]:
         """Process every unfinished video of ``rows``; return (processed, skipped, stats)."""
-        pending = self.pending(rows, progress)
-        stats: StatsByStage = {}
-        processed = self.process(pending, progress, stage_progress, stats) if pending.todo else 0
-        return processed, pending.skipped, stats
+        job = self.pending(rows, progress, stage_progress)
+        processed = self.process(job) if job.todo else 0
+        return processed, job.skipped, job.stats
 
     def run(
         self,

@@ -41,7 +41,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clipsieve.engine.base import Executor, Pending, ProgressCallback, StageProgressCallback
+from clipsieve.engine.base import Executor, Invocation, ProgressCallback, StageProgressCallback
 from clipsieve.engine.tasks import (
     ClipTaskResult,
     SegmentPlan,
@@ -186,15 +186,11 @@ class LocalRunner(Executor):
 
         return StagePool(self.pipeline, self.workers)
 
-    def process(
-        self,
-        pending: Pending,
-        progress: ProgressCallback | None,
-        stage_progress: StageProgressCallback | None,
-        stats: StatsByStage,
-    ) -> int:
-        rows, total, skipped = pending.todo, pending.total, pending.skipped
-        scheduler = _Scheduler(self, rows, stats, total, skipped, progress, stage_progress)
+    def process(self, job: Invocation) -> int:
+        progress, stats, total = job.progress, job.stats, job.total
+        scheduler = _Scheduler(
+            self, job.todo, stats, total, job.skipped, progress, job.stage_progress
+        )
         committed = 0
         while True:
             suspects = self._schedule(scheduler)

@@ -44,7 +44,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipsieve.engine.base import Executor, Pending, ProgressCallback, StageProgressCallback
+from clipsieve.engine.base import Executor, Invocation, ProgressCallback, StageProgressCallback
 from clipsieve.engine.tasks import (
     StatsByStage,
     combine_parts,
@@ -469,16 +469,10 @@ class RayRunner(Executor):
         kwargs = {"stage": stage, "plan": plan, "collector": collector}
         return ds.map_batches(run_stage_task, fn_kwargs=kwargs, **options)
 
-    def process(
-        self,
-        pending: Pending,
-        progress: ProgressCallback | None,
-        stage_progress: StageProgressCallback | None,
-        stats: StatsByStage,
-    ) -> int:
+    def process(self, job: Invocation) -> int:
         import ray
 
-        todo, skipped = pending.todo, pending.skipped
+        todo, skipped, stage_progress = job.todo, job.skipped, job.stage_progress
         began = time.perf_counter()
         started = connect(self.address, self.num_cpus)
         self.startup_s = time.perf_counter() - began
@@ -509,7 +503,7 @@ class RayRunner(Executor):
                 ds = self._map(ds, stage, cpus_cap, collector, clip_batch)
             try:
                 with _StatsPoller(collector, stage_progress):
-                    committed = self._collect(ds, pending.total, skipped, progress)
+                    committed = self._collect(ds, job.total, skipped, job.progress)
             except Exception as exc:
                 user_error = user_error_in(exc)
                 if user_error is None:
@@ -518,7 +512,7 @@ class RayRunner(Executor):
             final = ray.get(collector.get.remote())
             if stage_progress is not None:
                 stage_progress(final)
-            merge_stats(stats, final)
+            merge_stats(job.stats, final)
         finally:
             if started:
                 ray.shutdown()

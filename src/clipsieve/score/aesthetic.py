@@ -121,6 +121,7 @@ def load_head(cls: type[nn.Module], spec: str, input_size: int) -> nn.Module:
 class _AestheticScorer(Scorer):
     """Backbone embedding (normalised) -> MLP head per frame -> mean over the clip's frames."""
 
+    gpu: ClassVar[bool] = True
     family: ClassVar[str]
     head_class: ClassVar[type[nn.Module]]
 
@@ -178,9 +179,7 @@ class LaionAestheticScorer(_AestheticScorer):
     """
 
     name: ClassVar[str] = "aesthetic"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("aes",)
-    gpu: ClassVar[bool] = True
     family: ClassVar[str] = "clip"
     head_class: ClassVar[type[nn.Module]] = LaionAestheticHead
 
@@ -199,9 +198,7 @@ class SiglipAestheticScorer(_AestheticScorer):
     frames."""
 
     name: ClassVar[str] = "aesthetic_siglip"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("aes_siglip",)
-    gpu: ClassVar[bool] = True
     family: ClassVar[str] = "siglip"
     head_class: ClassVar[type[nn.Module]] = AestheticV25Head
 

@@ -126,7 +126,6 @@ class CameraMotionScorer(Scorer):
     """
 
     name: ClassVar[str] = "camera"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("camera_motion", "camera_motion_conf")
 
     method: FlowMethod = "dis"

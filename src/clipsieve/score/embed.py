@@ -268,7 +268,6 @@ class EmbeddingScorer(_EncoderScorer):
     """
 
     name: ClassVar[str] = "embed"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("embedding", "embed_model")
 
     count: int = 4

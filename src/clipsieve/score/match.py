@@ -70,7 +70,6 @@ class MatchScorer(Scorer):
     """``match``/``match_max`` (caption vs frames) and ``match_<option>`` (category prompts)."""
 
     name: ClassVar[str] = "match"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("match", "match_max")
     gpu: ClassVar[bool] = True
 

@@ -133,7 +133,6 @@ class FlowScorer(Scorer):
     """
 
     name: ClassVar[str] = "motion"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("flow_mean", "flow_max")
 
     method: FlowMethod = "dis"

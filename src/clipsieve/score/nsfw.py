@@ -63,7 +63,6 @@ class NsfwScorer(Scorer):
     """
 
     name: ClassVar[str] = "nsfw"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("nsfw_score", "nsfw_labels")
 
     count: int = 4

@@ -149,7 +149,6 @@ class PHashScorer(Scorer):
     """
 
     name: ClassVar[str] = "phash"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("phash",)
 
     count: int = 4

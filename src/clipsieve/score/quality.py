@@ -126,7 +126,6 @@ class QualityScorer(Scorer):
     """
 
     name: ClassVar[str] = "quality"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = (
         "sharpness",
         "brightness",

@@ -43,7 +43,6 @@ class ScoreStage(RowStage):
     """Run scorers over clip rows, decoding each clip once for all of them."""
 
     name: ClassVar[str] = "score"
-    version: ClassVar[str] = "1"
     table: ClassVar[str] = "clips"
     inputs: ClassVar[tuple[str, ...]] = ("path", "source_path", "start_frame", "end_frame", "fps")
 

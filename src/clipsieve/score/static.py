@@ -48,7 +48,6 @@ class RgbDiffScorer(Scorer):
     """
 
     name: ClassVar[str] = "static"
-    version: ClassVar[str] = "1"
     columns: ClassVar[tuple[str, ...]] = ("rgb_diff_max", "rgb_diff_mean")
 
     every_s: float = 0.25

@@ -81,12 +81,14 @@ def _run_scenedetect(
     )
 
 
+@dataclass
 class _SceneDetectDetector(_ParamsMixin):
     """A PySceneDetect detector class (``scenedetect.detectors.<sd_class>``) built from this
     dataclass's fields, all but ``fast_decode``, which is ours (how frames are decoded)."""
 
     sd_class: ClassVar[str]
-    fast_decode: bool
+    min_scene_len: int = 15
+    fast_decode: bool = True
 
     def detect(
         self, path: str | Path, start_frame: int = 0, end_frame: int | None = None
@@ -105,8 +107,6 @@ class ContentDetector(_SceneDetectDetector):
     name: ClassVar[str] = "content"
     sd_class: ClassVar[str] = "ContentDetector"
     threshold: float = 27.0
-    min_scene_len: int = 15
-    fast_decode: bool = True
 
 
 @dataclass
@@ -118,8 +118,6 @@ class AdaptiveDetector(_SceneDetectDetector):
     adaptive_threshold: float = 3.0
     min_content_val: float = 15.0
     window_width: int = 2
-    min_scene_len: int = 15
-    fast_decode: bool = True
 
 
 @dataclass
@@ -130,8 +128,6 @@ class HistogramDetector(_SceneDetectDetector):
     sd_class: ClassVar[str] = "HistogramDetector"
     threshold: float = 0.05
     bins: int = 256
-    min_scene_len: int = 15
-    fast_decode: bool = True
 
 
 @dataclass

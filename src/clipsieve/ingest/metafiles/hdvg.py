@@ -6,21 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from clipsieve.ingest.metafiles.model import (
-    HDVG_ANCHORS,
-    MetafileError,
-    MetaVideo,
-    Section,
-    Span,
-)
-from clipsieve.ingest.metafiles.parse import (
-    Where,
-    load_json,
-    make_meta_video_id,
-    one_line,
-    span_frames,
-    time_pair,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import HDVG_ANCHORS, MetafileError, MetaVideo, Section, Span
 
 
 def read_hdvg(path: Path, anchor: str = "start") -> list[MetaVideo]:
@@ -30,8 +17,8 @@ def read_hdvg(path: Path, anchor: str = "start") -> list[MetaVideo]:
     """
     if anchor not in HDVG_ANCHORS:
         raise MetafileError(f"--hdvg-anchor {anchor!r}: choose one of {', '.join(HDVG_ANCHORS)}")
-    where = Where(path)
-    data = load_json(path)
+    where = parse.Where(path)
+    data = parse.load_json(path)
     if not isinstance(data, dict):
         raise MetafileError(f"{path}: HD-VG metafile must be a JSON object {{video_id: {{...}}}}")
     videos = []
@@ -41,11 +28,13 @@ def read_hdvg(path: Path, anchor: str = "start") -> list[MetaVideo]:
             raise where.error(rec_name, None, "expected an object with 'url' and 'clip'")
         url = record.get("url")
         if not isinstance(url, str) or not url.strip():
-            raise where.error(rec_name, "url", f"expected a URL string, got {one_line(url)}")
+            raise where.error(rec_name, "url", f"expected a URL string, got {parse.one_line(url)}")
         clips = record.get("clip")
         if not isinstance(clips, dict):
             raise where.error(rec_name, "clip", "expected an object of clips")
-        video = MetaVideo(video_id=make_meta_video_id(str(key), url), record=rec_name, url=url)
+        video = MetaVideo(
+            video_id=parse.make_meta_video_id(str(key), url), record=rec_name, url=url
+        )
         for index, (clip_name, clip) in enumerate(clips.items()):
             section, spans = _hdvg_clip(
                 where, f"{rec_name} clip {clip_name!r}", clip_name, clip, anchor
@@ -61,7 +50,7 @@ def read_hdvg(path: Path, anchor: str = "start") -> list[MetaVideo]:
 
 
 def _hdvg_clip(
-    where: Where, rec: str, clip_name: str, clip: Any, anchor: str = "start"
+    where: parse.Where, rec: str, clip_name: str, clip: Any, anchor: str = "start"
 ) -> tuple[Section, list[Span]]:
     """One HD-VG clip: its section and its scenes as spans.
 
@@ -74,12 +63,12 @@ def _hdvg_clip(
     """
     if not isinstance(clip, dict):
         raise where.error(rec, None, "expected an object with 'span', 'fps', 'scene_split'")
-    start, end = time_pair(where, rec, "span", clip.get("span"))
+    start, end = parse.time_pair(where, rec, "span", clip.get("span"))
     fps = clip.get("fps")
     if fps is not None and (
         isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000
     ):
-        raise where.error(rec, "fps", f"expected a positive number, got {one_line(fps)}")
+        raise where.error(rec, "fps", f"expected a positive number, got {parse.one_line(fps)}")
     stem = clip_name[:-4] if clip_name.lower().endswith(".mp4") else clip_name
     tail = stem.rsplit(".", 1)[-1]
     number = int(tail) if tail.isdigit() and "." in stem else -1
@@ -103,7 +92,7 @@ def _hdvg_clip(
     return section, spans
 
 
-def _hdvg_cut(where: Where, rec: str, scene: Any, fps: float | None) -> tuple[int, int]:
+def _hdvg_cut(where: parse.Where, rec: str, scene: Any, fps: float | None) -> tuple[int, int]:
     if not isinstance(scene, dict):
         raise where.error(rec, None, "expected an object with 'scene_cut'")
     cut = scene.get("scene_cut")
@@ -112,7 +101,9 @@ def _hdvg_cut(where: Where, rec: str, scene: Any, fps: float | None) -> tuple[in
         or len(cut) != 2
         or not all(isinstance(c, int) and not isinstance(c, bool) for c in cut)
     ):
-        raise where.error(rec, "scene_cut", f"expected [start, end] frames, got {one_line(cut)}")
+        raise where.error(
+            rec, "scene_cut", f"expected [start, end] frames, got {parse.one_line(cut)}"
+        )
     a, b = cut
     if a < 0 or (b != -1 and b <= a):
         raise where.error(rec, "scene_cut", f"expected 0 ≤ start < end (or end -1): {list(cut)}")
@@ -122,7 +113,7 @@ def _hdvg_cut(where: Where, rec: str, scene: Any, fps: float | None) -> tuple[in
 
 
 def _hdvg_span(
-    where: Where,
+    where: parse.Where,
     rec: str,
     scene: dict[str, Any],
     stem: str,
@@ -135,13 +126,13 @@ def _hdvg_span(
         raise where.error(rec, "scene_cut", f"scene is empty: {scene.get('scene_cut')}")
     caption = scene.get("caption")
     if caption is not None and not isinstance(caption, str):
-        raise where.error(rec, "caption", f"expected a string, got {one_line(caption)}")
+        raise where.error(rec, "caption", f"expected a string, got {parse.one_line(caption)}")
     span_id = scene.get("clip_id")
     if span_id is None:
         span_id = f"{stem}_{j}"
     if not isinstance(span_id, str) or not span_id:
-        raise where.error(rec, "clip_id", f"expected a string, got {one_line(span_id)}")
-    start_frame, end_frame = span_frames(start_s, end_s, fps)
+        raise where.error(rec, "clip_id", f"expected a string, got {parse.one_line(span_id)}")
+    start_frame, end_frame = parse.span_frames(start_s, end_s, fps)
     return Span(
         span_id=span_id,
         start_s=start_s,

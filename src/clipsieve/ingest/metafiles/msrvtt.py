@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipsieve.ingest.metafiles.model import (
-    MetafileError,
-    MetaVideo,
-)
-from clipsieve.ingest.metafiles.parse import (
-    Where,
-    load_json,
-    looks_like_url,
-    make_meta_video_id,
-    one_line,
-    whole_span,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import MetafileError, MetaVideo
 
 
 def read_msrvtt(path: Path) -> list[MetaVideo]:
     """MSR-VTT/MSVD caption json: a file name and its (usually 20) reference captions."""
-    where = Where(path)
-    data = load_json(path)
+    where = parse.Where(path)
+    data = parse.load_json(path)
     if not isinstance(data, list):
         raise MetafileError(f"{path}: MSR-VTT metafile must be a JSON list of {{video, caption}}")
     videos = []
@@ -31,22 +21,24 @@ def read_msrvtt(path: Path) -> list[MetaVideo]:
             raise where.error(rec, None, "expected an object with 'video' and 'caption'")
         name = record.get("video")
         if not isinstance(name, str) or not name.strip():
-            raise where.error(rec, "video", f"expected a file name, got {one_line(name)}")
+            raise where.error(rec, "video", f"expected a file name, got {parse.one_line(name)}")
         captions = record.get("caption")
         if isinstance(captions, str):
             captions = [captions]
         if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
-            raise where.error(rec, "caption", f"expected a list of strings: {one_line(captions)}")
+            raise where.error(
+                rec, "caption", f"expected a list of strings: {parse.one_line(captions)}"
+            )
         stem = Path(name).stem
-        video_id = make_meta_video_id(stem, name)
+        video_id = parse.make_meta_video_id(stem, name)
         videos.append(
             MetaVideo(
                 video_id=video_id,
                 record=rec,
-                url=name if looks_like_url(name) else None,
-                path=None if looks_like_url(name) else name,
+                url=name if parse.looks_like_url(name) else None,
+                path=None if parse.looks_like_url(name) else name,
                 spans=[
-                    whole_span(
+                    parse.whole_span(
                         video_id,
                         captions[0] if captions else None,
                         "msrvtt",

@@ -6,25 +6,15 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from clipsieve.ingest.metafiles.model import (
-    MetaVideo,
-)
-from clipsieve.ingest.metafiles.parse import (
-    Where,
-    load_csv,
-    looks_like_url,
-    make_meta_video_id,
-    need_columns,
-    one_line,
-    whole_span,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import MetaVideo
 
 
 def read_opensora(path: Path) -> list[MetaVideo]:
     """Open-Sora csv (``path,text,...``) or OpenVid csv (``video,caption,...``): local files."""
-    where = Where(path)
-    header, rows = load_csv(path)
-    (path_col,) = need_columns(where, header, ("path", "video"))
+    where = parse.Where(path)
+    header, rows = parse.load_csv(path)
+    (path_col,) = parse.need_columns(where, header, ("path", "video"))
     text_col = next((c for c in ("text", "caption") if c in header), None)
     videos = []
     for i, row in enumerate(rows, start=1):
@@ -39,16 +29,16 @@ def read_opensora(path: Path) -> list[MetaVideo]:
         seconds = optional_number(where, rec, row, "seconds")
         duration = seconds if seconds else (num_frames / fps if num_frames and fps else None)
         caption = row.get(text_col, "").strip() or None if text_col else None
-        video_id = make_meta_video_id(None, name)
-        span = whole_span(video_id, caption, "opensora", duration, fps)
+        video_id = parse.make_meta_video_id(None, name)
+        span = parse.whole_span(video_id, caption, "opensora", duration, fps)
         if num_frames and span.start_frame is not None:
             span = replace(span, end_frame=int(num_frames))
         videos.append(
             MetaVideo(
                 video_id=video_id,
                 record=rec,
-                url=name if looks_like_url(name) else None,
-                path=None if looks_like_url(name) else name,
+                url=name if parse.looks_like_url(name) else None,
+                path=None if parse.looks_like_url(name) else name,
                 duration_s=duration,
                 spans=[span],
             )
@@ -56,14 +46,14 @@ def read_opensora(path: Path) -> list[MetaVideo]:
     return videos
 
 
-def optional_number(where: Where, rec: str, row: dict[str, str], name: str) -> float | None:
+def optional_number(where: parse.Where, rec: str, row: dict[str, str], name: str) -> float | None:
     text = row.get(name, "").strip()
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
-        raise where.error(rec, name, f"expected a number, got {one_line(text)}") from None
+        raise where.error(rec, name, f"expected a number, got {parse.one_line(text)}") from None
     if not math.isfinite(value) or value < 0:
-        raise where.error(rec, name, f"expected a number ≥ 0, got {one_line(text)}")
+        raise where.error(rec, name, f"expected a number ≥ 0, got {parse.one_line(text)}")
     return value

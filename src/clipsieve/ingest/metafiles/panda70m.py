@@ -5,28 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clipsieve.ingest.metafiles.model import (
-    MetaVideo,
-    Span,
-)
-from clipsieve.ingest.metafiles.parse import (
-    Where,
-    assign_sections,
-    literal_list,
-    load_csv,
-    make_meta_video_id,
-    merge_sections,
-    need_columns,
-    one_line,
-    time_pair,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import MetaVideo, Span
 
 
 def read_panda70m(path: Path) -> list[MetaVideo]:
     """Panda-70M csv: one row per video with list literals of timestamps and captions."""
-    where = Where(path)
-    header, rows = load_csv(path)
-    id_col, url_col, ts_col = need_columns(
+    where = parse.Where(path)
+    header, rows = parse.load_csv(path)
+    id_col, url_col, ts_col = parse.need_columns(
         where, header, ("videoID", "videoid", "video_id"), ("url",), ("timestamp",)
     )
     videos = []
@@ -36,14 +23,14 @@ def read_panda70m(path: Path) -> list[MetaVideo]:
         url = row[url_col].strip() or None
         if not source_id and not url:
             raise where.error(rec, id_col, "empty video id and url")
-        stamps = literal_list(where, rec, ts_col, row[ts_col])
+        stamps = parse.literal_list(where, rec, ts_col, row[ts_col])
         captions = (
-            literal_list(where, rec, "caption", row["caption"])
+            parse.literal_list(where, rec, "caption", row["caption"])
             if row.get("caption", "").strip()
             else [None] * len(stamps)
         )
         scores = (
-            literal_list(where, rec, "matching_score", row["matching_score"])
+            parse.literal_list(where, rec, "matching_score", row["matching_score"])
             if row.get("matching_score", "").strip()
             else [None] * len(stamps)
         )
@@ -54,16 +41,16 @@ def read_panda70m(path: Path) -> list[MetaVideo]:
                 f"{len(stamps)} timestamps but {len(captions)} captions and "
                 f"{len(scores)} matching scores",
             )
-        video_id = make_meta_video_id(source_id or None, url)
+        video_id = parse.make_meta_video_id(source_id or None, url)
         spans = []
         for k, (stamp, caption, score) in enumerate(zip(stamps, captions, scores, strict=True)):
             spans.append(_panda_span(where, f"{rec} clip {k}", video_id, k, stamp, caption, score))
-        sections = merge_sections(spans)
+        sections = parse.merge_sections(spans)
         video = MetaVideo(
             video_id=video_id,
             record=rec,
             url=url or f"https://www.youtube.com/watch?v={source_id}",
-            spans=assign_sections(spans, sections),
+            spans=parse.assign_sections(spans, sections),
             sections=sections,
         )
         videos.append(video)
@@ -71,13 +58,13 @@ def read_panda70m(path: Path) -> list[MetaVideo]:
 
 
 def _panda_span(
-    where: Where, rec: str, video_id: str, k: int, stamp: Any, caption: Any, score: Any
+    where: parse.Where, rec: str, video_id: str, k: int, stamp: Any, caption: Any, score: Any
 ) -> Span:
-    start, end = time_pair(where, rec, "timestamp", stamp)
+    start, end = parse.time_pair(where, rec, "timestamp", stamp)
     if caption is not None and not isinstance(caption, str):
-        raise where.error(rec, "caption", f"expected a string, got {one_line(caption)}")
+        raise where.error(rec, "caption", f"expected a string, got {parse.one_line(caption)}")
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-        raise where.error(rec, "matching_score", f"expected a number, got {one_line(score)}")
+        raise where.error(rec, "matching_score", f"expected a number, got {parse.one_line(score)}")
     return Span(
         span_id=f"{video_id}_{k}",
         start_s=start,

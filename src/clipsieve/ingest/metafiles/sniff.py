@@ -5,13 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from clipsieve.ingest.metafiles.model import (
-    FORMATS,
-    MetafileError,
-)
-from clipsieve.ingest.metafiles.parse import (
-    looks_like_url,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import FORMATS, MetafileError
 
 
 def sniff_format(path: Path) -> str:
@@ -31,7 +26,9 @@ def sniff_format(path: Path) -> str:
         if text.startswith("{"):
             return "hdvg"
         raise MetafileError(f"{path}: unknown JSON layout; pass --format ({', '.join(FORMATS)})")
-    if suffix in (".csv", ".tsv") or ("," in text.split("\n", 1)[0] and not looks_like_url(text)):
+    if suffix in (".csv", ".tsv") or (
+        "," in text.split("\n", 1)[0] and not parse.looks_like_url(text)
+    ):
         first = text.split("\n", 1)[0]
         header = {c.strip().strip('"') for c in re.split(r"[,\t]", first)}
         if "timestamp" in header or "videoID" in header:

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipsieve.ingest.metafiles.model import (
-    MetafileError,
-    MetaVideo,
-)
-from clipsieve.ingest.metafiles.parse import (
-    Where,
-    looks_like_url,
-    make_meta_video_id,
-    one_line,
-    whole_span,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import MetafileError, MetaVideo
 
 
 def read_urls(path: Path) -> list[MetaVideo]:
@@ -31,15 +22,17 @@ def read_urls(path: Path) -> list[MetaVideo]:
         if not text or text.startswith("#"):
             continue
         if any(ch.isspace() for ch in text):
-            raise Where(path).error(f"line {i}", None, f"one URL per line: {one_line(text)}")
-        video_id = make_meta_video_id(None, text)
+            raise parse.Where(path).error(
+                f"line {i}", None, f"one URL per line: {parse.one_line(text)}"
+            )
+        video_id = parse.make_meta_video_id(None, text)
         videos.append(
             MetaVideo(
                 video_id=video_id,
                 record=f"line {i}",
-                url=text if looks_like_url(text) else None,
-                path=None if looks_like_url(text) else text,
-                spans=[whole_span(video_id, None, "urls")],
+                url=text if parse.looks_like_url(text) else None,
+                path=None if parse.looks_like_url(text) else text,
+                spans=[parse.whole_span(video_id, None, "urls")],
             )
         )
     return videos

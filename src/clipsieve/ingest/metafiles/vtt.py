@@ -5,20 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from clipsieve.ingest.metafiles.model import (
-    YOUTUBE_ID,
-    MetafileError,
-    MetaVideo,
-    Span,
-)
-from clipsieve.ingest.metafiles.parse import (
-    Where,
-    assign_sections,
-    make_meta_video_id,
-    merge_sections,
-    one_line,
-    parse_time,
-)
+from clipsieve.ingest.metafiles import parse
+from clipsieve.ingest.metafiles.model import YOUTUBE_ID, MetafileError, MetaVideo, Span
 
 _VTT_CUE = re.compile(r"^(\S+)\s+-->\s+(\S+)")
 _SCENE_TAG = re.compile(r"^\[Scene \d+\]\s*")
@@ -30,7 +18,7 @@ def read_vtt(path: Path) -> list[MetaVideo]:
     The file stem names the video (a YouTube id gives its URL); each cue is a span, its text the
     caption without the ``[Scene k]`` tag.
     """
-    where = Where(path)
+    where = parse.Where(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
@@ -41,7 +29,7 @@ def read_vtt(path: Path) -> list[MetaVideo]:
         raise MetafileError(f"{path}: not a WebVTT file (the first line must be WEBVTT)")
     stem = path.stem
     url = f"https://www.youtube.com/watch?v={stem}" if YOUTUBE_ID.match(stem) else None
-    video_id = make_meta_video_id(stem, url)
+    video_id = parse.make_meta_video_id(stem, url)
     spans: list[Span] = []
     i = 1
     while i < len(lines):
@@ -51,11 +39,11 @@ def read_vtt(path: Path) -> list[MetaVideo]:
             continue
         rec = f"cue at line {i + 1}"
         try:
-            start, end = parse_time(match.group(1)), parse_time(match.group(2))
+            start, end = parse.parse_time(match.group(1)), parse.parse_time(match.group(2))
         except ValueError as exc:
-            raise where.error(rec, "timing", f"{exc}: {one_line(lines[i])}") from None
+            raise where.error(rec, "timing", f"{exc}: {parse.one_line(lines[i])}") from None
         if end <= start:
-            raise where.error(rec, "timing", f"end must be after start: {one_line(lines[i])}")
+            raise where.error(rec, "timing", f"end must be after start: {parse.one_line(lines[i])}")
         i += 1
         text = []
         while i < len(lines) and lines[i].strip():
@@ -73,12 +61,12 @@ def read_vtt(path: Path) -> list[MetaVideo]:
         )
     if not spans:
         raise MetafileError(f"{path}: no cues (lines like 0:00:01.000 --> 0:00:04.000)")
-    sections = merge_sections(spans)
+    sections = parse.merge_sections(spans)
     video = MetaVideo(
         video_id=video_id,
         record=path.name,
         url=url,
-        spans=assign_sections(spans, sections),
+        spans=parse.assign_sections(spans, sections),
         sections=sections,
     )
     return [video]
