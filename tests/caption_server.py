@@ -368,3 +368,16 @@ class ScriptedBackend:
 
     def close(self) -> None:
         return None
+
+
+def wanted(rows: list[dict]) -> list[dict]:
+    """The rows `caption` asks about by default: kept and not in error."""
+    return [r for r in rows if r["keep"] and r["status"] != "error"]
+
+
+def closed_port_url() -> str:
+    """An OpenAI-style base URL on 127.0.0.1 where nothing listens (the port was just free)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"

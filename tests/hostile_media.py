@@ -48,6 +48,14 @@ def _plain(out: Path, seconds: float = 2.0, *extra: str) -> None:
     _encode(out, [*_source(seconds), *_h264(*extra)])
 
 
+def plain_videos(folder: Path, names: tuple[str, ...] = ("a.mp4", "b.mp4")) -> Path:
+    """``folder`` with a plain 3-second H.264 video under each of ``names``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _plain(folder / name, 3.0)
+    return folder
+
+
 def _zero_byte(out: Path) -> None:
     out.write_bytes(b"")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 import caption_server
+from caption_server import closed_port_url as _closed_port_url
 from clipsieve.caption.backend_registry import make_backend
 from clipsieve.caption.backends import (
     BackendUnavailable,
@@ -106,13 +106,6 @@ def test_unauthorized_is_fatal_and_names_the_key_variable(server, request_) -> N
     with pytest.raises(CaptionFailed) as info:
         _backend(server, "unauthorized", [], api_key_env="MY_KEY").caption(request_)
     assert info.value.kind == "fatal" and "$MY_KEY" in str(info.value)
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 def test_unreachable_server_is_one_clear_line(request_) -> None:

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import caption_server
+from caption_server import wanted as _wanted
 from clipsieve.caption.openai_compat import OpenAIBackend
 from clipsieve.caption.run import caption_run
 from clipsieve.caption.stage import CaptionStage, PostOptions
@@ -42,10 +43,6 @@ def crashing_server() -> Iterator[Any]:
 def _stage(server: Any, model: str = "echo", **backend: Any) -> CaptionStage:
     params = {"base_url": server.url, "model": model, "backoff_s": 0.0, "max_tries": 2, **backend}
     return CaptionStage(backend_params=params, concurrency=4, frame_size=64)
-
-
-def _wanted(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["keep"] and r["status"] != "error"]
 
 
 def _assert_rows_intact(run_dir: Path, before: list[dict]) -> list[dict]:
@@ -207,18 +204,11 @@ class _BuggyBackend(caption_server.ScriptedBackend):
         return CaptionReply(text="a caption", model="buggy")
 
 
-def test_unexpected_backend_exception_costs_one_row(run_copy: Path, monkeypatch) -> None:
-    import types
-
-    from clipsieve.caption import backend_registry
-
-    module = types.ModuleType("clipsieve_tests_buggy_backend")
-    module.BuggyBackend = _BuggyBackend
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(backend_registry.BACKENDS, "buggy", f"{module.__name__}:BuggyBackend")
+def test_unexpected_backend_exception_costs_one_row(run_copy: Path) -> None:
     _BuggyBackend.calls.clear()
     before = load_clips(run_copy).to_pylist()
-    outcome = caption_run(run_copy, CaptionStage(backend="buggy", concurrency=1), PostOptions())
+    stage = CaptionStage(backend=f"{__name__}:_BuggyBackend", concurrency=1)  # module:Class
+    outcome = caption_run(run_copy, stage, PostOptions())
     rows = _wanted(_assert_rows_intact(run_copy, before))
     failed = [r for r in rows if r["caption_error"]]
     assert len(failed) == outcome.caption.failed == (len(rows) + 1) // 2

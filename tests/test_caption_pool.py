@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 import caption_server
+from caption_server import closed_port_url as _closed_port_url
+from caption_server import wanted as _wanted
 from clipsieve.caption.backend_registry import make_backend
 from clipsieve.caption.backends import BackendUnavailable, CaptionRequest
 from clipsieve.caption.server_pool import OpenAIServerPool
 from clipsieve.cli import app
 from clipsieve.runfolder import load_clips
-
-
-def _wanted(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["keep"] and r["status"] != "error"]
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 def test_two_servers_caption_every_clip_once_and_share_the_requests(run_copy: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 import caption_server
+from caption_server import closed_port_url as _closed_port_url
+from caption_server import wanted as _wanted
 from clipsieve.caption.run import caption_run
 from clipsieve.caption.stage import CaptionStage, PostOptions
 from clipsieve.cli import app
@@ -31,10 +33,6 @@ def server() -> Iterator[Any]:
 def _stage(server: Any, model: str = "echo", **kw: Any) -> CaptionStage:
     params = {"base_url": server.url, "model": model, "backoff_s": 0.0, "max_tries": 2}
     return CaptionStage(backend_params=params, **{"concurrency": 4, "frame_size": 64, **kw})
-
-
-def _wanted(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["keep"] and r["status"] != "error"]
 
 
 def test_caption_run_records_captions_and_provenance(run_copy: Path, server: Any) -> None:
@@ -88,13 +86,6 @@ def test_failures_keep_rows_and_rerun_retries_only_them(run_copy: Path, server: 
     assert all(r["caption_raw"] and not r["caption_error"] for r in _wanted(rows))
 
 
-def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
-
-
 def test_unreachable_server_one_line_and_rows_record_it(run_copy: Path) -> None:
     url = _closed_port_url()
     result = CliRunner().invoke(app, ["caption", str(run_copy), "--base-url", url])
@@ -118,21 +109,8 @@ def test_fatal_answer_stops_the_run_once(run_copy: Path, server: Any) -> None:
 
 def test_cli_rewrite_clean_english_only(run_copy: Path, server: Any) -> None:
     server.reset()
-    args = [
-        "caption",
-        str(run_copy),
-        "--base-url",
-        server.url,
-        "--model",
-        "german",
-        "--frames",
-        "2",
-        "--frame-size",
-        "64",
-        "-j",
-        "4",
-        "--english-only",
-    ]
+    flags = shlex.split("--model german --frames 2 --frame-size 64 -j 4 --english-only")
+    args = ["caption", str(run_copy), "--base-url", server.url, *flags]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "clips/s" in result.output and "tokens/s" in result.output
@@ -141,20 +119,8 @@ def test_cli_rewrite_clean_english_only(run_copy: Path, server: Any) -> None:
     assert german and all(r["drop_reason"] == "caption_language" and not r["keep"] for r in german)
     server.reset()
     # Overwrite with English captions, then rewrite: the language marks are undone.
-    args = [
-        "caption",
-        str(run_copy),
-        "--base-url",
-        server.url,
-        "--model",
-        "echo",
-        "--overwrite",
-        "--frame-size",
-        "64",
-        "--rewrite",
-        "--clean",
-        "--english-only",
-    ]
+    flags = shlex.split("--model echo --overwrite --frame-size 64 --rewrite --clean --english-only")
+    args = ["caption", str(run_copy), "--base-url", server.url, *flags]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = [r for r in load_clips(run_copy).to_pylist() if r["caption_raw"]]
@@ -231,17 +197,9 @@ class _DownBackend(caption_server.ScriptedBackend):
         )
 
 
-def test_server_dying_mid_run_stops_after_a_few_clips(run_copy: Path, monkeypatch) -> None:
-    import types
-
-    from clipsieve.caption import backend_registry
-
-    module = types.ModuleType("clipsieve_tests_down_backend")
-    module.DownBackend = _DownBackend
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(backend_registry.BACKENDS, "down", f"{module.__name__}:DownBackend")
+def test_server_dying_mid_run_stops_after_a_few_clips(run_copy: Path) -> None:
     _DownBackend.calls.clear()
-    stage = CaptionStage(backend="down", concurrency=1)
+    stage = CaptionStage(backend=f"{__name__}:_DownBackend", concurrency=1)  # module:Class
     with pytest.raises(UserError, match="cannot reach"):
         caption_run(run_copy, stage, PostOptions())
     rows = _wanted(load_clips(run_copy).to_pylist())

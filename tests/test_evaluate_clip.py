@@ -10,15 +10,8 @@ import av
 import numpy as np
 import pytest
 
+from clipsieve.evaluate import clipsim
 from clipsieve.evaluate.captions import caption_pairs, compare_paired, text_stats
-from clipsieve.evaluate.clipsim import (
-    clip_score,
-    frame_features,
-    load_clip,
-    original_clip_score,
-    similarities,
-    text_features,
-)
 from clipsieve.evaluate.runner import EvaluateOptions, evaluate_run
 from clipsieve.models import encoders
 from clipsieve.runfolder import load_clips
@@ -55,29 +48,31 @@ def write_video(path: Path, frames: int, fps: int = 25) -> Path:
 def test_corrected_mean_vs_original_formula() -> None:
     # a 10-frame clip scored on frames 0, 2, 4, 6, 8: 100·cos = 20, 30, -5, 10, 25
     sims = np.array([20.0, 30.0, -5.0, 10.0, 25.0])
-    assert clip_score(sims) == pytest.approx(17.0)  # (20 + 30 + 0 + 10 + 25) / 5
-    assert original_clip_score(sims, total_frames=10) == pytest.approx(8.5)  # ... / 10: half
+    assert clipsim.clip_score(sims) == pytest.approx(17.0)  # (20 + 30 + 0 + 10 + 25) / 5
+    assert clipsim.original_clip_score(sims, total_frames=10) == pytest.approx(
+        8.5
+    )  # ... / 10: half
     # odd frame count: 9 frames, 5 scored; the old value is 5/9 of the true mean
-    assert original_clip_score(sims, 9) == pytest.approx(17.0 * 5 / 9)
+    assert clipsim.original_clip_score(sims, 9) == pytest.approx(17.0 * 5 / 9)
     with pytest.raises(ValueError):
-        clip_score(np.array([]))
+        clipsim.clip_score(np.array([]))
 
 
 def test_every_second_frame_of_a_real_clip(tmp_path: Path, clip_path: str) -> None:
     video = write_video(tmp_path / "c.mp4", frames=11)
-    encoder = load_clip(clip_path, "cpu")
+    encoder = clipsim.load_clip(clip_path, "cpu")
     row = {"clip_id": "c", "path": str(video), "fps": 25.0, "num_frames": 11}
-    frames = frame_features(encoder, row, frame_step=2)
+    frames = clipsim.frame_features(encoder, row, frame_step=2)
     assert frames.features.shape == (6, encoder.dim)  # frames 0, 2, 4, 6, 8, 10
     assert frames.total_frames == 11
     assert np.allclose(np.linalg.norm(frames.features, axis=1), 1.0)
-    text = text_features(encoder, ["a red car"])["a red car"]
-    sims = similarities(frames, text)
+    text = clipsim.text_features(encoder, ["a red car"])["a red car"]
+    sims = clipsim.similarities(frames, text)
     assert np.all(np.abs(sims) <= 100.0 + 1e-6)
-    ratio = original_clip_score(sims, 11) / max(clip_score(sims), 1e-9)
-    if clip_score(sims) > 0:
+    ratio = clipsim.original_clip_score(sims, 11) / max(clipsim.clip_score(sims), 1e-9)
+    if clipsim.clip_score(sims) > 0:
         assert ratio == pytest.approx(6 / 11)
-    assert len(frame_features(encoder, row, frame_step=3).features) == 4  # 0, 3, 6, 9
+    assert len(clipsim.frame_features(encoder, row, frame_step=3).features) == 4  # 0, 3, 6, 9
 
 
 def test_paired_comparison_synthetic() -> None:

@@ -9,14 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 import caption_server
+from caption_server import wanted as _wanted
 from clipsieve.cli import app
 from clipsieve.runfolder import load_clips
 
 pytest.importorskip("ray")
-
-
-def _wanted(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["keep"] and r["status"] != "error"]
 
 
 def test_caption_on_ray_with_two_servers_asks_each_clip_once(

@@ -37,10 +37,7 @@ def _clips(out: Path) -> list[dict]:
 
 
 def test_edited_metafile_missing_files_and_changed_input_lists(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    for name in ("a.mp4", "b.mp4"):
-        hm._plain(videos / name, 3.0)
+    videos = hm.plain_videos(tmp_path / "videos")
     config = tmp_path / "c.yaml"
     config.write_text("score:\n  scorers: [static]\n")
     out = tmp_path / "run"

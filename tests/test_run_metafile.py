@@ -14,10 +14,7 @@ from clipsieve.table import read_parquet
 
 
 def test_run_from_an_opensora_csv_keeps_captions_and_skips_shots(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    for name in ("a.mp4", "b.mp4"):
-        hm._plain(videos / name, 3.0)
+    videos = hm.plain_videos(tmp_path / "videos")
     meta = tmp_path / "meta.csv"
     with open(meta, "w", newline="") as fh:
         writer = csv.writer(fh)

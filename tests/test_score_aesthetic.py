@@ -15,7 +15,7 @@ from clipsieve.models.registry import ModelUnavailable
 from clipsieve.runfolder import load_clips
 from clipsieve.score import aesthetic
 from clipsieve.score.aesthetic import LaionAestheticScorer, SiglipAestheticScorer
-from clipsieve.score.rescore import score_run
+from clipsieve.score.rescore import score_step
 from clipsieve.steps import save_clips
 from clipsieve.testing import randominit
 
@@ -139,3 +139,9 @@ def test_only_unavailable_scorers_leave_rows_ok(
     assert scored.column("status").to_pylist() == before  # no clip marked broken
     errors = [e for e in scored.column("score_errors").to_pylist() if e]
     assert errors and all("aesthetic_siglip scorer needs google/siglip" in e for e in errors)
+
+
+def score_run(run_dir: Path, scorers: list[str]):
+    """Score the run, then its whole clip table (small test runs)."""
+    score_step(run_dir, scorers)
+    return load_clips(run_dir)

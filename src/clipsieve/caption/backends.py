@@ -147,10 +147,7 @@ class RemoteOptions:
 
     def described(self) -> dict[str, Any]:
         return {
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "timeout_s": self.timeout_s,
-            "max_tries": self.max_tries,
+            k: getattr(self, k) for k in ("max_tokens", "temperature", "timeout_s", "max_tries")
         }
 
 

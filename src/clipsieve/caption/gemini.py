@@ -44,12 +44,8 @@ class GeminiBackend(RemoteOptions):
         return FrameSpec(count=count or 3, positions="ends", size=(side, side))
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "model": self.model,
-            "api_key_env": self.api_key_env,
-            **self.described(),
-        }
+        shown = {"model": self.model, "api_key_env": self.api_key_env}
+        return {"backend": self.name, **shown, **self.described()}
 
     @property
     def client(self) -> Any:

@@ -53,13 +53,8 @@ class LocalVLMBackend:
         return FrameSpec(count=count or 4, positions="uniform", short_side=size or 448)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "model": self.model,
-            "dtype": self.dtype,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-        }
+        described = ("model", "dtype", "max_tokens", "temperature")
+        return {"backend": self.name, **{k: getattr(self, k) for k in described}}
 
     def check(self) -> None:
         self.load()

@@ -117,13 +117,8 @@ class OpenAIBackend(RemoteOptions):
         return FrameSpec(count=count or 3, positions="uniform", short_side=size or 448)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "base_url": self.shown_url,
-            "model": self.model,
-            "api_key_env": self.key_env,
-            **self.described(),
-        }
+        shown = {"base_url": self.shown_url, "model": self.model, "api_key_env": self.key_env}
+        return {"backend": self.name, **shown, **self.described()}
 
     @property
     def client(self) -> httpx.Client:

@@ -320,22 +320,25 @@ def caption_run(
     if stage.aborted:
         raise UserError(f"captioning stopped: {stage.aborted}")
     if rematch:
-        clips = rematch_run(run_dir)
-        outcome.rematched = MATCH_SCORER in clips.column_names
-        if not outcome.rematched:
-            notes = [e for e in clips.column("score_errors").to_pylist() if e]
-            outcome.rematch_note = notes[0] if notes else "the match scorer wrote no column"
+        outcome.rematch_note = rematch_run(run_dir)
+        outcome.rematched = outcome.rematch_note is None
     return outcome
 
 
-def rematch_run(run_dir: str | Path) -> pa.Table:
-    """Recompute the ``match`` score against the new ``caption`` column (score stage registry)."""
+def rematch_run(run_dir: str | Path) -> str | None:
+    """Recompute the ``match`` score against the new ``caption`` column (score stage registry);
+    None when it was written, else why not (the scorer's first error)."""
+    from clipsieve.runfolder import clips_path
     from clipsieve.score.names import SCORER_REGISTRY
-    from clipsieve.score.rescore import score_run
+    from clipsieve.score.rescore import score_step
 
     if MATCH_SCORER not in SCORER_REGISTRY:
         raise UserError(
             f"--rematch needs the text-video '{MATCH_SCORER}' scorer, which this clipsieve "
             f"does not have (known scorers: {', '.join(SCORER_REGISTRY.names())}); drop --rematch"
         )
-    return score_run(run_dir, [MATCH_SCORER])
+    step = score_step(run_dir, [MATCH_SCORER])
+    if MATCH_SCORER in pq.read_schema(clips_path(run_dir)).names:
+        return None
+    first = next(iter(step.errors), None)
+    return first or "the match scorer wrote no column"

@@ -85,19 +85,20 @@ class SubsetResult:
     higher_is_better: bool
     n_selected: int
     n_pool: int
-    selected_mean: float | None
-    random_mean: float | None
-    diff: float | None  # selected - random (raw units)
-    gain: float | None  # diff in the "better" direction: positive means the selection is better
-    ci_low: float | None  # interval of ``gain``
-    ci_high: float | None
-    plus_minus: float | None  # half-width of the interval, for "gain ± plus_minus"
-    p_value: float | None
-    p_text: str
     draws: int
     seed: int
     verdict: str
     outcome: str  # better | worse | unclear | skipped
+    selected_mean: float | None = None
+    # the comparison (None when the metric was skipped)
+    random_mean: float | None = None
+    diff: float | None = None  # selected - random (raw units)
+    gain: float | None = None  # diff in the "better" direction: positive: the selection is better
+    ci_low: float | None = None  # interval of ``gain``
+    ci_high: float | None = None
+    plus_minus: float | None = None  # half-width of the interval, for "gain ± plus_minus"
+    p_value: float | None = None
+    p_text: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,14 +211,6 @@ def compare(
         return SubsetResult(
             **base,
             selected_mean=float(sel.mean()) if n else None,
-            random_mean=None,
-            diff=None,
-            gain=None,
-            ci_low=None,
-            ci_high=None,
-            plus_minus=None,
-            p_value=None,
-            p_text="",
             verdict=f"{metric.column}: not compared ({why}; n={n} of {size})",
             outcome="skipped",
         )

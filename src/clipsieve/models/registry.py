@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 ENV_MODELS_DIR = "CLIPSIEVE_MODELS"
 
@@ -151,3 +152,18 @@ def resolve_model(spec: str) -> ModelRef:
             raise ModelUnavailable(f"model checkpoint not found: {path}")
         return ModelRef(spec, "path", path)
     return _resolve_hub(spec)
+
+
+def load_state_dict(path: str | Path) -> Any:
+    """The tensors of a PyTorch checkpoint file, loaded with ``weights_only`` (a checkpoint
+    cannot run code); a state dict wrapped under ``state_dict`` is unwrapped. An unreadable
+    file is one :class:`ModelUnavailable` line naming it."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
+        raise ModelUnavailable(f"cannot read checkpoint {path}: {exc}") from None
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    return state

@@ -39,8 +39,8 @@ from clipsieve.models.encoders import (
     load_hub_encoder,
     model_unavailable,
 )
-from clipsieve.models.registry import ModelUnavailable, resolve_model
-from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.models.registry import ModelUnavailable, load_state_dict, resolve_model
+from clipsieve.score.base import BatchScorer, Frames, FrameSpec
 
 # The published heads. The LAION head is mirrored on the Hugging Face hub as a single file; the
 # v2.5 head is only published in its GitHub repository.
@@ -94,12 +94,7 @@ def load_head(cls: type[nn.Module], spec: str, input_size: int) -> nn.Module:
     one line instead of producing meaningless scores.
     """
     ref = resolve_model(spec)
-    try:
-        state = torch.load(ref.path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
-        raise ModelUnavailable(f"cannot read checkpoint {ref.path}: {exc}") from None
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
+    state = load_state_dict(ref.path)
     weights = [v for k, v in state.items() if k.endswith(".0.weight")] if state else []
     if not weights or weights[0].ndim != 2:
         raise ModelUnavailable(f"'{spec}' is not a {cls.__name__} checkpoint")
@@ -118,7 +113,7 @@ def load_head(cls: type[nn.Module], spec: str, input_size: int) -> nn.Module:
 
 
 @dataclass
-class _AestheticScorer(Scorer):
+class _AestheticScorer(BatchScorer):
     """Backbone embedding (normalised) -> MLP head per frame -> mean over the clip's frames."""
 
     gpu: ClassVar[bool] = True
@@ -143,9 +138,6 @@ class _AestheticScorer(Scorer):
         except ModelUnavailable as exc:
             raise model_unavailable(self.name, self.head, exc) from None
         self._encoder, self._head = encoder, head.to(encoder.device)
-
-    def score(self, frames: Frames) -> dict[str, Any]:
-        return self.score_rows([frames], [{}])[0]
 
     def score_rows(
         self, clips: Sequence[Frames], rows: Sequence[Mapping[str, Any]]

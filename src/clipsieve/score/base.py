@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from clipsieve.media.frames import Frames, FrameSpec
 
-__all__ = ["FrameSpec", "Frames", "Scorer"]  # everything a scorer is written against
+__all__ = ["BatchScorer", "FrameSpec", "Frames", "Scorer"]  # everything a scorer is written against
 
 
 class Scorer(ABC):
@@ -59,3 +59,18 @@ class Scorer(ABC):
         if not dataclasses.is_dataclass(self):
             return {}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+
+class BatchScorer(Scorer):
+    """A scorer whose model runs best over many clips at once (CLIP, SigLIP heads): it
+    implements :meth:`score_rows`; one clip alone goes through it with an empty row (no
+    caption, so columns that need one are null)."""
+
+    def score(self, frames: Frames) -> dict[str, Any]:
+        return self.score_rows([frames], [{}])[0]
+
+    @abstractmethod
+    def score_rows(
+        self, clips: Sequence[Frames], rows: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Columns for every clip of ``clips`` (with its table row), one model pass."""

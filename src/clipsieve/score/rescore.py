@@ -149,17 +149,3 @@ def score_step(
         # until it is written
         apply_step(run_dir, step, batch_rows=4096)
     return step
-
-
-def score_run(
-    run_dir: str | Path,
-    scorers: Sequence[str],
-    scorer_params: dict[str, dict[str, Any]] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    batch_rows: int = 32,
-) -> pa.Table:
-    """:func:`score_step`, then the scored clip table (for the library and small runs)."""
-    from clipsieve.runfolder import load_clips
-
-    score_step(run_dir, scorers, scorer_params, progress, batch_rows)
-    return load_clips(run_dir)

@@ -169,12 +169,7 @@ class TopNStep(PostRunStep):
             self.counts[kind] += item["counts"]
 
     def params(self) -> dict[str, Any]:
-        return {
-            "by": self.by,
-            "n": self.n,
-            "ascending": self.ascending,
-            "span_column": self.span_column,
-        }
+        return {name: getattr(self, name) for name in ("by", "n", "ascending", "span_column")}
 
     def summary(self) -> dict[str, Any]:
         return {

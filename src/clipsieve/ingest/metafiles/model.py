@@ -23,6 +23,13 @@ class MetafileError(UserError):
     """A metafile that cannot be read; the message names the file, the record and the field."""
 
 
+# the struct fields of a ``spans`` entry, in their stored order
+SPAN_ROW = (
+    "span_id", "start_s", "end_s", "start_frame", "end_frame", "fps", "section", "caption",
+    "caption_dataset", "captions", "match_score",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Span:
     """A time range of a source video that the dataset describes (seconds, source timeline).
@@ -46,19 +53,9 @@ class Span:
 
     def to_row(self) -> dict[str, Any]:
         """The span as a plain dict (a struct in the ``spans`` list column)."""
-        return {
-            "span_id": self.span_id,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "start_frame": self.start_frame,
-            "end_frame": self.end_frame,
-            "fps": self.fps,
-            "section": self.section,
-            "caption": self.caption,
-            "caption_dataset": self.caption_dataset,
-            "captions": list(self.captions),
-            "match_score": self.match_score,
-        }
+        row = {name: getattr(self, name) for name in SPAN_ROW}
+        row["captions"] = list(self.captions)
+        return row
 
 
 @dataclass(frozen=True)

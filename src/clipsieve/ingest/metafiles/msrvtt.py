@@ -35,8 +35,7 @@ def read_msrvtt(path: Path) -> list[MetaVideo]:
             MetaVideo(
                 video_id=video_id,
                 record=rec,
-                url=name if parse.looks_like_url(name) else None,
-                path=None if parse.looks_like_url(name) else name,
+                **parse.source(name),
                 spans=[
                     parse.whole_span(
                         video_id,

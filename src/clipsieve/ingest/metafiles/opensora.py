@@ -37,8 +37,7 @@ def read_opensora(path: Path) -> list[MetaVideo]:
             MetaVideo(
                 video_id=video_id,
                 record=rec,
-                url=name if parse.looks_like_url(name) else None,
-                path=None if parse.looks_like_url(name) else name,
+                **parse.source(name),
                 duration_s=duration,
                 spans=[span],
             )

@@ -268,3 +268,19 @@ def time_pair(where: Where, rec: str, field: str, value: Any) -> tuple[float, fl
     if end <= start:
         raise where.error(rec, field, f"end must be after start: {one_line(value)}")
     return start, end
+
+
+def read_lines(path: Path, kind: str) -> list[str]:
+    """The lines of a UTF-8 text metafile (a BOM is dropped); ``kind`` names what it should
+    be in the error when it is not text."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise MetafileError(f"cannot read metafile {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise MetafileError(f"{path}: not UTF-8 text (is it really {kind}?)") from None
+
+
+def source(name: str) -> dict[str, str | None]:
+    """``url=`` or ``path=`` of a :class:`MetaVideo` for a metafile entry that may be either."""
+    return {"url": name, "path": None} if looks_like_url(name) else {"url": None, "path": name}

@@ -5,17 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from clipsieve.ingest.metafiles import parse
-from clipsieve.ingest.metafiles.model import MetafileError, MetaVideo
+from clipsieve.ingest.metafiles.model import MetaVideo
 
 
 def read_urls(path: Path) -> list[MetaVideo]:
     """A plain list: one URL or local path per line; ``#`` starts a comment."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise MetafileError(f"cannot read metafile {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise MetafileError(f"{path}: not UTF-8 text (is it really a URL list?)") from None
+    lines = parse.read_lines(path, "a URL list")
     videos = []
     for i, line in enumerate(lines, start=1):
         text = line.strip()
@@ -30,8 +25,7 @@ def read_urls(path: Path) -> list[MetaVideo]:
             MetaVideo(
                 video_id=video_id,
                 record=f"line {i}",
-                url=text if parse.looks_like_url(text) else None,
-                path=None if parse.looks_like_url(text) else text,
+                **parse.source(text),
                 spans=[parse.whole_span(video_id, None, "urls")],
             )
         )

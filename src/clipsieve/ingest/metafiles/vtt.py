@@ -19,12 +19,7 @@ def read_vtt(path: Path) -> list[MetaVideo]:
     caption without the ``[Scene k]`` tag.
     """
     where = parse.Where(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise MetafileError(f"cannot read metafile {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise MetafileError(f"{path}: not UTF-8 text (is it really a WebVTT file?)") from None
+    lines = parse.read_lines(path, "a WebVTT file")
     if not lines or not lines[0].strip().startswith("WEBVTT"):
         raise MetafileError(f"{path}: not a WebVTT file (the first line must be WEBVTT)")
     stem = path.stem
