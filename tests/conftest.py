@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,21 @@ def run_copy(sample_run: Path, tmp_path: Path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(sample_run, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny randomly initialised CLIP checkpoint folder (real loading code, no download)."""
+    from clipsieve.testing import randominit
+
+    return str(randominit.write_clip(tmp_path_factory.mktemp("tiny-clip") / "clip"))
+
+
+@pytest.fixture
+def fresh_encoders() -> Iterator[None]:
+    """No encoder cached from another test before or after this one."""
+    from clipsieve.models import encoders
+
+    encoders.clear_encoder_cache()
+    yield
+    encoders.clear_encoder_cache()

@@ -13,14 +13,12 @@ import caption_server
 from caption_server import closed_port_url as _closed_port_url
 from clipsieve.caption.backend_registry import make_backend
 from clipsieve.caption.backends import (
-    BackendUnavailable,
-    CaptionFailed,
     CaptionRequest,
-    RetryableError,
     RetryPolicy,
     call_with_retries,
     parse_retry_after,
 )
+from clipsieve.caption.errors import BackendUnavailable, CaptionFailed, RetryableError
 from clipsieve.caption.frames import ClipFrames
 from clipsieve.caption.openai_compat import OpenAIBackend
 from clipsieve.errors import UserError

@@ -10,7 +10,8 @@ import caption_server
 from caption_server import closed_port_url as _closed_port_url
 from caption_server import wanted as _wanted
 from clipsieve.caption.backend_registry import make_backend
-from clipsieve.caption.backends import BackendUnavailable, CaptionRequest
+from clipsieve.caption.backends import CaptionRequest
+from clipsieve.caption.errors import BackendUnavailable
 from clipsieve.caption.server_pool import OpenAIServerPool
 from clipsieve.cli import app
 from clipsieve.runfolder import load_clips

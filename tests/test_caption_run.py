@@ -190,7 +190,7 @@ class _DownBackend(caption_server.ScriptedBackend):
     calls: ClassVar[list[int]] = []
 
     def answer(self, call: int):
-        from clipsieve.caption.backends import CaptionFailed
+        from clipsieve.caption.errors import CaptionFailed
 
         raise CaptionFailed(
             "cannot reach http://x (ConnectError) (gave up after 5 tries)", "unreachable"

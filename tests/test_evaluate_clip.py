@@ -13,22 +13,10 @@ import pytest
 from clipsieve.evaluate import clipsim
 from clipsieve.evaluate.captions import caption_pairs, compare_paired, text_stats
 from clipsieve.evaluate.runner import EvaluateOptions, evaluate_run
-from clipsieve.models import encoders
 from clipsieve.runfolder import load_clips
 from clipsieve.steps import save_clips
-from clipsieve.testing import randominit
 
-
-@pytest.fixture(scope="module")
-def clip_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(randominit.write_clip(tmp_path_factory.mktemp("eval-clip") / "clip"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    encoders.clear_encoder_cache()
-    yield
-    encoders.clear_encoder_cache()
+pytestmark = pytest.mark.usefixtures("fresh_encoders")
 
 
 def write_video(path: Path, frames: int, fps: int = 25) -> Path:
@@ -58,9 +46,9 @@ def test_corrected_mean_vs_original_formula() -> None:
         clipsim.clip_score(np.array([]))
 
 
-def test_every_second_frame_of_a_real_clip(tmp_path: Path, clip_path: str) -> None:
+def test_every_second_frame_of_a_real_clip(tmp_path: Path, tiny_clip: str) -> None:
     video = write_video(tmp_path / "c.mp4", frames=11)
-    encoder = clipsim.load_clip(clip_path, "cpu")
+    encoder = clipsim.load_clip(tiny_clip, "cpu")
     row = {"clip_id": "c", "path": str(video), "fps": 25.0, "num_frames": 11}
     frames = clipsim.frame_features(encoder, row, frame_step=2)
     assert frames.features.shape == (6, encoder.dim)  # frames 0, 2, 4, 6, 8, 10
@@ -111,13 +99,13 @@ def _add_captions(run_dir: Path) -> int:
     return len(caption_pairs(clips.to_pylist()))
 
 
-def test_evaluate_run_with_tiny_clip(run_copy: Path, clip_path: str) -> None:
+def test_evaluate_run_with_tiny_clip(run_copy: Path, tiny_clip: str) -> None:
     pairs = _add_captions(run_copy)
     assert pairs > 0
-    options = EvaluateOptions(metrics=["flow_mean"], draws=200, clip_model=clip_path, device="cpu")
+    options = EvaluateOptions(metrics=["flow_mean"], draws=200, clip_model=tiny_clip, device="cpu")
     doc = evaluate_run(run_copy, options)
     clip = doc["clip"]
-    assert clip["status"] == "used" and clip["model"] == f"clip:{clip_path}"
+    assert clip["status"] == "used" and clip["model"] == f"clip:{tiny_clip}"
     assert clip["text_column"] == "caption_src"  # covers the whole pool, not only kept clips
     assert clip["clips_scored"] == doc["pool"] and clip["errors"] == 0
     # every second frame scored, divided correctly: the old formula gives about half

@@ -115,12 +115,15 @@ def test_score_run_end_to_end(offline: Path, run_copy: Path) -> None:
     assert b"openai/clip-vit-large-patch14" in b"".join(stage.values())
 
 
-def test_run_continues_without_unavailable_scorer(
-    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def no_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty model folder and no hub: every model scorer is unavailable."""
     monkeypatch.setenv("CLIPSIEVE_MODELS", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     encoders.clear_encoder_cache()
+
+
+def test_run_continues_without_unavailable_scorer(run_copy: Path, no_models: None) -> None:
     scored = score_run(run_copy, ["static", "aesthetic"])
     assert "aes" not in scored.column_names and "rgb_diff_mean" in scored.column_names
     rows = [r for r in scored.to_pylist() if r["keep"] and r["status"] != "error"]
@@ -128,12 +131,7 @@ def test_run_continues_without_unavailable_scorer(
     assert all(r["score_errors"].startswith("aesthetic: aesthetic scorer needs") for r in rows)
 
 
-def test_only_unavailable_scorers_leave_rows_ok(
-    run_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CLIPSIEVE_MODELS", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    encoders.clear_encoder_cache()
+def test_only_unavailable_scorers_leave_rows_ok(run_copy: Path, no_models: None) -> None:
     before = load_clips(run_copy).column("status").to_pylist()
     scored = score_run(run_copy, ["aesthetic_siglip"])
     assert scored.column("status").to_pylist() == before  # no clip marked broken

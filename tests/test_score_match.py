@@ -15,17 +15,7 @@ from clipsieve.score.match import MatchScorer, option_column, row_text
 from clipsieve.score.stage import make_scorer
 from clipsieve.testing import randominit
 
-
-@pytest.fixture(scope="module")
-def clip_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(randominit.write_clip(tmp_path_factory.mktemp("match") / "clip"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    encoders.clear_encoder_cache()
-    yield
-    encoders.clear_encoder_cache()
+pytestmark = pytest.mark.usefixtures("fresh_encoders")
 
 
 def frames(n: int, seed: int) -> Frames:
@@ -37,11 +27,11 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def test_match_is_100_cosine_mean_and_max(clip_path: str) -> None:
-    scorer = MatchScorer(model=clip_path)
+def test_match_is_100_cosine_mean_and_max(tiny_clip: str) -> None:
+    scorer = MatchScorer(model=tiny_clip)
     clip = frames(3, 0)
     (out,) = scorer.score_rows([clip], [{"caption_src": "a dog runs on grass"}])
-    enc = encoders.load_hub_encoder("clip", clip_path)
+    enc = encoders.load_hub_encoder("clip", tiny_clip)
     sims = (
         100 * unit(enc.features(clip.images)) @ unit(enc.text_features(["a dog runs on grass"]))[0]
     )
@@ -50,12 +40,12 @@ def test_match_is_100_cosine_mean_and_max(clip_path: str) -> None:
     assert -100 <= out["match"] <= out["match_max"] <= 100
 
 
-def test_text_selection_and_nulls(clip_path: str) -> None:
+def test_text_selection_and_nulls(tiny_clip: str) -> None:
     assert row_text({"caption": "new", "caption_src": "old"}, None) == "new"
     assert row_text({"caption": "  ", "caption_src": "old"}, None) == "old"
     assert row_text({"caption": None, "caption_src": None}, None) is None
     assert row_text({"caption": "new", "title": "t"}, "title") == "t"
-    scorer = MatchScorer(model=clip_path)
+    scorer = MatchScorer(model=tiny_clip)
     rows = [{"caption": "a cat"}, {"caption": None}, {}, {"caption_src": "a cat"}]
     out = scorer.score_rows([frames(3, 1)] * 3 + [frames(0, 2)], rows)
     assert out[0]["match"] is not None
@@ -66,13 +56,13 @@ def test_text_selection_and_nulls(clip_path: str) -> None:
     assert again["match"] == pytest.approx(out[0]["match"], abs=1e-4)
 
 
-def test_category_prompts(clip_path: str) -> None:
+def test_category_prompts(tiny_clip: str) -> None:
     assert option_column("Wild Animal!") == "match_wild_animal"
-    scorer = make_scorer("match", model=clip_path, prompts="animal")
+    scorer = make_scorer("match", model=tiny_clip, prompts="animal")
     assert scorer.columns == ("match", "match_max", "match_animal")
     out = scorer.score(frames(3, 3))  # no row: caption columns null, prompt scored
     assert out["match"] is None and -100 <= out["match_animal"] <= 100
-    two = MatchScorer(model=clip_path, prompts=["animal", "city street"])
+    two = MatchScorer(model=tiny_clip, prompts=["animal", "city street"])
     both = two.score(frames(3, 3))
     assert both["match_animal"] == pytest.approx(out["match_animal"], abs=1e-4)
     assert both["match_city_street"] != both["match_animal"]
@@ -93,16 +83,16 @@ def test_missing_model_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_aesthetic_and_match_share_one_clip_pass(
-    clip_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_clip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clipsieve.score.aesthetic import LaionAestheticScorer
 
     head = randominit.write_laion_head(tmp_path / "head.pth", input_size=24)
-    aes = LaionAestheticScorer(model=clip_path, head=str(head))
-    match = MatchScorer(model=clip_path)
+    aes = LaionAestheticScorer(model=tiny_clip, head=str(head))
+    match = MatchScorer(model=tiny_clip)
     assert aes.frame_spec() == match.frame_spec()  # so the sampler hands both the same Frames
     aes.setup()
-    enc = encoders.load_hub_encoder("clip", clip_path)
+    enc = encoders.load_hub_encoder("clip", tiny_clip)
     calls: list[int] = []
     real = enc.encode_prepared
     monkeypatch.setattr(enc, "encode_prepared", lambda x: calls.append(len(x)) or real(x))

@@ -364,19 +364,15 @@ def run_pipeline(
     inputs: Sequence[str | Path],
     run_dir: str | Path,
     config: RunConfig,
-    *,
-    restart: bool = False,
     progress: ProgressCallback | None = None,
-    pipeline: Pipeline | None = None,
     stage_progress: StageProgressCallback | None = None,
-    rows: list[dict[str, Any]] | None = None,
+    **prepare: Any,
 ) -> RunOutputs:
     """Run (or resume) the whole pipeline on ``inputs`` (or metafile ``rows``) into ``run_dir``,
-    holding the run folder's lock."""
+    holding the run folder's lock. ``prepare``: :func:`prepare_run`'s keyword options
+    (``restart``, ``pipeline``, ``rows``)."""
     with run_folder_lock(run_dir):
-        prepared = prepare_run(
-            inputs, run_dir, config, restart=restart, pipeline=pipeline, rows=rows
-        )
+        prepared = prepare_run(inputs, run_dir, config, **prepare)
         return execute_run(prepared, progress=progress, stage_progress=stage_progress)
 
 

@@ -21,14 +21,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
-from clipsieve.errors import UserError
+from clipsieve.caption.errors import CaptionFailed, FailureKind, RetryableError
 from clipsieve.media.frames import FrameSpec
-
-FailureKind = Literal["transient", "unreachable", "fatal"]
 
 
 @dataclass(frozen=True)
@@ -56,27 +54,6 @@ class CaptionReply:
     latency_s: float = 0.0
     attempts: int = 1
     truncated: bool = False  # the answer stopped at max_tokens
-
-
-class CaptionFailed(Exception):
-    """A request failed for good (after retries); the message is one line for the table."""
-
-    def __init__(self, message: str, kind: FailureKind = "transient") -> None:
-        super().__init__(message)
-        self.kind: FailureKind = kind
-
-
-class BackendUnavailable(UserError):
-    """The backend cannot be used at all (server down, key missing, package absent)."""
-
-
-class RetryableError(Exception):
-    """Raised inside an attempt: worth another try, after ``retry_after`` seconds if given."""
-
-    def __init__(self, message: str, retry_after: float | None = None, unreachable: bool = False):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.unreachable = unreachable
 
 
 class CaptionBackend(Protocol):

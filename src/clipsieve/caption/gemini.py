@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from clipsieve.caption.backends import (
-    BackendUnavailable,
-    CaptionFailed,
     CaptionReply,
     CaptionRequest,
     RemoteOptions,
-    RetryableError,
     call_with_retries,
 )
+from clipsieve.caption.errors import BackendUnavailable, CaptionFailed, RetryableError
 from clipsieve.media.frames import FrameSpec
 
 RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})

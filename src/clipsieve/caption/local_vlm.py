@@ -15,12 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from clipsieve.caption.backends import (
-    BackendUnavailable,
-    CaptionFailed,
-    CaptionReply,
-    CaptionRequest,
-)
+from clipsieve.caption.backends import CaptionReply, CaptionRequest
+from clipsieve.caption.errors import BackendUnavailable, CaptionFailed
 from clipsieve.media.frames import FrameSpec
 from clipsieve.models.registry import ModelUnavailable, resolve_model
 

@@ -25,15 +25,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from clipsieve.caption.backends import (
-    BackendUnavailable,
-    CaptionFailed,
     CaptionReply,
     CaptionRequest,
     RemoteOptions,
-    RetryableError,
     call_with_retries,
     parse_retry_after,
 )
+from clipsieve.caption.errors import BackendUnavailable, CaptionFailed, RetryableError
 from clipsieve.media.frames import FrameSpec
 from clipsieve.redact import redact_text, url_secrets
 

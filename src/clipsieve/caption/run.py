@@ -24,7 +24,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipsieve.caption.backends import BackendUnavailable
 from clipsieve.caption.columns import (
     CAPTION_FIELDS,
     MARK_FIELDS,
@@ -32,6 +31,7 @@ from clipsieve.caption.columns import (
     apply_columns,
     init_source_captions,
 )
+from clipsieve.caption.errors import BackendUnavailable
 from clipsieve.caption.prompts import PromptTemplate, load_prompt
 from clipsieve.caption.ray_exec import RayCaptioner
 from clipsieve.caption.stage import (

@@ -17,12 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from clipsieve.caption.backends import (
-    BackendUnavailable,
-    CaptionFailed,
-    CaptionReply,
-    CaptionRequest,
-)
+from clipsieve.caption.backends import CaptionReply, CaptionRequest
+from clipsieve.caption.errors import BackendUnavailable, CaptionFailed
 from clipsieve.caption.openai_compat import OpenAIBackend
 from clipsieve.media.frames import FrameSpec
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from clipsieve.caption.backend_registry import make_backend
-from clipsieve.caption.backends import CaptionBackend, CaptionFailed, CaptionReply, CaptionRequest
+from clipsieve.caption.backends import CaptionBackend, CaptionReply, CaptionRequest
 from clipsieve.caption.clean import (
     add_score_words,
     clean_caption,
@@ -31,6 +31,7 @@ from clipsieve.caption.clean import (
     looks_english,
 )
 from clipsieve.caption.columns import CAPTION_COLUMNS, apply_columns, init_source_captions
+from clipsieve.caption.errors import CaptionFailed
 from clipsieve.caption.frames import ClipFrames
 from clipsieve.caption.prompts import PromptTemplate, load_prompt
 from clipsieve.caption.rewrite import parse_rewrite, rewrite_prompt

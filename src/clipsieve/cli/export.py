@@ -69,7 +69,10 @@ def export(
             _write_views(run_dir)
             return
         target = out if out is not None else str(run_dir / "export" / fmt)
-        step = ExportStep(target, fmt, link, parse_size(shard_size), shard_count, ray)
+        step = ExportStep(
+            target, fmt, link=link, shard_bytes=parse_size(shard_size), shard_count=shard_count,
+            ray=ray,
+        )  # fmt: skip
         apply_step(run_dir, step)
         summary = step.result
         assert summary is not None

@@ -228,15 +228,15 @@ def register(app: typer.Typer) -> None:
             with console.status("looking for duplicates …"):
                 outcome = dedup_run(
                     run_dir,
-                    methods,
+                    ray,
+                    lambda line: console.print(line, style="dim"),
+                    methods=methods,
                     phash_threshold=phash_threshold,
                     phash_rotations=phash_rotations,
-                    cosine=cosine,
-                    keep_best=[c.strip() for c in keep_best.split(",") if c.strip()],
+                    cosine_threshold=cosine,
+                    keep_best=tuple(c.strip() for c in keep_best.split(",") if c.strip()),
                     partition_size=partition_size,
                     seed=seed,
-                    ray=ray,
-                    on_note=lambda line: console.print(line, style="dim"),
                 )
             for message, count in sorted(outcome.embed_errors.items(), key=lambda kv: -kv[1])[:5]:
                 console.print(f"  [yellow]{count} ×[/] {message}", highlight=False)

@@ -315,41 +315,29 @@ class ExportStep(PostRunStep):
     name = "export"
     reads = ("clip_id", "keep", "status", "path")
 
-    def __init__(
-        self,
-        out: Path | str,
-        fmt: str,
-        link: str = "copy",
-        shard_bytes: int = 1 << 30,
-        shard_count: int | None = None,
-        ray: RayOptions | None = None,
-    ) -> None:
+    def __init__(self, out: Path | str, fmt: str, **options: Any) -> None:
+        """``options``: the keyword options of :func:`export_training_set` (link, shard_bytes,
+        shard_count, ray)."""
         self.out = out if is_url(str(out)) else Path(out)
-        self.fmt, self.link = fmt, link
-        self.shard_bytes, self.shard_count = shard_bytes, shard_count
-        self.ray = ray
+        self.fmt = fmt
+        self.options = options
         self.result: ExportSummary | None = None
 
     def consume(self, ctx: StepContext) -> None:
         self.result = export_training_set(
-            ctx.run_dir,
-            ctx.clips_file,
-            self.out,
-            self.fmt,
-            link=self.link,
-            shard_bytes=self.shard_bytes,
-            shard_count=self.shard_count,
-            ray=self.ray,
+            ctx.run_dir, ctx.clips_file, self.out, self.fmt, **self.options
         )
 
     def params(self) -> dict[str, Any]:
+        get = self.options.get
+        sharded = self.fmt == "webdataset"
         return {
             "format": self.fmt,
             "out": str(self.out),
-            "link": self.link if self.fmt != "webdataset" else None,
-            "shard_bytes": self.shard_bytes if self.fmt == "webdataset" else None,
-            "shard_count": self.shard_count if self.fmt == "webdataset" else None,
-            "engine": "ray" if self.ray is not None else "local",
+            "link": None if sharded else get("link", "copy"),
+            "shard_bytes": get("shard_bytes", 1 << 30) if sharded else None,
+            "shard_count": get("shard_count") if sharded else None,
+            "engine": "ray" if get("ray") is not None else "local",
         }
 
     def summary(self) -> dict[str, Any]:

@@ -20,11 +20,12 @@ and one forward pass per frame (:func:`batch_features` caches features on ``Fram
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,6 +119,18 @@ def _pooled(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+@contextlib.contextmanager
+def _loading(model_id: str, family: str) -> Iterator[None]:
+    """Build a transformers model quietly; a folder that is not a ``family`` checkpoint is one
+    :class:`ModelUnavailable` line with the library's first line of reason."""
+    _quiet_hub_libraries()
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelUnavailable(f"'{model_id}' is not a {family} checkpoint: {first}") from None
+
+
 class HubEncoder(ABC):
     """A frozen backbone that maps frames (and, for CLIP, texts) to vectors.
 
@@ -180,13 +193,9 @@ class ClipEncoder(HubEncoder):
         super().__init__(model_id, device, max_batch)
         from transformers import AutoTokenizer, CLIPModel
 
-        _quiet_hub_libraries()
-        try:
+        with _loading(model_id, "CLIP"):
             self.model = CLIPModel.from_pretrained(self.path, dtype=self.dtype)
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelUnavailable(f"'{model_id}' is not a CLIP checkpoint: {first}") from None
         self.model.eval().to(self.device)
         self.size = int(self.model.config.vision_config.image_size)
         self.max_text = int(self.model.config.text_config.max_position_embeddings)
@@ -230,12 +239,8 @@ class SiglipEncoder(HubEncoder):
         super().__init__(model_id, device, max_batch)
         from transformers import SiglipVisionModel
 
-        _quiet_hub_libraries()
-        try:
+        with _loading(model_id, "SigLIP"):
             self.model = SiglipVisionModel.from_pretrained(self.path, dtype=self.dtype)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelUnavailable(f"'{model_id}' is not a SigLIP checkpoint: {first}") from None
         self.model.eval().to(self.device)
         self.size = int(self.model.config.image_size)
         self.mean, self.std = _preprocessor_stats(self.path, SIGLIP_MEAN, SIGLIP_STD)

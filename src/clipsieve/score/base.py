@@ -10,11 +10,18 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from clipsieve.media.frames import Frames, FrameSpec
 
-__all__ = ["BatchScorer", "FrameSpec", "Frames", "Scorer"]  # everything a scorer is written against
+__all__ = [
+    "BatchScorer",
+    "FrameSpec",
+    "Frames",
+    "Scorer",
+    "UniformFrames",
+]  # everything a scorer is written against
 
 
 class Scorer(ABC):
@@ -74,3 +81,15 @@ class BatchScorer(Scorer):
         self, clips: Sequence[Frames], rows: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
         """Columns for every clip of ``clips`` (with its table row), one model pass."""
+
+
+@dataclass
+class UniformFrames:
+    """Mixin for scorers that look at ``count`` frames spread evenly over the clip, decoded
+    with the short side at ``short_side`` px (each scorer sets its own defaults)."""
+
+    count: int = 4
+    short_side: int = 360
+
+    def frame_spec(self) -> FrameSpec:
+        return FrameSpec(count=self.count, positions="uniform", short_side=self.short_side)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.score.base import Frames, Scorer, UniformFrames
 from clipsieve.score.quality import fit_short_side
 
 EXPOSED_LABELS: frozenset[str] = frozenset(
@@ -55,7 +55,7 @@ def summarize(detections: list[list[dict[str, Any]]], label_min: float) -> dict[
 
 
 @dataclass
-class NsfwScorer(Scorer):
+class NsfwScorer(UniformFrames, Scorer):
     """NudeNet exposed-body score on ``count`` uniformly placed frames.
 
     Columns: ``nsfw_score`` (0-1, max confidence of an exposed-body class over the frames) and
@@ -70,9 +70,6 @@ class NsfwScorer(Scorer):
     label_min: float = 0.5
     threads: int = 0  # onnxruntime intra-op threads; 0 = its default (all cores)
     _detector: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def frame_spec(self) -> FrameSpec:
-        return FrameSpec(count=self.count, positions="uniform", short_side=self.short_side)
 
     def setup(self) -> None:
         """Load the ONNX model once per worker."""

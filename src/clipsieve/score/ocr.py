@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.score.base import Frames, Scorer, UniformFrames
 from clipsieve.score.quality import fit_short_side
 
 
@@ -68,7 +68,7 @@ def union_area_ratio(boxes: list[np.ndarray], height: int, width: int) -> float:
 
 
 @dataclass
-class TextScorer(Scorer):
+class TextScorer(UniformFrames, Scorer):
     """Text coverage from PP-OCR detection on ``count`` uniformly placed frames.
 
     Columns: ``text_area_ratio`` (largest fraction of a frame covered by the union of text boxes
@@ -93,9 +93,6 @@ class TextScorer(Scorer):
     min_text_score: float = 0.5  # recogniser confidence for a verified box (RapidOCR default)
     threads: int = 0  # onnxruntime intra-op threads; 0 = its default (all cores)
     _engine: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def frame_spec(self) -> FrameSpec:
-        return FrameSpec(count=self.count, positions="uniform", short_side=self.short_side)
 
     def setup(self) -> None:
         """Load the detector (and recogniser) ONNX sessions once per worker."""

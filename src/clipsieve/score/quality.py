@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.score.base import Frames, Scorer, UniformFrames
 
 
 def to_luma(image: np.ndarray) -> np.ndarray:
@@ -110,7 +110,7 @@ def frozen_ratio(greys: np.ndarray, max_mean_diff: float = 0.5) -> float | None:
 
 
 @dataclass
-class QualityScorer(Scorer):
+class QualityScorer(UniformFrames, Scorer):
     """Sharpness, brightness, contrast, colourfulness, border bars and frozen frames.
 
     ``count`` frames placed uniformly over the clip (centres of equal parts) at ``short_side``
@@ -139,9 +139,6 @@ class QualityScorer(Scorer):
     short_side: int = 360
     border_luma_max: int = 24
     frozen_max_diff: float = 0.5
-
-    def frame_spec(self) -> FrameSpec:
-        return FrameSpec(count=self.count, positions="uniform", short_side=self.short_side)
 
     def score(self, frames: Frames) -> dict[str, Any]:
         images = [fit_short_side(img, self.short_side) for img in frames.images]

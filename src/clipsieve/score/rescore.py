@@ -133,18 +133,17 @@ def score_step(
     run_dir: str | Path,
     scorers: Sequence[str],
     scorer_params: dict[str, dict[str, Any]] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    slice_rows: int = 32,
     ray: RayOptions | None = None,
+    **options: Any,
 ) -> ScoreStep:
     """Score every kept clip of ``run_dir`` through the step runner (the clips decoded and
     scored here, or on a pool of Ray actors when ``ray`` is given); the applied step (with its
-    error counts) is returned."""
+    error counts) is returned. ``options``: :class:`ScoreStep`'s ``progress``, ``slice_rows``."""
     with contextlib.ExitStack() as stack:
         executor = None
         if ray is not None:
             executor = stack.enter_context(RayScorer(list(scorers), scorer_params or {}, ray))
-        step = ScoreStep(scorers, scorer_params, progress, slice_rows, executor)
+        step = ScoreStep(scorers, scorer_params, executor=executor, **options)
         # batches of a few thousand rows: decoding dominates, and a batch's scores are held
         # until it is written
         apply_step(run_dir, step, batch_rows=4096)

@@ -104,31 +104,19 @@ class DedupOutcome:
 
 def dedup_run(
     run_dir: str | Path,
-    methods: Sequence[str] = (),
-    phash_threshold: float = 10.0,
-    phash_rotations: bool = True,
-    cosine: float = 0.98,
-    keep_best: Sequence[str] = ("auto",),
-    partition_size: int = 20000,
-    seed: int = 0,
     ray: RayOptions | None = None,
     on_note: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> DedupOutcome:
-    """Find duplicate clips (``methods``: exact, phash, semantic; empty: every method the table
-    has columns for), keep the best copy of each group and mark the others. Semantic dedup on
-    clips without embeddings embeds them first (here, or on Ray with ``ray``); ``on_note`` hears
-    that it does."""
+    """Find duplicate clips, keep the best copy of each group and mark the others.
+
+    ``options`` are :class:`~clipsieve.select.dedup.DedupParams`' fields (``methods``: exact,
+    phash, semantic, empty for every method the table has columns for; ``phash_threshold``,
+    ``cosine_threshold``, ``keep_best``, ...). Semantic dedup on clips without embeddings embeds
+    them first (here, or on Ray with ``ray``); ``on_note`` hears that it does."""
     from clipsieve.select.dedup import DedupParams, DedupStep
 
-    params = DedupParams(
-        methods=tuple(methods),
-        phash_threshold=phash_threshold,
-        phash_rotations=phash_rotations,
-        cosine_threshold=cosine,
-        keep_best=tuple(keep_best),
-        partition_size=partition_size,
-        seed=seed,
-    )
+    params = DedupParams(**options)
     errors: dict[str, int] = {}
     if "semantic" in params.methods or (not params.methods and ray is not None):
         errors = embed_missing(run_dir, ray, on_note)

@@ -21,35 +21,27 @@ def _add(columns: Sequence[str], producer: str, how: str) -> None:
         PRODUCERS[column] = (producer, how)
 
 
-_add(("rgb_diff_mean", "rgb_diff_max"), "scorer 'static'", _SCORE.format(scorer="static"))
-_add(("flow_mean", "flow_max"), "scorer 'motion'", _SCORE.format(scorer="motion"))
-_add(("camera_motion", "camera_motion_conf"), "scorer 'camera'", _SCORE.format(scorer="camera"))
-_add(
-    ("sharpness", "brightness", "contrast", "colorfulness", "border_frac", "frozen_ratio"),
-    "scorer 'quality'",
-    _SCORE.format(scorer="quality"),
-)
-_add(("phash",), "scorer 'phash'", _SCORE.format(scorer="phash"))
-_add(
-    ("text_area_ratio", "text_boxes", "ocr_text"),
-    "scorer 'ocr' (PP-OCR detector inside rapidocr-onnxruntime, offline)",
-    _SCORE.format(scorer="ocr"),
-)
-_add(
-    ("nsfw_score", "nsfw_labels"),
-    "scorer 'nsfw' (NudeNet, offline)",
-    _SCORE.format(scorer="nsfw"),
-)
-_add(
-    ("embed_cos_mean", "embed_cos_min", "embed_mse_mean", "transition_suspect"),
-    "scorer 'transition' (EfficientNet-Lite0, offline)",
-    _SCORE.format(scorer="transition"),
-)
-_add(
-    ("embedding", "embed_model"),
-    "scorer 'embed' (EfficientNet-Lite0, offline)",
-    _SCORE.format(scorer="embed"),
-)
+# the offline scorers: their columns, and what they run
+_OFFLINE = {
+    "static": (("rgb_diff_mean", "rgb_diff_max"), ""),
+    "motion": (("flow_mean", "flow_max"), ""),
+    "camera": (("camera_motion", "camera_motion_conf"), ""),
+    "quality": (
+        ("sharpness", "brightness", "contrast", "colorfulness", "border_frac", "frozen_ratio"),
+        "",
+    ),
+    "phash": (("phash",), ""),
+    "ocr": (("text_area_ratio", "text_boxes", "ocr_text"), " (PP-OCR in rapidocr-onnxruntime)"),
+    "nsfw": (("nsfw_score", "nsfw_labels"), " (NudeNet)"),
+    "transition": (
+        ("embed_cos_mean", "embed_cos_min", "embed_mse_mean", "transition_suspect"),
+        " (EfficientNet-Lite0)",
+    ),
+    "embed": (("embedding", "embed_model"), " (EfficientNet-Lite0)"),
+}
+for _scorer, (_columns, _model) in _OFFLINE.items():
+    _offline = f"{_model[:-1]}, offline)" if _model else ""
+    _add(_columns, f"scorer '{_scorer}'{_offline}", _SCORE.format(scorer=_scorer))
 _add(
     ("aes",),
     "the LAION aesthetic scorer (CLIP ViT-L/14 + aesthetic MLP, as Open-Sora)",

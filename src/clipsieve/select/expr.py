@@ -263,18 +263,18 @@ class _Parser:
         return node
 
     def _or(self) -> Node:
-        children = [self._and()]
-        while self._is_kw("or"):
-            self._advance()
-            children.append(self._and())
-        return children[0] if len(children) == 1 else Or(tuple(children))
+        return self._chain("or", self._and, Or)
 
     def _and(self) -> Node:
-        children = [self._not()]
-        while self._is_kw("and"):
+        return self._chain("and", self._not, And)
+
+    def _chain(self, keyword: str, operand: Callable[[], Node], node: type[And] | type[Or]) -> Node:
+        """``operand (keyword operand)*``: one operand as is, several as one ``node``."""
+        children = [operand()]
+        while self._is_kw(keyword):
             self._advance()
-            children.append(self._not())
-        return children[0] if len(children) == 1 else And(tuple(children))
+            children.append(operand())
+        return children[0] if len(children) == 1 else node(tuple(children))
 
     def _not(self) -> Node:
         if self._is_kw("not"):

@@ -138,22 +138,23 @@ def write_sdxl_vae(out: str | Path, seed: int = 0) -> Path:
     return out
 
 
+def _write_head(head: torch.nn.Module, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(head.state_dict(), path)
+    return path
+
+
 def write_laion_head(path: str | Path, input_size: int, seed: int = 0) -> Path:
     """A ``sac+logos+ava1-l14-linearMSE``-shaped state dict (keys ``layers.N.*``)."""
     torch.manual_seed(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(LaionAestheticHead(input_size).state_dict(), path)
-    return path
+    return _write_head(LaionAestheticHead(input_size), path)
 
 
 def write_v25_head(path: str | Path, input_size: int, seed: int = 0) -> Path:
     """An ``aesthetic_predictor_v2_5.pth``-shaped state dict (keys ``scoring_head.N.*``)."""
     torch.manual_seed(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(AestheticV25Head(input_size).state_dict(), path)
-    return path
+    return _write_head(AestheticV25Head(input_size), path)
 
 
 __all__ = ["write_clip", "write_laion_head", "write_sdxl_vae", "write_siglip", "write_v25_head"]
