@@ -21,7 +21,8 @@ from clipsieve.cli.common import (
     user_errors,
     workers_option,
 )
-from clipsieve.export.training import LINK_MODES, TRAINING_FORMATS
+from clipsieve.export.manifests import training_formats
+from clipsieve.export.training import LINK_MODES
 
 
 @run_folder_command
@@ -31,7 +32,7 @@ def export(
         ...,
         "--format",
         "-f",
-        help=f"One of: {', '.join(TRAINING_FORMATS)}; or views (RUN_DIR/clips.csv, clips.jsonl).",
+        help=f"One of: {', '.join(training_formats())}; or views (RUN_DIR/clips.csv, clips.jsonl).",
     ),
     out: str | None = typer.Option(
         None,

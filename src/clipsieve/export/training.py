@@ -37,8 +37,7 @@ from clipsieve.export.destination import (
     UrlDestination,
     destination_for,
 )
-from clipsieve.export.easyanimate import EasyAnimateWriter
-from clipsieve.export.opensora import opensora_columns, opensora_table
+from clipsieve.export.manifests import MANIFEST_REGISTRY, ManifestWriter, training_formats
 from clipsieve.export.webdataset import (
     INDEX_FILE,
     ShardedExport,
@@ -49,16 +48,9 @@ from clipsieve.export.webdataset import (
 from clipsieve.steps.base import PostRunStep, StepContext
 from clipsieve.steps.sql import connection, text
 from clipsieve.storage import copy_file, file_sizes, is_url
-from clipsieve.table import CsvFileWriter, JsonlFileWriter, atomic_path, caption_of, write_json
+from clipsieve.table import caption_of, write_json
 
-TRAINING_FORMATS = ("webdataset", "jsonl", "opensora-csv", "easyanimate-json", "parquet")
 LINK_MODES = ("copy", "hard", "sym")
-MANIFESTS = {
-    "jsonl": "clips.jsonl",
-    "opensora-csv": "clips.csv",
-    "easyanimate-json": "easyanimate.json",
-    "parquet": "clips.parquet",
-}
 
 
 @dataclass
@@ -198,8 +190,8 @@ def export_training_set(
 ) -> ExportSummary:
     """Write the kept clips of ``clips`` (the table of ``run_dir``) to ``out`` as ``fmt``;
     ``ray``: write the webdataset shards on Ray workers."""
-    if fmt not in TRAINING_FORMATS:
-        raise ExportError(f"unknown format '{fmt}': choose from {', '.join(TRAINING_FORMATS)}")
+    if fmt != "webdataset" and fmt not in MANIFEST_REGISTRY:
+        raise ExportError(f"unknown format '{fmt}': choose from {', '.join(training_formats())}")
     if link not in LINK_MODES:
         raise ExportError(f"unknown --link '{link}': choose from {', '.join(LINK_MODES)}")
     if fmt == "webdataset" and link != "copy":
@@ -260,8 +252,8 @@ def _write_export(
         summary.files = [s["name"] for s in summary.index["shards"]] + [INDEX_FILE]
         return summary
     schema = clips.schema if isinstance(clips, pa.Table) else pq.read_schema(clips)
-    target = out / MANIFESTS[fmt]
-    with _Manifest(fmt, target, schema, root=Path(destination.final)) as manifest:
+    writer: type[ManifestWriter] = MANIFEST_REGISTRY.load(fmt)
+    with writer(out / writer.file_name, schema, root=Path(destination.final)) as manifest:
         batch: list[dict[str, Any]] = []
         for clip in rows:
             relative = f"clips/{clip.key}{Path(clip.video).suffix or '.mp4'}"
@@ -273,7 +265,7 @@ def _write_export(
                 batch = []
         manifest.write(batch)
         summary.count += len(batch)
-    summary.files = [MANIFESTS[fmt], "clips/"]
+    summary.files = [writer.file_name, "clips/"]
     return summary
 
 
@@ -342,44 +334,3 @@ class ExportStep(PostRunStep):
 
     def summary(self) -> dict[str, Any]:
         return {"count": self.result.count} if self.result is not None else {}
-
-
-class _Manifest:
-    """Writes manifest rows batch by batch in the export's format; ``root``: the folder the
-    export will be at (Open-Sora's absolute ``path`` column)."""
-
-    def __init__(self, fmt: str, target: Path, schema: pa.Schema, root: Path) -> None:
-        self.fmt, self.target, self.schema, self.root = fmt, target, schema, root
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> _Manifest:
-        if self.fmt == "jsonl":
-            self._writer = self._stack.enter_context(JsonlFileWriter(self.target))
-        elif self.fmt == "opensora-csv":
-            columns = opensora_columns(self.schema)
-            self._writer = self._stack.enter_context(CsvFileWriter(self.target, columns))
-        elif self.fmt == "easyanimate-json":
-            self._writer = self._stack.enter_context(EasyAnimateWriter(self.target))
-        else:
-            tmp = self._stack.enter_context(atomic_path(self.target))
-            self._writer = self._stack.enter_context(
-                pq.ParquetWriter(tmp, self.schema, compression="zstd")
-            )
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.__exit__(*exc)
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        if self.fmt == "easyanimate-json":
-            self._writer.write([(r["path"], caption_of(r)) for r in rows])
-            return
-        table = pa.Table.from_pylist(rows, schema=self.schema)
-        if self.fmt == "opensora-csv":
-            self._writer.write(opensora_table(table, self.root))
-        elif self.fmt == "parquet":
-            self._writer.write_table(table)
-        else:
-            self._writer.write(table)

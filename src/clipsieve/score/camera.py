@@ -32,11 +32,9 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from clipsieve.score.base import Frames, FrameSpec, Scorer
+from clipsieve.score.base import Frames, Scorer
 from clipsieve.score.motion import (
-    ANALYSIS_SHORT_SIDE,
-    DisPreset,
-    FlowMethod,
+    FlowParams,
     clip_flow_fields,
 )
 
@@ -109,7 +107,7 @@ def fit_global_motion(flow: np.ndarray, dt: float, step: int = 8) -> GlobalMotio
 
 
 @dataclass
-class CameraMotionScorer(Scorer):
+class CameraMotionScorer(FlowParams, Scorer):
     """Clip-level camera motion label by majority vote over sampled pairs.
 
     Columns: ``camera_motion`` (one of :data:`LABELS`) and ``camera_motion_conf`` (fraction of
@@ -128,26 +126,11 @@ class CameraMotionScorer(Scorer):
     name: ClassVar[str] = "camera"
     columns: ClassVar[tuple[str, ...]] = ("camera_motion", "camera_motion_conf")
 
-    method: FlowMethod = "dis"
-    preset: DisPreset = "fast"
-    every_s: float = 0.25
     pan_threshold: float = 0.03
     tilt_threshold: float = 0.03
     zoom_threshold: float = 0.03
     min_inliers: float = 0.5
     dynamic_residual: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.method not in ("dis", "farneback"):
-            raise ValueError(f"camera: unknown flow method {self.method!r} (use dis or farneback)")
-        if self.preset not in ("ultrafast", "fast", "medium"):
-            raise ValueError(f"camera: unknown DIS preset {self.preset!r}")
-        if self.every_s <= 0:
-            raise ValueError(f"camera: every_s must be > 0, got {self.every_s}")
-
-    def frame_spec(self) -> FrameSpec:
-        # Same spec as FlowScorer, so the sampler decodes these frames once for both.
-        return FrameSpec(every_s=self.every_s, short_side=ANALYSIS_SHORT_SIDE, color="gray")
 
     def classify(self, motion: GlobalMotion | None) -> str:
         """Label of one pair; a pair with no fit at all is ``dynamic``."""

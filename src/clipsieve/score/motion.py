@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 
+from clipsieve.media.image import resize_short_side, to_gray
 from clipsieve.score.base import Frames, FrameSpec, Scorer
 
 ANALYSIS_SHORT_SIDE = 240
@@ -44,29 +45,6 @@ _FARNEBACK = {
     "poly_sigma": 1.2,
     "flags": 0,
 }
-
-
-def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
-    """Resize so the shorter side is ``short_side`` px, keeping the aspect ratio.
-
-    Unlike the sampler's ``short_side`` this also upscales: a score measured in analysis pixels
-    must mean the same thing whatever the source resolution. INTER_AREA when shrinking (no
-    aliasing), INTER_LINEAR when growing.
-    """
-    h, w = image.shape[:2]
-    if min(h, w) == short_side:
-        return image
-    scale = short_side / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interp)
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 grey from an RGB (h, w, 3) or already grey (h, w) frame."""
-    if image.ndim == 2:
-        return image
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
 def analysis_frames(images: np.ndarray, short_side: int = ANALYSIS_SHORT_SIDE) -> list[np.ndarray]:
@@ -122,7 +100,30 @@ def flow_magnitude(flow: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class FlowScorer(Scorer):
+class FlowParams:
+    """Mixin for the scorers that read optical flow between frames ``every_s`` apart (motion,
+    camera): the same fields, checks and frame spec, so the sampler decodes the frames once and
+    the flow fields are computed once (``Frames.cache``) for both."""
+
+    method: FlowMethod = "dis"
+    preset: DisPreset = "fast"
+    every_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        name = getattr(self, "name", "flow")
+        if self.method not in ("dis", "farneback"):
+            raise ValueError(f"{name}: unknown flow method {self.method!r} (use dis or farneback)")
+        if self.preset not in _DIS_PRESETS:
+            raise ValueError(f"{name}: unknown DIS preset {self.preset!r}")
+        if self.every_s <= 0:
+            raise ValueError(f"{name}: every_s must be > 0, got {self.every_s}")
+
+    def frame_spec(self) -> FrameSpec:
+        return FrameSpec(every_s=self.every_s, short_side=ANALYSIS_SHORT_SIDE, color="gray")
+
+
+@dataclass
+class FlowScorer(FlowParams, Scorer):
     """Mean optical-flow magnitude per sampled pair, summarised over the clip.
 
     Columns: ``flow_mean`` = mean over pairs of the pair's mean per-pixel flow magnitude,
@@ -134,21 +135,6 @@ class FlowScorer(Scorer):
 
     name: ClassVar[str] = "motion"
     columns: ClassVar[tuple[str, ...]] = ("flow_mean", "flow_max")
-
-    method: FlowMethod = "dis"
-    preset: DisPreset = "fast"
-    every_s: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.method not in ("dis", "farneback"):
-            raise ValueError(f"motion: unknown flow method {self.method!r} (use dis or farneback)")
-        if self.preset not in _DIS_PRESETS:
-            raise ValueError(f"motion: unknown DIS preset {self.preset!r}")
-        if self.every_s <= 0:
-            raise ValueError(f"motion: every_s must be > 0, got {self.every_s}")
-
-    def frame_spec(self) -> FrameSpec:
-        return FrameSpec(every_s=self.every_s, short_side=ANALYSIS_SHORT_SIDE, color="gray")
 
     def score(self, frames: Frames) -> dict[str, Any]:
         if len(frames.images) < 2:

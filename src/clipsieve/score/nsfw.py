@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from clipsieve.media.image import fit_short_side
 from clipsieve.score.base import Frames, Scorer, UniformFrames
-from clipsieve.score.quality import fit_short_side
 
 EXPOSED_LABELS: frozenset[str] = frozenset(
     {

@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from clipsieve.media.image import fit_short_side
 from clipsieve.score.base import Frames, Scorer, UniformFrames
-from clipsieve.score.quality import fit_short_side
 
 
 def _to_bgr(image: np.ndarray) -> np.ndarray:

@@ -22,24 +22,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from clipsieve.media.image import fit_short_side, to_gray
 from clipsieve.score.base import Frames, Scorer, UniformFrames
-
-
-def to_luma(image: np.ndarray) -> np.ndarray:
-    """Grey (BT.601 luma, 0-255, uint8) of an RGB or already-grey uint8 image."""
-    if image.ndim == 2:
-        return image
-    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-
-
-def fit_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
-    """Shrink ``image`` so its short side is ``short_side`` (area filter); never upscale."""
-    h, w = image.shape[:2]
-    if min(h, w) <= short_side:
-        return image
-    scale = short_side / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -144,7 +128,7 @@ class QualityScorer(UniformFrames, Scorer):
         images = [fit_short_side(img, self.short_side) for img in frames.images]
         if not images:
             return dict.fromkeys(self.columns)
-        greys = np.stack([to_luma(img) for img in images])
+        greys = np.stack([to_gray(img) for img in images])
         stats = [cv2.meanStdDev(g) for g in greys]  # per-frame luma mean and std
         colour = frames.images.ndim == 4 and frames.images.shape[-1] == 3
         return {

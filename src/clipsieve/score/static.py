@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from clipsieve.media.image import resize_short_side
 from clipsieve.score.base import Frames, FrameSpec, Scorer
-from clipsieve.score.motion import resize_short_side
 
 DIFF_SHORT_SIDE = 180
 """Short side (px) of the frames the RGB difference is computed on."""
