@@ -144,6 +144,7 @@ class StandInServer:
         self.slow_s = slow_s
         self.requests: list[tuple[str, str, int]] = []
         self.authorizations: list[str | None] = []  # the Authorization header of each request
+        self.response_formats: list[dict | None] = []  # what classify requests asked for
         self.crashes: int = 0
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -198,6 +199,7 @@ class StandInServer:
         with self._lock:
             self.requests.clear()
             self._seen.clear()
+            self.response_formats.clear()
 
     def crash_after(self, requests: int, down_s: float = 1.0) -> None:
         """Crash once after ``requests`` more chat requests; listen again ``down_s`` s later."""
@@ -241,7 +243,10 @@ class StandInServer:
                 self._restarter.start()
         if crash:
             return Reply(0, b"", drop=True)
-        reply = self._behave(model, key, n_images, prompt, first)
+        if model.startswith("classify"):
+            reply = self._classify(model, key, body)
+        else:
+            reply = self._behave(model, key, n_images, prompt, first)
         with self._lock:
             self.requests.append((model, key, reply.status))
         return reply
@@ -270,8 +275,37 @@ class StandInServer:
             return _transport_fault(fault, good.payload)
         return self._completion(model, key, n_images, prompt)
 
-    def _completion(self, model: str, key: str, n_images: int, prompt: str) -> Reply:
-        if n_images:
+    def _classify(self, model: str, key: str, body: dict[str, Any]) -> Reply:
+        """Scripted classify answers. ``classify``: JSON per the ``response_format`` schema,
+        the type chosen by the clip's content hash; ``classify-400``: rejects
+        ``response_format`` (a server without structured output) and answers in prose;
+        ``classify-prose``: ignores the schema and answers in prose."""
+        response_format = body.get("response_format")
+        with self._lock:
+            self.response_formats.append(response_format)
+        if model == "classify-400" and response_format is not None:
+            error = {"error": {"message": "response_format is not supported"}}
+            return Reply(400, json.dumps(error).encode())
+        prompt = _content_key(body)[2]
+        types = re.findall(r"^- (\w+): ", prompt.split("Types")[1].split("Flags")[0], re.M)
+        chosen = types[int(key, 16) % len(types)]
+        flags = (
+            re.findall(r"^- (\w+): ", prompt.split("Flags")[1], re.M) if "Flags" in prompt else []
+        )
+        flagged = flags[:1] if int(key, 16) % 2 and flags else []
+        if model == "classify" and response_format is not None:
+            text = json.dumps({"content_type": chosen, "flags": flagged, "confidence": 0.75})
+        else:
+            mention = f" There is a {flagged[0].replace('_', ' ')}." if flagged else ""
+            text = f"This clip is most likely {chosen.replace('_', ' ')}.{mention}"
+        return self._completion(model, key, 1, prompt, text)
+
+    def _completion(
+        self, model: str, key: str, n_images: int, prompt: str, text: str | None = None
+    ) -> Reply:
+        if text is not None:
+            pass
+        elif n_images:
             text = f"The video shows clip {key} in {n_images} frames."
             if model == "german":
                 text = f"Ein Mann geht mit einem Hund durch den Park, Szene {key}."

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ingest and detection", ("ingest", "shots")),
     ("scoring", ("score",)),
     ("captions", ("caption",)),
+    ("classification", ("classify",)),
     ("selection", ("select",)),
     ("labelling page", ("annotate",)),
     ("training-set export", ("export",)),

@@ -35,12 +35,15 @@ class CaptionRequest:
 
     ``frames`` are upright RGB arrays (n, h, w, 3); ``jpegs`` are the same frames encoded once
     (``frames.py``) for backends that send images over the wire. A text-only request (the
-    rewrite pass) has neither.
+    rewrite pass) has neither. ``schema``: a JSON schema the answer must follow (the classify
+    pass); backends that can constrain generation to it send it (OpenAI-compatible
+    ``response_format``, Gemini's ``response_schema``), the others rely on the prompt.
     """
 
     prompt: str
     frames: np.ndarray | None = None
     jpegs: tuple[bytes, ...] = ()
+    schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -79,15 +79,20 @@ class GeminiBackend(RemoteOptions):
         parts.append(types.Part.from_text(text=request.prompt))
         return [types.Content(role="user", parts=parts)]
 
-    def config(self) -> Any:
+    def config(self, schema: dict[str, Any] | None = None) -> Any:
         from google.genai import types
 
+        structured: dict[str, Any] = {}
+        if schema is not None:  # Gemini's controlled generation
+            structured = {"response_mime_type": "application/json", "response_json_schema": schema}
         return types.GenerateContentConfig(
-            max_output_tokens=int(self.max_tokens), temperature=float(self.temperature)
+            max_output_tokens=int(self.max_tokens),
+            temperature=float(self.temperature),
+            **structured,
         )
 
     def caption(self, request: CaptionRequest) -> CaptionReply:
-        contents, config = self.contents(request), self.config()
+        contents, config = self.contents(request), self.config(request.schema)
         client = self.client
         started = time.perf_counter()
 

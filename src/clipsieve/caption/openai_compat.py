@@ -79,6 +79,7 @@ class OpenAIBackend(RemoteOptions):
     connect_timeout_s: float = 10.0
     image_detail: str | None = None
     max_connections: int = 64
+    _structured: bool = field(default=True, init=False, repr=False)  # server takes schemas
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -164,23 +165,36 @@ class OpenAIBackend(RemoteOptions):
                 image["detail"] = self.image_detail
             parts.append({"type": "image_url", "image_url": image})
         parts.append({"type": "text", "text": request.prompt})
-        return {
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "user", "content": parts}],
             "max_tokens": int(self.max_tokens),
             "temperature": float(self.temperature),
             "stream": False,
         }
+        if request.schema is not None and self._structured:
+            # vLLM, SGLang, llama.cpp and OpenAI constrain decoding to the schema
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.schema, "strict": True},
+            }
+        return payload
 
     def caption(self, request: CaptionRequest) -> CaptionReply:
-        body = json.dumps(self.payload(request)).encode("utf-8")
         url = f"{self.base_url}/chat/completions"
         started = time.perf_counter()
-
-        def attempt() -> dict[str, Any]:
-            return self._post(url, body)
-
-        data, tries = call_with_retries(attempt, self.policy)
+        sent_schema = request.schema is not None and self._structured
+        body = json.dumps(self.payload(request)).encode("utf-8")
+        try:
+            data, tries = call_with_retries(lambda: self._post(url, body), self.policy)
+        except CaptionFailed as exc:
+            if not (sent_schema and str(exc).startswith("HTTP 400")):
+                raise
+            # a server without structured output: ask in words from now on (the prompt says
+            # the shape; the answer is parsed leniently)
+            self._structured = False
+            body = json.dumps(self.payload(request)).encode("utf-8")
+            data, tries = call_with_retries(lambda: self._post(url, body), self.policy)
         latency = time.perf_counter() - started
         return self._reply(data, latency, tries)
 

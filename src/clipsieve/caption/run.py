@@ -75,10 +75,14 @@ class CaptionOutcome:
 
 
 class AnswerParts:
-    """The append-only answer parts of one run folder."""
+    """The append-only answer parts of one run folder (``folder``: ``captions/`` for the caption
+    pass, ``classify/`` for the classify pass; ``schema``: ``clip_id`` and the answer columns)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir / PARTS_DIR
+    def __init__(
+        self, run_dir: Path, folder: str = PARTS_DIR, schema: pa.Schema = ANSWER_SCHEMA
+    ) -> None:
+        self.dir = run_dir / folder
+        self.schema = schema
 
     def paths(self) -> list[Path]:
         return sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
@@ -97,8 +101,8 @@ class AnswerParts:
         paths = self.paths()
         number = int(paths[-1].stem.split("-")[1]) + 1 if paths else 0
         table = pa.Table.from_pylist(
-            [{name: row.get(name) for name in ANSWER_SCHEMA.names} for row in rows],
-            schema=ANSWER_SCHEMA,
+            [{name: row.get(name) for name in self.schema.names} for row in rows],
+            schema=self.schema,
         )
         write_parquet(table, self.dir / f"part-{number:06d}.parquet")
 
@@ -114,15 +118,18 @@ WANTED_COLUMNS = (
 
 
 def _candidate_rows(
-    ctx: StepContext, batch_rows: int = 4096, columns: tuple[str, ...] | None = None
+    ctx: StepContext,
+    stage: CaptionStage,
+    batch_rows: int = 4096,
+    columns: tuple[str, ...] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The table's rows (``columns`` of them, default all), batch by batch, as the caption
-    stage sees them (source captions moved to ``caption_src`` on the first run, caption marks
-    undone)."""
-    for batch in ctx.scan(columns or ctx.schema.names, batch_rows):
+    """The table's rows (``columns`` of them, default all), batch by batch, as ``stage`` sees
+    them (the caption stage: source captions moved to ``caption_src`` on the first run, caption
+    marks undone)."""
+    names = [n for n in columns if n in ctx.schema.names] if columns else ctx.schema.names
+    for batch in ctx.scan(names, batch_rows):
         rows = batch.to_pylist()
-        init_source_captions(rows)
-        unmark_rows(rows)
+        stage.selection_view(rows)
         yield rows
 
 
@@ -145,7 +152,7 @@ def _todo_chunks(
     wanted row records why (a part of errors) and nothing is yielded. ``reach.checked`` set
     beforehand skips the check (Ray with a local model: the workers load it, not the driver)."""
     done = parts.answered()
-    for rows in _candidate_rows(ctx):
+    for rows in _candidate_rows(ctx, stage):
         todo = [r for r in rows if r["clip_id"] not in done and stage.wanted(r)]
         if not todo:
             continue
@@ -156,8 +163,8 @@ def _todo_chunks(
             except BackendUnavailable as exc:
                 reach.unavailable = exc
         if reach.unavailable is not None:  # every wanted row records why, then the run stops
-            error = error_text("caption", reach.unavailable)
-            parts.append([{**r, "caption_error": error} for r in todo])
+            error = error_text(stage.name, reach.unavailable)
+            parts.append([{**r, stage.error_column: error} for r in todo])
             continue
         for start in range(0, len(todo), chunk_rows):
             yield todo[start : start + chunk_rows]
@@ -194,6 +201,24 @@ def caption_answers(
         raise reach.unavailable
 
 
+def aligned_answers(ctx: StepContext, parts: AnswerParts) -> AlignedUpdates | None:
+    """The parts' answers in table order (DuckDB joins them by ``clip_id``, the latest part
+    winning); ``_answered`` says which rows have one. None when there are no parts."""
+    paths = parts.paths()
+    if not paths:
+        return None
+    listed = ", ".join(text(str(p)) for p in paths)
+    columns = ", ".join(f'a."{n}"' for n in parts.schema.names[1:])
+    query = f"""
+        WITH answers AS (
+          SELECT * FROM read_parquet([{listed}], filename = true)
+          QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY filename DESC) = 1)
+        SELECT a.clip_id IS NOT NULL AS _answered, {columns}
+        FROM clips c LEFT JOIN answers a ON a.clip_id = c.clip_id
+        ORDER BY c._row"""
+    return AlignedUpdates(ctx.sql().sql(query).to_arrow_reader(ctx.batch_rows))
+
+
 class CaptionMergeStep(PostRunStep):
     """Join the answer parts into the table, rewrite, post-process (a global step: DuckDB
     joins the parts by ``clip_id``, the latest part winning, in table order)."""
@@ -219,20 +244,7 @@ class CaptionMergeStep(PostRunStep):
         self.engine = "local"  # where the answers were asked from (recorded)
 
     def prepare(self, ctx: StepContext) -> None:
-        paths = self.parts.paths()
-        if not paths:
-            return
-        listed = ", ".join(text(str(p)) for p in paths)
-        columns = ", ".join(f'a."{n}"' for n in ANSWER_SCHEMA.names[1:])
-        query = f"""
-            WITH answers AS (
-              SELECT * FROM read_parquet([{listed}], filename = true)
-              QUALIFY row_number() OVER (PARTITION BY clip_id ORDER BY filename DESC) = 1)
-            SELECT a.clip_id IS NOT NULL AS _answered, {columns}
-            FROM clips c LEFT JOIN answers a ON a.clip_id = c.clip_id
-            ORDER BY c._row"""
-        reader = ctx.sql().sql(query).to_arrow_reader(ctx.batch_rows)
-        self._answers = AlignedUpdates(reader)
+        self._answers = aligned_answers(ctx, self.parts)
 
     def apply(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         table = pa.Table.from_batches([batch])
@@ -264,6 +276,40 @@ class CaptionMergeStep(PostRunStep):
         return step
 
 
+def ask_all(
+    runner: StepRunner,
+    stage: CaptionStage,
+    parts: AnswerParts,
+    merge: PostRunStep,
+    chunk_rows: int,
+    ray: RayOptions | None,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    """Ask ``stage``'s backend about every wanted row no part answers yet (here, or from Ray
+    actors), saving answers as parts. When the backend turns out unusable, what was recorded is
+    merged (``merge``) before the error goes up, so no answer is lost."""
+    ctx = runner.context()
+    if progress is not None:
+        done = parts.answered()
+        columns = (*WANTED_COLUMNS, stage.answer_column, stage.error_column)
+        wanted = sum(
+            1 for rows in _candidate_rows(ctx, stage, columns=columns) for r in rows
+            if r["clip_id"] not in done and stage.wanted(r)
+        )  # fmt: skip
+        progress(stage.name, wanted)
+    try:
+        with contextlib.ExitStack() as stack:
+            captioner = None if ray is None else stack.enter_context(RayCaptioner(stage, ray))
+            caption_answers(ctx, stage, parts, max(1, chunk_rows), captioner)
+    except BackendUnavailable:
+        runner.apply(merge)
+        parts.clear()
+        stage.teardown()
+        raise
+    finally:
+        ctx.close()
+
+
 def caption_run(
     run_dir: str | Path,
     stage: CaptionStage,
@@ -286,28 +332,10 @@ def caption_run(
     parts = AnswerParts(run_dir)
     stage.setup()
     rewrite_template = load_prompt(rewrite) if rewrite else None  # fail fast on a bad name
-    ctx = runner.context()
-    if progress is not None:
-        done = parts.answered()
-        wanted = sum(
-            1 for rows in _candidate_rows(ctx, columns=WANTED_COLUMNS) for r in rows
-            if r["clip_id"] not in done and stage.wanted(r)
-        )  # fmt: skip
-        progress("caption", wanted)
     merge = CaptionMergeStep(stage, post, parts, rewrite_template, rewrite)
     merge.engine = "ray" if ray is not None else "local"
     outcome = CaptionOutcome(caption=stage.stats, run_dir=run_dir)
-    try:
-        with contextlib.ExitStack() as stack:
-            captioner = None if ray is None else stack.enter_context(RayCaptioner(stage, ray))
-            caption_answers(ctx, stage, parts, max(1, chunk_rows), captioner)
-    except BackendUnavailable:
-        runner.apply(merge)
-        parts.clear()
-        stage.teardown()
-        raise
-    finally:
-        ctx.close()
+    ask_all(runner, stage, parts, merge, chunk_rows, ray, progress)
     if rewrite_template is not None and progress is not None and not stage.aborted:
         progress("rewrite", 0)
     runner.apply(merge)

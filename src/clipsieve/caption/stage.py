@@ -113,6 +113,9 @@ class CaptionStage(Stage):
     inputs: ClassVar[tuple[str, ...]] = ("path", "source_path", "start_frame", "end_frame", "keep")
     output_columns: ClassVar[tuple[str, ...]] = CAPTION_COLUMNS
     worker_resources: ClassVar[Resources] = Resources(cpus=1.0)
+    # the column that says why a row's last request failed (a re-run asks those rows again)
+    error_column: ClassVar[str] = "caption_error"
+    answer_column: ClassVar[str] = "caption_raw"  # set once a row has an answer
 
     backend: str = "openai"
     backend_params: dict[str, Any] = field(default_factory=dict)
@@ -201,10 +204,48 @@ class CaptionStage(Stage):
         return row.get("keep") is True and row.get("status") != STATUS_ERROR
 
     def wanted(self, row: dict[str, Any]) -> bool:
-        """Eligible rows without a caption yet or whose last attempt failed."""
+        """Eligible rows without an answer yet or whose last attempt failed."""
         if not self.eligible(row):
             return False
-        return self.overwrite or row.get("caption_raw") is None or bool(row.get("caption_error"))
+        return (
+            self.overwrite
+            or row.get(self.answer_column) is None
+            or bool(row.get(self.error_column))
+        )
+
+    def prepare_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Rows as this stage reads them (in place): source captions moved aside on the first
+        caption run."""
+        init_source_captions(rows)
+
+    def selection_view(self, rows: list[dict[str, Any]]) -> None:
+        """Rows as the choice of what to ask judges them (in place): source captions aside,
+        and this pass's own earlier marks undone (a re-run must not skip rows it dropped)."""
+        self.prepare_rows(rows)
+        unmark_rows(rows)
+
+    def request_for(
+        self, row: dict[str, Any], images: Any, jpegs: tuple[bytes, ...]
+    ) -> CaptionRequest:
+        """The question for one clip."""
+        return CaptionRequest(self.template.render(row), images, jpegs)
+
+    def answer_columns(self, reply: CaptionReply) -> dict[str, Any]:
+        """The columns an answer sets (the error column cleared)."""
+        return {
+            "caption_raw": reply.text,
+            "caption": reply.text,
+            "caption_rewrite": None,
+            "caption_rewrite_error": None,
+            "caption_model": reply.model,
+            "caption_prompt": self.template.name,
+            "caption_tokens_in": reply.tokens_in,
+            "caption_tokens_out": reply.tokens_out,
+            "caption_latency_s": round(reply.latency_s, 4),
+            "caption_attempts": reply.attempts,
+            "caption_truncated": reply.truncated,
+            "caption_error": None,
+        }
 
     # ------------------------------------------------------------------------ captioning
 
@@ -217,7 +258,7 @@ class CaptionStage(Stage):
         """Caption the wanted rows of ``rows`` in place; returns their indices."""
         if self._frames is None:
             self.setup()
-        init_source_captions(rows)
+        self.prepare_rows(rows)
         todo = [i for i, row in enumerate(rows) if self.wanted(row)]
 
         def work(index: int) -> None:
@@ -232,8 +273,9 @@ class CaptionStage(Stage):
 
     def _caption_one(self, row: dict[str, Any]) -> dict[str, Any]:
         out = dict(row)
+        error = self.error_column
         if self.aborted:
-            out["caption_error"] = error_text("caption", f"not attempted: {self.aborted}")
+            out[error] = error_text(self.name, f"not attempted: {self.aborted}")
             self._count(None)
             return out
         assert self._frames is not None
@@ -243,37 +285,23 @@ class CaptionStage(Stage):
             with self._decode_slots:
                 images = self._frames.arrays(row)
                 jpegs = self._frames.jpegs(images) if self.backend_instance.wants_jpeg else ()
-            request = CaptionRequest(self.template.render(row), images, jpegs)
-            reply = self.backend_instance.caption(request)
+            reply = self.backend_instance.caption(self.request_for(row, images, jpegs))
         except SampleError as exc:
-            out["caption_error"] = error_text("caption", f"cannot read frames: {exc}")
+            out[error] = error_text(self.name, f"cannot read frames: {exc}")
             self._count(None)
             return out
         except CaptionFailed as exc:
-            out["caption_error"] = error_text("caption", exc)
+            out[error] = error_text(self.name, exc)
             self._note_failure(exc)
             self._count(None)
             return out
         except Exception as exc:
             # A backend or decoder bug met by one odd answer or clip must cost that row only:
             # raised from a worker it would stop the run and lose the unsaved chunk.
-            out["caption_error"] = error_text("caption", f"{type(exc).__name__}: {exc}")
+            out[error] = error_text(self.name, f"{type(exc).__name__}: {exc}")
             self._count(None)
             return out
-        out.update(
-            caption_raw=reply.text,
-            caption=reply.text,
-            caption_rewrite=None,
-            caption_rewrite_error=None,
-            caption_model=reply.model,
-            caption_prompt=self.template.name,
-            caption_tokens_in=reply.tokens_in,
-            caption_tokens_out=reply.tokens_out,
-            caption_latency_s=round(reply.latency_s, 4),
-            caption_attempts=reply.attempts,
-            caption_truncated=reply.truncated,
-            caption_error=None,
-        )
+        out.update(self.answer_columns(reply))
         self._count(reply)
         return out
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from clipsieve.cli.annotate import register_annotate
 from clipsieve.cli.caption import register as register_caption
 from clipsieve.cli.classifier import register_classifier
+from clipsieve.cli.classify import register_classify
 from clipsieve.cli.cluster import register_cluster
 from clipsieve.cli.common import (
     address_option,
@@ -347,13 +348,14 @@ register_classifier(app)
 register_ingest_meta(app)
 register_select(app)
 register_caption(app)
+register_classify(app)
 
 # `clipsieve --help` lists the commands in the order a dataset goes through them, in panels.
 PANELS: list[tuple[str, tuple[str, ...]]] = [
     ("Sources", ("download", "ingest-meta", "ingest")),
     ("Run: shots, clips and scores", ("detect-shots", "run", "score")),
     ("Select", ("filter", "dedup", "topn", "annotate", "train-classifier", "predict", "cluster")),
-    ("Caption and check", ("caption", "evaluate")),
+    ("Caption, classify and check", ("caption", "classify", "evaluate")),
     ("Deliver", ("export", "report")),
     ("Workflows", ("demo", "recipe")),
 ]

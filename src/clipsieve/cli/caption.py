@@ -17,13 +17,12 @@ from typing import Any
 
 import typer
 
+from clipsieve.cli import vlm
 from clipsieve.cli.common import (
     address_option,
-    at_least,
     console,
     engine_option,
     keep_text,
-    progress_bar,
     run_folder_command,
     user_errors,
     workers_option,
@@ -36,34 +35,21 @@ def caption(
     run_dir: Path = typer.Argument(
         ..., parser=keep_text, help="A run folder made by `clipsieve run`."
     ),
-    backend: str = typer.Option("openai", "--backend", "-b", help="openai, gemini or local."),
-    base_url: list[str] = typer.Option(
-        [],
-        "--base-url",
-        help="OpenAI-compatible server (default http://127.0.0.1:8000/v1). Repeat for a pool "
-        "of servers: each keeps -j requests in flight, each request goes to the least loaded.",
-    ),
-    model: str | None = typer.Option(None, "--model", "-m", help="Model name, id or local path."),
-    api_key_env: str | None = typer.Option(
-        None, "--api-key-env", help="Environment variable holding the API key."
-    ),
+    backend: str = vlm.BACKEND,
+    base_url: list[str] = vlm.BASE_URL,
+    model: str | None = vlm.MODEL,
+    api_key_env: str | None = vlm.API_KEY_ENV,
     prompt: str = typer.Option(
         "recaption", "--prompt", "-p", help="recaption, detailed, camera, or a text file."
     ),
-    frames: int | None = typer.Option(None, "--frames", "-k", help="Frames per clip."),
-    frame_size: int | None = typer.Option(
-        None, "--frame-size", help="Short side of frames in px (gemini: square side)."
-    ),
-    exact_frames: bool = typer.Option(
-        False,
-        "--exact-frames",
-        help="Decode every frame for exact positions (default: nearest reference frame, faster).",
-    ),
-    concurrency: int = typer.Option(8, "--concurrency", "-j", help="Requests in flight."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Answer length limit."),
-    temperature: float | None = typer.Option(None, "--temperature"),
-    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request."),
-    retries: int | None = typer.Option(None, "--tries", help="Tries per request (default 5)."),
+    frames: int | None = vlm.FRAMES,
+    frame_size: int | None = vlm.FRAME_SIZE,
+    exact_frames: bool = vlm.EXACT_FRAMES,
+    concurrency: int = vlm.CONCURRENCY,
+    max_tokens: int | None = vlm.MAX_TOKENS,
+    temperature: float | None = vlm.TEMPERATURE,
+    timeout: float | None = vlm.TIMEOUT,
+    retries: int | None = vlm.TRIES,
     all_rows: bool = typer.Option(False, "--all", help="Also caption dropped clips."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Caption clips again."),
     clean: bool = typer.Option(False, "--clean", help="Clean captions (openers, URLs, ...)."),
@@ -90,16 +76,10 @@ def caption(
     from clipsieve.caption.stage import CaptionStage, PostOptions, backend_params
 
     with user_errors():
-        for option, value, low in (
-            ("--frames", frames, 1),
-            ("--frame-size", frame_size, 16),
-            ("--concurrency", concurrency, 1),
-            ("--max-tokens", max_tokens, 1),
-            ("--timeout", timeout, 0.1),
-            ("--tries", retries, 1),
-            ("--temperature", temperature, 0),
-        ):
-            at_least(option, value, low)
+        vlm.check_request_options(
+            frames=frames, frame_size=frame_size, concurrency=concurrency, max_tokens=max_tokens,
+            timeout=timeout, tries=retries, temperature=temperature,
+        )  # fmt: skip
         ray = ray_options(engine, address, workers)
         stage = CaptionStage(
             backend=backend,
@@ -124,22 +104,7 @@ def caption(
         post = PostOptions(
             clean=clean, english_only=english_only, dedup=dedup, score_words=score_words
         )
-        with progress_bar() as bar:
-            task = bar.add_task("caption", total=0, rate="", current="")
-            state = {"failed": 0}
-
-            def on_phase(phase: str, total: int) -> None:
-                bar.reset(task, total=total, description=phase)
-                state["failed"] = 0
-
-            def on_row(ok: bool) -> None:
-                state["failed"] += not ok
-                elapsed = bar.tasks[0].elapsed or 0.0
-                done = bar.tasks[0].completed + 1
-                rate = f"{done / elapsed:.1f} clips/s" if elapsed > 0 else ""
-                failed = f"{state['failed']} failed" if state["failed"] else ""
-                bar.update(task, advance=1, rate=rate, current=failed)
-
+        with vlm.request_progress("caption") as (on_phase, on_row):
             stage.on_row = on_row
             try:
                 outcome = caption_run(
