@@ -61,6 +61,13 @@ def test_structured_answers_become_columns_once(run_copy: Path, server: Any) -> 
     again = _classify(run_copy, server, "classify")
     assert again.exit_code == 0 and not server.requests  # nothing left to ask
 
+    # the report shows what the clips are, with examples per type
+    report = CliRunner().invoke(app, ["report", str(run_copy)])
+    assert report.exit_code == 0, report.output
+    html = (run_copy / "report.html").read_text()
+    assert 'id="content"' in html and "Content types" in html
+    assert all(f"<code>{kind}</code>" in html for kind in {r["content_type"] for r in asked})
+
     # the columns filter like any other
     expression = "content_type in ('natural', 'slideshow') and not content_watermark"
     filtered = CliRunner().invoke(app, ["filter", str(run_copy), "--where", expression])

@@ -59,6 +59,7 @@ class ReportData:
     total: int
     sampled: int | None = None  # size of the uniform sample when the table was bigger
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
+    content: dict[str, Any] | None = None  # content types and detectors (see content_summary)
 
 
 def _source(con: Any, name: str, table: pa.Table | Path, columns: dict[str, str]) -> pa.Schema:
@@ -220,6 +221,7 @@ def _query(
         f"SELECT {own} FROM clips WHERE {_KEPT} ORDER BY _row LIMIT {max_thumbs}"
     ).to_arrow_table()
     return ReportData(
+        content=content_summary(con, schema),
         rows=rows,
         counts=counts,
         errors=errors,
@@ -235,6 +237,56 @@ def _query(
         sampled=sample_rows if total > sample_rows else None,
         schema=schema,
     )
+
+
+# the offline content detectors' flags (score/content.py): a clip counts when the flag is true
+CONTENT_DETECTORS = ("split_screen", "pip", "ken_burns")
+CONTENT_RATIOS = ("overlay_text_ratio", "still_area_frac", "logo_area")
+EXAMPLES_PER_TYPE = 4
+
+
+def content_summary(con: Any, schema: pa.Schema) -> dict[str, Any] | None:
+    """What the clips are: counts per ``content_type`` (all and kept), per flag, unreadable
+    answers, a few example rows per type, and how many clips each offline detector flagged.
+    None when neither the classify pass nor the content scorers ran."""
+    names = set(schema.names)
+    out: dict[str, Any] = {"types": [], "flags": [], "examples": {}, "detectors": []}
+    if "content_type" in names:
+        out["types"] = [
+            (kind, int(n), int(kept))
+            for kind, n, kept in con.sql(
+                f"SELECT content_type, count(*), count(*) FILTER (WHERE {_KEPT}) FROM clips "
+                "WHERE content_type IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
+        ]
+        out["unanswered"] = con.sql(
+            "SELECT count(*) FROM clips WHERE content_type IS NULL AND content_error IS NOT NULL"
+        ).fetchall()[0][0]
+        if "content_flags" in names:
+            out["flags"] = _pairs(
+                con,
+                "SELECT flag, count(*) FROM (SELECT unnest(content_flags) AS flag FROM clips) "
+                "GROUP BY 1 ORDER BY 2 DESC, 1",
+            )
+        own = ", ".join(ident(n) for n in schema.names)
+        examples = con.sql(
+            f"SELECT {own} FROM clips WHERE content_type IS NOT NULL QUALIFY row_number() "
+            f"OVER (PARTITION BY content_type ORDER BY _row) <= {EXAMPLES_PER_TYPE} ORDER BY _row"
+        ).to_arrow_table()
+        for row in _restore_types(examples, schema).to_pylist():
+            out["examples"].setdefault(row["content_type"], []).append(row)
+    for column in CONTENT_DETECTORS:
+        if column in names:
+            flagged = con.sql(f"SELECT count(*) FROM clips WHERE {ident(column)}").fetchall()
+            out["detectors"].append((column, int(flagged[0][0])))
+    for column in CONTENT_RATIOS:
+        if column in names:
+            value = con.sql(
+                f"SELECT count(*) FILTER (WHERE {ident(column)} > 0.05), count({ident(column)}) "
+                "FROM clips"
+            ).fetchall()[0]
+            out["detectors"].append((f"{column} > 0.05", int(value[0])))
+    return out if out["types"] or out["detectors"] else None
 
 
 def _cluster_ids(run_dir: Path) -> list[str]:

@@ -70,6 +70,19 @@ def _card(
     }
 
 
+def _content(
+    content: Mapping[str, Any] | None, run_dir: Path, budget: ThumbBudget
+) -> dict[str, Any] | None:
+    """The content section: the counts as they are, example rows turned into cards."""
+    if content is None:
+        return None
+    examples = {
+        kind: [_card(row, run_dir, budget) for row in rows]
+        for kind, rows in content["examples"].items()
+    }
+    return {**content, "examples": examples}
+
+
 def _summary(run_info: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of ``run.json`` worth a glance; everything else goes in a details table."""
     inputs = run_info.get("inputs") or run_info.get("input") or []
@@ -187,6 +200,7 @@ def write_report(
             sampled=data.sampled,
             total_clips=data.total,
             evaluation=read_json(run_dir / EVALUATION_FILE),
+            content=_content(data.content, run_dir, budget),
             section_thumbs=budget.used,
             section_thumb_limit=max_section_thumbs,
         )
