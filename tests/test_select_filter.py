@@ -141,13 +141,15 @@ def test_flag_conditions_and_combine() -> None:
 
 
 def test_shipped_presets_parse() -> None:
-    assert available_presets() == ["easyanimate", "hdvg-supershy", "opensora-v1.2"]
+    shipped = ["content-clean", "easyanimate", "hdvg-supershy", "opensora-v1.2"]
+    assert available_presets() == shipped
+    assert "not split_screen" in load_preset("content-clean").where
     easy = load_preset("easyanimate")
     assert "duration_s between 3 and 10" in easy.where and "aes_siglip >= 4.0" in easy.where
     assert "embed_cos_min >= 0.8" in easy.where
     hdvg = load_preset("hdvg-supershy")
     assert hdvg.top_n is not None and hdvg.top_n.by == "quality_prob" and hdvg.top_n.n is None
-    with pytest.raises(PresetError, match="shipped: easyanimate"):
+    with pytest.raises(PresetError, match="shipped: content-clean, easyanimate"):
         load_preset("nope")
 
 

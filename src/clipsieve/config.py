@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from clipsieve.errors import UserError
-from clipsieve.score.names import DEFAULT_SCORERS, SCORER_REGISTRY
+from clipsieve.score.names import DEFAULT_SCORERS, SCORER_REGISTRY, expand_groups
 
 
 class ConfigError(UserError):
@@ -189,7 +189,7 @@ def _validate(config: RunConfig) -> None:
         raise ConfigError("config: engine.clips_per_task must be >= 1")
     if config.cut.short_side is not None and config.cut.short_side < 2:
         raise ConfigError("config: cut.short_side must be >= 2 (or null)")
-    unknown_scorers = [s for s in config.score.scorers if s not in SCORER_REGISTRY]
+    unknown_scorers = [s for s in expand_groups(config.score.scorers) if s not in SCORER_REGISTRY]
     if unknown_scorers:
         raise ConfigError(
             f"config: score.scorers has unknown scorer(s) {unknown_scorers} "

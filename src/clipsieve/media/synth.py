@@ -347,7 +347,7 @@ def _broken_truth(kind: str, error: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- rendering
 
 
-def _text_png(text: str, width: int, height: int, path: Path) -> None:
+def text_png(text: str, width: int, height: int, path: Path) -> None:
     """White text with a black outline on transparency, as wide as 80 % of the frame."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -428,7 +428,7 @@ def _render(spec: VideoSpec, out: Path, width: int, height: int, tmp: Path) -> N
     for i, shot in enumerate(spec.shots):
         if shot.text:
             png = tmp / f"{out.stem}_text{i}.png"
-            _text_png(shot.text[0], width, height, png)
+            text_png(shot.text[0], width, height, png)
             text_inputs[i] = len(text_inputs)
             inputs += ["-i", str(png)]
     graph = _filter_graph(spec, width, height, text_inputs)

@@ -19,7 +19,25 @@ SCORERS: dict[str, str] = {
     "aesthetic": "clipsieve.score.aesthetic:LaionAestheticScorer",
     "aesthetic_siglip": "clipsieve.score.aesthetic:SiglipAestheticScorer",
     "match": "clipsieve.score.match:MatchScorer",
+    "overlay_text": "clipsieve.score.content:OverlayTextScorer",
+    "layout": "clipsieve.score.content:LayoutScorer",
+    "still": "clipsieve.score.content:StillScorer",
+    "logo": "clipsieve.score.content:LogoScorer",
+}
+# names that stand for several scorers (``--scorers content``)
+SCORER_GROUPS: dict[str, tuple[str, ...]] = {
+    "content": ("overlay_text", "layout", "still", "logo"),
 }
 SCORER_REGISTRY = Registry("scorer", SCORERS, "clipsieve.scorers")
 # what `run` and `score` use when told nothing: cheap, CPU-only, no model download
 DEFAULT_SCORERS: tuple[str, ...] = ("static", "motion", "camera", "quality", "phash")
+
+
+def expand_groups(names: list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` with each group replaced by its scorers, in order, without repeats."""
+    out: list[str] = []
+    for name in names:
+        for member in SCORER_GROUPS.get(name, (name,)):
+            if member not in out:
+                out.append(member)
+    return out

@@ -26,7 +26,7 @@ from clipsieve.media.frames import FrameSampler, SampleError
 from clipsieve.media.source_check import SourceChanged, SourceCheck
 from clipsieve.models.registry import ModelUnavailable
 from clipsieve.score.base import Frames, Scorer
-from clipsieve.score.names import DEFAULT_SCORERS, SCORER_REGISTRY
+from clipsieve.score.names import DEFAULT_SCORERS, SCORER_REGISTRY, expand_groups
 from clipsieve.stage import Resources, RowStage, StageError, merge_row
 from clipsieve.table import CLIP_SCHEMA, STATUS_ERROR, error_text, rows_to_table, table_to_rows
 
@@ -56,6 +56,7 @@ class ScoreStage(RowStage):
     )
 
     def __post_init__(self) -> None:
+        self.scorers = expand_groups(self.scorers)
         self._scorers = [make_scorer(n, **self.scorer_params.get(n, {})) for n in self.scorers]
         self._sampler = FrameSampler({s.name: s.frame_spec() for s in self._scorers})
 
