@@ -268,3 +268,46 @@ def test_large_path_matches_the_exact_path_on_separated_concepts(monkeypatch) ->
     assert len(pairs) == 4
     assert large.silhouette is not None and large.silhouette > 0.5
     assert np.all(np.isfinite(large.distances)) and large.distances.shape == (len(truth),)
+
+
+def test_clusters_described_in_words_by_a_language_model(tmp_path: Path) -> None:
+    import caption_server
+    from clipsieve.select.cluster_words import DescribeOptions
+
+    with caption_server.StandInServer() as server:
+        options = DescribeOptions(
+            "llm", model="echo", backend_params={"base_url": server.url, "model": "echo"}
+        )
+        params = ClusterParams(k=3, seed=1, keywords=False, describe=options)
+        info = cluster_table(_table(), tmp_path, params).info
+        asked = [r for r in server.requests if r[0] == "echo"]
+    assert len(asked) == 3  # one question per cluster
+    for entry in info["clusters"]:
+        # the stand-in answers a text-only prompt with JSON; its value is the description
+        assert entry["description"] and entry["description_source"] == "llm:echo"
+        assert len(entry["description"].split()) <= 16
+    assert params.record()["describe"]["method"] == "llm"
+
+
+def test_clusters_described_by_a_summariser(tmp_path: Path) -> None:
+    from clipsieve.select.cluster_words import DescribeOptions
+    from clipsieve.testing.randominit import write_bart
+
+    model = write_bart(tmp_path / "bart")
+    params = ClusterParams(
+        k=3, seed=1, keywords=False, describe=DescribeOptions("bart", str(model))
+    )
+    info = cluster_table(_table(), tmp_path, params).info
+    assert all(entry["description_source"] == f"bart:{model}" for entry in info["clusters"])
+    assert all(isinstance(entry["description"], str) for entry in info["clusters"])
+
+
+def test_a_missing_summariser_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    from clipsieve.errors import UserError
+    from clipsieve.select.cluster_words import DescribeOptions
+
+    monkeypatch.setenv("CLIPSIEVE_MODELS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    params = ClusterParams(k=3, seed=1, keywords=False, describe=DescribeOptions("bart"))
+    with pytest.raises(UserError, match="--describe bart needs the summariser"):
+        cluster_table(_table(), tmp_path, params)

@@ -11,8 +11,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from clipsieve.cli import vlm
 from clipsieve.cli.common import at_least, console, keep_text, run_folder_command, user_errors
 from clipsieve.errors import UserError
+from clipsieve.select.cluster_words import DescribeOptions
 
 
 def _parse_k(text: str) -> int | None:
@@ -22,6 +24,26 @@ def _parse_k(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise UserError(f"--k must be 'auto' or a whole number, got '{text}'") from None
+
+
+def _describe_options(
+    method: str | None,
+    summariser: str | None,
+    backend: str,
+    base_url: list[str],
+    model: str | None,
+    api_key_env: str | None,
+) -> DescribeOptions | None:
+    from clipsieve.caption.stage import backend_params
+
+    if method is None:
+        return None
+    if method not in ("llm", "bart"):
+        raise UserError(f"--describe {method!r}: choose llm or bart")
+    if method == "bart":
+        return DescribeOptions("bart", model=summariser)
+    params = backend_params(backend, base_url, model, api_key_env)
+    return DescribeOptions("llm", model=model, backend=backend, backend_params=params)
 
 
 @run_folder_command
@@ -38,6 +60,19 @@ def cluster(
     ),
     nearest: int = typer.Option(20, "--nearest", help="Clips nearest a centre that describe it."),
     keywords: bool = typer.Option(True, "--keywords/--no-keywords", help="Describe clusters."),
+    describe: str | None = typer.Option(
+        None,
+        "--describe",
+        help="One line per cluster from its nearest clips' captions: llm (a language model "
+        "through --backend/--base-url/--model) or bart (a summariser, --describe-model).",
+    ),
+    describe_model: str | None = typer.Option(
+        None, "--describe-model", help="bart: summariser id or folder (facebook/bart-large-cnn)."
+    ),
+    backend: str = vlm.BACKEND,
+    base_url: list[str] = vlm.BASE_URL,
+    model: str | None = vlm.MODEL,
+    api_key_env: str | None = vlm.API_KEY_ENV,
 ) -> None:
     """Cluster clip embeddings (KMeans), describe each cluster, optionally balance them."""
     from clipsieve.select.balance import parse_balance
@@ -56,6 +91,9 @@ def cluster(
             nearest=nearest,
             keywords=keywords,
             balance=parse_balance(balance) if balance else None,
+            describe=_describe_options(
+                describe, describe_model, backend, base_url, model, api_key_env
+            ),
         )
         with console.status("clustering …"):
             info = cluster_run(run_dir, params).info
@@ -71,6 +109,8 @@ def cluster(
     table = Table(title="clusters")
     for column in ("id", "size", "kept", "keywords"):
         table.add_column(column, justify="left" if column == "keywords" else "right")
+    if any(entry.get("description") for entry in info["clusters"]):
+        table.add_column("description", justify="left")
     if balanced:
         table.columns[2].header = "kept before → after"
     for entry in info["clusters"]:
@@ -79,7 +119,10 @@ def cluster(
         if balanced:
             key = str(entry["id"])
             kept = f"{balanced['before'].get(key, 0)} → {balanced['after'].get(key, 0)}"
-        table.add_row(str(entry["id"]), str(entry["size"]), kept, words)
+        cells = [str(entry["id"]), str(entry["size"]), kept, words]
+        if len(table.columns) > 4:
+            cells.append(entry.get("description") or "—")
+        table.add_row(*cells)
     console.print(table)
     if balanced:
         console.print(f"balance {balanced['spec']}: {balanced['dropped']} clips marked 'balance'")

@@ -297,7 +297,8 @@ def clusters_section(
     names = {}
     for c in entries:
         words = [k.get("word") for k in c.get("keywords") or [] if isinstance(k, Mapping)]
-        names[int(c["id"])] = f"{c['id']}: {', '.join(words[:2])}" if words else str(c["id"])
+        label = c.get("description") or ", ".join(words[:2])
+        names[int(c["id"])] = f"{c['id']}: {label}" if label else str(c["id"])
     points = (info.get("map") or {}).get("points") or []
     ids = [str(c["id"]) for c in entries]
     balance = info.get("balance")
@@ -323,6 +324,7 @@ def clusters_section(
                     f"{k['word']} ({k['score']:.2f})" for k in c.get("keywords") or []
                 ),
                 "source": c.get("keyword_source"),
+                "description": c.get("description"),
                 "cards": [card(r) for r in samples],
             }
         )

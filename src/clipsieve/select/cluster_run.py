@@ -40,6 +40,7 @@ from clipsieve.select.cluster import (
     nearest_to_centre,
 )
 from clipsieve.select.cluster_keywords import DEFAULT_TEXT_MODEL, describe_cluster
+from clipsieve.select.cluster_words import DescribeOptions, make_describer
 from clipsieve.select.marks import apply_marks, release_own_marks, set_column
 from clipsieve.steps import StepContext, apply_step
 from clipsieve.steps.narrow import NarrowTableStep
@@ -66,6 +67,7 @@ class ClusterParams:
     keywords: bool = True
     text_model: str = DEFAULT_TEXT_MODEL
     balance: BalanceSpec | None = None
+    describe: DescribeOptions | None = None  # a one-line description per cluster (llm, bart)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class ClusterParams:
             "keywords": self.keywords,
             "text_model": self.text_model,
             "balance": str(self.balance) if self.balance else None,
+            "describe": self.describe.record() if self.describe else None,
         }
 
 
@@ -121,12 +124,18 @@ def _describe_all(
     describe: Describe | None,
 ) -> list[dict[str, Any]]:
     out = []
+    describer, described_by = (None, None)
+    if params.describe is not None:
+        describer, described_by = make_describer(params.describe)
     for cluster in range(clustering.k):
         members = clustering.labels == cluster
         near = nearest_to_centre(clustering, cluster, params.nearest)
         rows = emb.rows[near].tolist()
         keywords: list[tuple[str, float]] = []
         source = "none"
+        description = None
+        if describer is not None:
+            description = describer([c for c in _captions_of(clips, rows) if c])
         if params.keywords:
             near_captions = _captions_of(clips, rows)
             near_files = _files_of(clips, rows, run_dir)
@@ -145,6 +154,8 @@ def _describe_all(
                 "id": cluster,
                 "size": int(members.sum()),
                 "mean_dist": round(float(clustering.distances[members].mean()), 6),
+                "description": description,
+                "description_source": described_by if description else None,
                 "keywords": [{"word": w, "score": s} for w, s in keywords],
                 "keyword_source": source,
                 "nearest": [emb.clip_ids[i] for i in near.tolist()],

@@ -157,4 +157,32 @@ def write_v25_head(path: str | Path, input_size: int, seed: int = 0) -> Path:
     return _write_head(AestheticV25Head(input_size), path)
 
 
-__all__ = ["write_clip", "write_laion_head", "write_sdxl_vae", "write_siglip", "write_v25_head"]
+def write_bart(out: str | Path, seed: int = 0) -> Path:
+    """A tiny ``BartForConditionalGeneration`` folder with a byte-level BPE tokenizer (every
+    byte a token, no merges): the summariser's real loading and generation path, no download."""
+    import json
+    import tempfile
+
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    _quiet()
+    torch.manual_seed(seed)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for char in bytes_to_unicode().values():
+        vocab.setdefault(char, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n")
+        tokenizer = BartTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"))
+    config = BartConfig(
+        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_ffn_dim=32, max_position_embeddings=1024, pad_token_id=1, bos_token_id=0,
+        eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=0,
+    )  # fmt: skip
+    BartForConditionalGeneration(config).eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
