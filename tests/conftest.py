@@ -15,7 +15,7 @@ import pytest
 
 from clipsieve.config import RunConfig
 from clipsieve.media.synth import make_sample_set
-from clipsieve.run import RunOutputs, run_pipeline
+from clipsieve.pipeline_run import RunOutputs, run_pipeline
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import pytest
 from clipsieve.config import RunConfig
 from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.engine.tasks import join_chunks, split_rows
-from clipsieve.run import run_pipeline
+from clipsieve.pipeline_run import run_pipeline
 from clipsieve.table import CLIP_SCHEMA, concat_tables, merge_parquet, read_parquet, write_parquet
 from engine_runs import cheap_config, copy_subset
 from run_tables import table_rows

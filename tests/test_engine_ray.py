@@ -17,7 +17,7 @@ from clipsieve.config import RunConfig
 from clipsieve.engine.checkpoint import ShardStore
 from clipsieve.engine.ray import PRIVATE, _plan, _set_up, has_setup, uses_actors
 from clipsieve.media.probe import ProbeStage
-from clipsieve.run import run_pipeline
+from clipsieve.pipeline_run import run_pipeline
 from clipsieve.shots.policy import ClipPlanStage
 from clipsieve.shots.stage import ShotDetectStage
 from clipsieve.table import VIDEO_SCHEMA, read_parquet, rows_to_table

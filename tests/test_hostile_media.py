@@ -17,7 +17,7 @@ import pytest
 import hostile_media as hm
 from clipsieve.config import RunConfig
 from clipsieve.ingest.folder import find_videos
-from clipsieve.run import RunDirError, run_pipeline
+from clipsieve.pipeline_run import RunDirError, run_pipeline
 from clipsieve.table import read_parquet
 
 
@@ -105,7 +105,7 @@ def test_file_deleted_between_ingest_and_probe(tmp_path: Path, monkeypatch) -> N
     folder.mkdir()
     hm._plain(folder / "stays.mp4", 2.0)
     hm._plain(folder / "vanishes.mp4", 2.0)
-    import clipsieve.run as run_module
+    import clipsieve.pipeline_run as run_module
 
     real = run_module.ingest_rows
 

@@ -21,7 +21,7 @@ import pytest
 from clipsieve.config import RunConfig
 from clipsieve.export.opensora import OPENSORA_COLUMNS
 from clipsieve.media.synth import make_sample_set
-from clipsieve.run import RunDirError, run_pipeline
+from clipsieve.pipeline_run import RunDirError, run_pipeline
 from clipsieve.table import read_csv, read_jsonl, read_parquet
 
 TOLERANCE_FRAMES = 1

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clipsieve.cli import app
-from clipsieve.run import run_pipeline
+from clipsieve.pipeline_run import run_pipeline
 from clipsieve.runfolder import load_clips
 from clipsieve.runlock import LOCK_FILE, RunFolderBusy, run_lock
 from clipsieve.steps.carry import PREVIOUS_FILE

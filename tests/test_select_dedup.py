@@ -335,7 +335,7 @@ def test_default_ranking_keeps_the_better_copy_and_says_why(tmp_path: Path) -> N
 
     import imageio_ffmpeg
 
-    from clipsieve.run import run_pipeline
+    from clipsieve.pipeline_run import run_pipeline
     from engine_runs import cheap_config
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()

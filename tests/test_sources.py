@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from clipsieve.cli import app
 from clipsieve.media.sources import SourceCache, SourceUnavailable
-from clipsieve.run import run_pipeline
+from clipsieve.pipeline_run import run_pipeline
 from engine_runs import cheap_config, copy_subset
 from http_server import serve_folder
 from run_tables import table_rows

@@ -20,7 +20,7 @@ import pytest
 from clipsieve.config import RunConfig
 from clipsieve.export.opensora import opensora_table
 from clipsieve.media.frames import FrameSampler, FrameSpec
-from clipsieve.run import run_pipeline
+from clipsieve.pipeline_run import run_pipeline
 from clipsieve.storage import (
     STAGING_ENV,
     RunLocation,

@@ -11,9 +11,9 @@ import importlib.metadata
 import platform
 from pathlib import Path
 
-from clipsieve import __version__
 from clipsieve.config import RunConfig
 from clipsieve.stage import Pipeline, Stage
+from clipsieve.version import __version__
 
 
 def _with_publish(stages: list[Stage], staging: str, url: str) -> list[Stage]:

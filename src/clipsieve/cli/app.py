@@ -52,7 +52,7 @@ app.add_typer(config_app, name="config", rich_help_panel="Workflows")
 
 
 def _print_summary(outputs: object) -> None:
-    from clipsieve.run import RunOutputs
+    from clipsieve.pipeline_run import RunOutputs
 
     assert isinstance(outputs, RunOutputs)
     result = outputs.result
@@ -100,7 +100,7 @@ def _run(
 ) -> None:
     from clipsieve.cli.progress import RunProgress
     from clipsieve.engine.checkpoint import ShardStore
-    from clipsieve.run import choose_engine, execute_run, prepare_run, run_folder_lock
+    from clipsieve.pipeline_run import choose_engine, execute_run, prepare_run, run_folder_lock
 
     config = load_config(config_file)
     with _user_errors():
@@ -208,7 +208,7 @@ def ingest(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for videos.parquet."),
 ) -> None:
     """Find videos and probe them into OUT/videos.parquet (broken files get an error row)."""
-    from clipsieve.run import probe_inputs
+    from clipsieve.pipeline_run import probe_inputs
     from clipsieve.runlock import run_lock
 
     with _user_errors(), run_lock(out, "ingest", create=True):

@@ -94,7 +94,7 @@ def ingest_meta(
     """Plan clips from a metafile's spans and captions (no shot detection)."""
     from clipsieve.ingest.metafiles import read_metafile
     from clipsieve.ingest.spans import ingest_metafile
-    from clipsieve.run import prepare_run_dir
+    from clipsieve.pipeline_run import prepare_run_dir
     from clipsieve.runlock import run_lock
 
     with user_errors(), run_lock(out, "ingest-meta", create=True):

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from clipsieve import __version__
 from clipsieve.errors import UserError
 from clipsieve.evaluate import EVALUATION_FILE
 from clipsieve.evaluate.captions import NEW, OLD, caption_pairs, compare_paired, text_stats
@@ -39,6 +38,7 @@ from clipsieve.export.opensora import score_columns
 from clipsieve.models.registry import ModelUnavailable
 from clipsieve.runfolder import load_clips
 from clipsieve.table import write_json
+from clipsieve.version import __version__
 
 CLIP_COLUMN = "clip_sim"
 MAX_ERROR_EXAMPLES = 20  # clips that could not be decoded, listed in evaluation.json

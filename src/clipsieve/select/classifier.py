@@ -438,7 +438,7 @@ def save_model(result: TrainResult, path: str | Path, labels_source: str = "") -
     """Write the model as XGBoost JSON with features, metrics and versions as attributes."""
     import xgboost as xgb
 
-    from clipsieve import __version__
+    from clipsieve.version import __version__
 
     path = Path(path)
     if path.suffix != ".json":
