@@ -2,7 +2,8 @@
 
 Reads an export folder (WebDataset shards, ``index.json``; or the Parquet manifest of
 ``export --format parquet`` with its ``clips/``) or a run folder (its kept clips). Each sample is
-a dict: ``frames`` (uint8 tensor ``T x C x H x W``, RGB), ``clip_id``, ``caption`` and any
+a dict: ``frames`` (uint8 tensor ``T x C x H x W``, RGB), ``clip_id``, ``caption`` ("" when the
+clip has none, so the default collate batches it) and any
 ``columns`` asked for (from the clip table: ``aes``, ``flow_mean``, ...).
 
 * **Frames**: ``num_frames`` spread evenly over the clip, or every ``stride``-th frame from the
@@ -136,7 +137,7 @@ class ClipDataset(IterableDataset):  # type: ignore[type-arg]
         sample = {
             "frames": self.frames(io.BytesIO(video)),
             "clip_id": meta.get("clip_id", key),
-            "caption": caption or None,
+            "caption": caption or "",
         }
         sample.update({c: meta.get(c) for c in self.columns})
         return sample
@@ -210,5 +211,6 @@ class ClipDataset(IterableDataset):  # type: ignore[type-arg]
         return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def _caption(row: dict[str, Any]) -> str | None:
-    return next((row[c] for c in CAPTION_COLUMNS if row.get(c)), None)
+def _caption(row: dict[str, Any]) -> str:
+    """The clip's caption, "" when it has none (so a DataLoader can batch it)."""
+    return next((row[c] for c in CAPTION_COLUMNS if row.get(c)), "")
