@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -34,6 +35,13 @@ def serve(run_dir: Path, labeller: str = "tester", sample: str = "random") -> It
     app = create_app(
         run_dir, store, clip_order(catalog, sample), labeller, sample=sample, catalog=catalog
     )
+    with serve_app(app) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a free loopback port; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -43,7 +51,7 @@ def serve(run_dir: Path, labeller: str = "tester", sample: str = "random") -> It
     deadline = time.monotonic() + 20
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("labelling server did not start")
+            raise RuntimeError("the local server did not start")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"

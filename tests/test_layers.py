@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training-set export", ("export",)),
     ("evaluation", ("evaluate",)),
     ("report", ("report",)),
+    ("threshold explorer", ("explore",)),
     ("the run", ("config", "pipeline", "pipeline_run", "recipe", "recipes", "demo", "api", "data")),
     ("command line", ("cli", "__main__")),
     ("test helpers", ("testing",)),

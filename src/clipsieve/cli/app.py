@@ -32,6 +32,7 @@ from clipsieve.cli.common import fail as _fail
 from clipsieve.cli.common import progress_bar as _progress_bar
 from clipsieve.cli.common import user_errors as _user_errors
 from clipsieve.cli.evaluate import register_evaluate
+from clipsieve.cli.explore import register_explore
 from clipsieve.cli.export import register_export
 from clipsieve.cli.ingest import register_ingest_meta
 from clipsieve.cli.report import register_report
@@ -349,12 +350,25 @@ register_ingest_meta(app)
 register_select(app)
 register_caption(app)
 register_classify(app)
+register_explore(app)
 
 # `clipsieve --help` lists the commands in the order a dataset goes through them, in panels.
 PANELS: list[tuple[str, tuple[str, ...]]] = [
     ("Sources", ("download", "ingest-meta", "ingest")),
     ("Run: shots, clips and scores", ("detect-shots", "run", "score")),
-    ("Select", ("filter", "dedup", "topn", "annotate", "train-classifier", "predict", "cluster")),
+    (
+        "Select",
+        (
+            "explore",
+            "filter",
+            "dedup",
+            "topn",
+            "annotate",
+            "train-classifier",
+            "predict",
+            "cluster",
+        ),
+    ),
     ("Caption, classify and check", ("caption", "classify", "evaluate")),
     ("Deliver", ("export", "report")),
     ("Workflows", ("demo", "recipe")),

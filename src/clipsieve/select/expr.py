@@ -383,11 +383,15 @@ def _fmt_value(value: Any) -> str:
     return repr(value)
 
 
+def ident_text(name: str) -> str:
+    """A column name as expression text: bare when it is an identifier, else in backticks."""
+    ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in KEYWORDS
+    return name if ok else f"`{name}`"
+
+
 def _fmt_operand(operand: Operand) -> str:
     if isinstance(operand, Column):
-        name = operand.name
-        ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in KEYWORDS
-        return name if ok else f"`{name}`"
+        return ident_text(operand.name)
     return _fmt_value(operand.value)
 
 

@@ -1,0 +1,1 @@
+"""The threshold explorer: choose filter thresholds by looking (``clipsieve explore``)."""
