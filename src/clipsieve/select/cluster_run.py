@@ -154,13 +154,14 @@ def _describe_all(
                 "id": cluster,
                 "size": int(members.sum()),
                 "mean_dist": round(float(clustering.distances[members].mean()), 6),
-                "description": description,
-                "description_source": described_by if description else None,
                 "keywords": [{"word": w, "score": s} for w, s in keywords],
                 "keyword_source": source,
                 "nearest": [emb.clip_ids[i] for i in near.tolist()],
             }
         )
+        if describer is not None:  # only asked for: clusters.json keeps its shape otherwise
+            out[-1]["description"] = description
+            out[-1]["description_source"] = described_by if description else None
     return out
 
 
