@@ -97,10 +97,12 @@ def load_truth(data: Path) -> list[Truth]:
 
 @dataclass
 class Score:
+    """Hits, false alarms and misses of one detector (summed over videos with :meth:`add`)."""
+
+    misses: list[str] = field(default_factory=list)
     tp: int = 0
     fp: int = 0
     fn: int = 0
-    misses: list[str] = field(default_factory=list)
 
     def add(self, other: Score) -> None:
         self.tp, self.fp, self.fn = self.tp + other.tp, self.fp + other.fp, self.fn + other.fn

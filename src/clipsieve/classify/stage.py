@@ -23,15 +23,12 @@ from clipsieve.caption.frames import ClipFrames
 from clipsieve.caption.stage import CaptionStage
 from clipsieve.classify.labels import LabelSet, load_label_set
 
-CONTENT_FIELDS: tuple[pa.Field, ...] = (
-    pa.field("content_type", pa.string()),
-    pa.field("content_flags", pa.list_(pa.string())),
-    pa.field("content_conf", pa.float64()),
-    pa.field("content_raw", pa.string()),
-    pa.field("content_model", pa.string()),
-    pa.field("content_labels", pa.string()),
-    pa.field("content_error", pa.string()),
-)
+_TYPES = {
+    "content_type": pa.string(), "content_flags": pa.list_(pa.string()),
+    "content_conf": pa.float64(), "content_raw": pa.string(), "content_model": pa.string(),
+    "content_labels": pa.string(), "content_error": pa.string(),
+}  # fmt: skip
+CONTENT_FIELDS: tuple[pa.Field, ...] = tuple(pa.field(n, t) for n, t in _TYPES.items())
 CONTENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in CONTENT_FIELDS)
 DEFAULT_FRAMES = 4  # enough to see whether anything moves
 

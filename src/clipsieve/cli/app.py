@@ -18,16 +18,7 @@ from clipsieve.cli.caption import register as register_caption
 from clipsieve.cli.classifier import register_classifier
 from clipsieve.cli.classify import register_classify
 from clipsieve.cli.cluster import register_cluster
-from clipsieve.cli.common import (
-    address_option,
-    console,
-    engine_option,
-    gpus_option,
-    holding,
-    keep_text,
-    run_folder_command,
-    workers_option,
-)
+from clipsieve.cli.common import console, holding, keep_text, run_folder_command
 from clipsieve.cli.common import fail as _fail
 from clipsieve.cli.common import progress_bar as _progress_bar
 from clipsieve.cli.common import user_errors as _user_errors
@@ -35,6 +26,7 @@ from clipsieve.cli.evaluate import register_evaluate
 from clipsieve.cli.explore import register_explore
 from clipsieve.cli.export import register_export
 from clipsieve.cli.ingest import register_ingest_meta
+from clipsieve.cli.ray_options import address_option, engine_option, gpus_option, workers_option
 from clipsieve.cli.report import register_report
 from clipsieve.cli.select import register as register_select
 from clipsieve.cli.shots import register as register_detect_shots

@@ -18,15 +18,8 @@ from typing import Any
 import typer
 
 from clipsieve.cli import vlm
-from clipsieve.cli.common import (
-    address_option,
-    console,
-    engine_option,
-    keep_text,
-    run_folder_command,
-    user_errors,
-    workers_option,
-)
+from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.ray_options import address_option, engine_option, workers_option
 from clipsieve.engine.ray_pool import ray_options
 
 
@@ -73,34 +66,15 @@ def caption(
 ) -> None:
     """Caption kept clips with a VLM, then optionally clean, rewrite and re-score matching."""
     from clipsieve.caption.run import AnswerParts, caption_run
-    from clipsieve.caption.stage import CaptionStage, PostOptions, backend_params
+    from clipsieve.caption.stage import CaptionStage, PostOptions
 
     with user_errors():
-        vlm.check_request_options(
-            frames=frames, frame_size=frame_size, concurrency=concurrency, max_tokens=max_tokens,
-            timeout=timeout, tries=retries, temperature=temperature,
+        fields = vlm.stage_fields(
+            backend, base_url, model, api_key_env, frames, frame_size, exact_frames, concurrency,
+            max_tokens, temperature, timeout, retries, all_rows, overwrite,
         )  # fmt: skip
         ray = ray_options(engine, address, workers)
-        stage = CaptionStage(
-            backend=backend,
-            backend_params=backend_params(
-                backend,
-                list(base_url),
-                model,
-                api_key_env,
-                max_tokens,
-                temperature,
-                timeout,
-                retries,
-            ),  # fmt: skip
-            prompt=prompt,
-            frames=frames,
-            frame_size=frame_size,
-            exact_frames=exact_frames,
-            concurrency=max(1, concurrency),
-            all_rows=all_rows,
-            overwrite=overwrite,
-        )
+        stage = CaptionStage(prompt=prompt, **fields)
         post = PostOptions(
             clean=clean, english_only=english_only, dedup=dedup, score_words=score_words
         )

@@ -16,16 +16,14 @@ from pathlib import Path
 import typer
 
 from clipsieve.cli import vlm
-from clipsieve.cli.common import (
-    address_option,
-    console,
-    engine_option,
-    keep_text,
-    run_folder_command,
-    user_errors,
-    workers_option,
-)
+from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.ray_options import address_option, engine_option, workers_option
 from clipsieve.engine.ray_pool import ray_options
+
+LABELS_HELP = (
+    "Label set: broad (natural, slideshow, screen recording, split screen, ...), panda70m "
+    "(Panda-70M's desirability classes), or a YAML file with types: and flags:."
+)
 
 
 @run_folder_command
@@ -33,50 +31,36 @@ def classify(
     run_dir: Path = typer.Argument(
         ..., parser=keep_text, help="A run folder made by `clipsieve run`."
     ),
-    labels: str = typer.Option(
-        "broad",
-        "--labels",
-        "-l",
-        help="Label set: broad (natural, slideshow, screen recording, split screen, ...), "
-        "panda70m (Panda-70M's desirability classes), or a YAML file with types: and flags:.",
-    ),
+    labels: str = typer.Option("broad", "--labels", "-l", help=LABELS_HELP),
+    engine: str = engine_option("decode frames and send requests from workers"),
+    address: str | None = address_option(),
+    workers: int | None = workers_option("classify workers"),
     backend: str = vlm.BACKEND,
     base_url: list[str] = vlm.BASE_URL,
     model: str | None = vlm.MODEL,
     api_key_env: str | None = vlm.API_KEY_ENV,
+    concurrency: int = vlm.CONCURRENCY,
+    timeout: float | None = vlm.TIMEOUT,
+    retries: int | None = vlm.TRIES,
+    max_tokens: int | None = vlm.MAX_TOKENS,
+    temperature: float | None = vlm.TEMPERATURE,
     frames: int | None = typer.Option(None, "--frames", "-k", help="Frames per clip (default 4)."),
     frame_size: int | None = vlm.FRAME_SIZE,
     exact_frames: bool = vlm.EXACT_FRAMES,
-    concurrency: int = vlm.CONCURRENCY,
-    max_tokens: int | None = vlm.MAX_TOKENS,
-    temperature: float | None = vlm.TEMPERATURE,
-    timeout: float | None = vlm.TIMEOUT,
-    retries: int | None = vlm.TRIES,
     all_rows: bool = typer.Option(False, "--all", help="Also classify dropped clips."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Classify clips again."),
-    engine: str = engine_option("decode frames and send requests from workers"),
-    address: str | None = address_option(),
-    workers: int | None = workers_option("classify workers"),
 ) -> None:
     """Ask a VLM which type of footage each kept clip is (content_type, content_flags)."""
-    from clipsieve.caption.stage import backend_params
     from clipsieve.classify.run import classify_run
     from clipsieve.classify.stage import ClassifyStage
 
     with user_errors():
-        vlm.check_request_options(
-            frames=frames, frame_size=frame_size, concurrency=concurrency, max_tokens=max_tokens,
-            timeout=timeout, tries=retries, temperature=temperature,
-        )  # fmt: skip
         ray = ray_options(engine, address, workers)
-        params = backend_params(
-            backend, base_url, model, api_key_env, max_tokens, temperature, timeout, retries
-        )
-        stage = ClassifyStage(
-            backend=backend, backend_params=params, labels=labels, frames=frames,
-            frame_size=frame_size, exact_frames=exact_frames, concurrency=max(1, concurrency),
-            all_rows=all_rows, overwrite=overwrite,
+        fields = vlm.stage_fields(
+            backend, base_url, model, api_key_env, frames, frame_size, exact_frames, concurrency,
+            max_tokens, temperature, timeout, retries, all_rows, overwrite,
         )  # fmt: skip
+        stage = ClassifyStage(labels=labels, **fields)
         _ = stage.label_set  # a bad label set fails before any request
         with vlm.request_progress("classify") as (on_phase, on_row):
             stage.on_row = on_row

@@ -31,32 +31,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 console = Console(stderr=True)
 
 
-# The options of post-run work on Ray (``score``, ``caption``, ``dedup``, ``export``); each
-# command says what its workers do. :func:`clipsieve.engine.ray_pool.ray_options` reads them.
-
-
-def engine_option(what: str) -> Any:
-    """``--engine local|ray``; ``what``: what the Ray workers do."""
-    return typer.Option("local", "--engine", help=f"local, or ray: {what}.")
-
-
-def address_option() -> Any:
-    return typer.Option(
-        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (implies ray)."
-    )
-
-
-def workers_option(who: str) -> Any:
-    """``--workers``; ``who``: what one worker is (caption workers, shard writers, ...)."""
-    return typer.Option(None, "--workers", "-w", help=f"Ray: {who} (default: the cluster's CPUs).")
-
-
-def gpus_option(who: str) -> Any:
-    """``--gpus-per-worker``; ``who``: what one worker is."""
-    help_text = f"Ray: GPU share of each {who} (0.25: four per GPU)."
-    return typer.Option(0.0, "--gpus-per-worker", help=help_text)
-
-
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as one error line; raise the returned exit (code 2)."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

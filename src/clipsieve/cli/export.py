@@ -11,16 +11,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from clipsieve.cli.common import (
-    address_option,
-    at_least,
-    console,
-    engine_option,
-    keep_text,
-    run_folder_command,
-    user_errors,
-    workers_option,
-)
+from clipsieve.cli.common import at_least, console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.ray_options import address_option, engine_option, workers_option
 from clipsieve.export.manifests import training_formats
 from clipsieve.export.training import LINK_MODES
 

@@ -13,16 +13,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from clipsieve.cli.common import (
-    address_option,
-    console,
-    engine_option,
-    gpus_option,
-    keep_text,
-    run_folder_command,
-    user_errors,
-    workers_option,
-)
+from clipsieve.cli.common import console, keep_text, run_folder_command, user_errors
+from clipsieve.cli.ray_options import address_option, engine_option, gpus_option, workers_option
 from clipsieve.select.apply import (
     FilterOutcome,
     dedup_run,

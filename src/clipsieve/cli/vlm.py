@@ -44,6 +44,28 @@ def check_request_options(**values: float | None) -> None:
         at_least("--" + name.replace("_", "-"), value, lowest[name])
 
 
+def stage_fields(
+    backend: str, base_url: list[str], model: str | None, api_key_env: str | None,
+    frames: int | None, frame_size: int | None, exact_frames: bool, concurrency: int,
+    max_tokens: int | None, temperature: float | None, timeout: float | None,
+    tries: int | None, all_rows: bool, overwrite: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The fields of a caption-type stage from the shared options, checked first."""
+    from clipsieve.caption.stage import backend_params
+
+    check_request_options(
+        frames=frames, frame_size=frame_size, concurrency=concurrency, max_tokens=max_tokens,
+        timeout=timeout, tries=tries, temperature=temperature,
+    )  # fmt: skip
+    params = backend_params(
+        backend, base_url, model, api_key_env, max_tokens, temperature, timeout, tries
+    )
+    return {"backend": backend, "backend_params": params, "frames": frames,
+            "frame_size": frame_size, "exact_frames": exact_frames,
+            "concurrency": max(1, concurrency), "all_rows": all_rows,
+            "overwrite": overwrite}  # fmt: skip
+
+
 @contextlib.contextmanager
 def request_progress(first_phase: str) -> Iterator[tuple[Callable[..., None], Any]]:
     """A progress bar for request passes: ``(on_phase(phase, total), on_row(ok))``."""
