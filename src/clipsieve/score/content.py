@@ -135,16 +135,31 @@ class OverlayTextScorer(_ContentScorer):
         usual = float(analysis.persistent_edges[outside].mean()) if outside.sum() > 50 else 0.0
         for small in boxes:
             # the text's own strokes (its edges in this frame) stay put in every frame
-            steady = _share(analysis.persistent_edges, small, within=edges)
-            if still_picture or steady < self.frozen_share:
-                scene.append(small)  # one still picture, or text that moves with the picture
-            elif steady >= 3 * usual:
+            steady = _stroke_steadiness(analysis, _mask(edges.shape, [small]), index)
+            if not still_picture and steady >= self.frozen_share and steady >= 3 * usual:
                 overlay.append(small)  # put while the picture around it moves
-            # else: steady text over a steady background: cannot tell, counted as neither
+            else:
+                # one still picture, text that moves with the picture, or steady text in a
+                # steady part of the scene (a sign, a screen in a static shot)
+                scene.append(small)
         return {
             "overlay_text_ratio": round(union_area_ratio(overlay, h, w), 5),
             "scene_text_ratio": round(union_area_ratio(scene, h, w), 5),
         }
+
+
+def _stroke_steadiness(a: ClipAnalysis, inside: np.ndarray, index: int) -> float:
+    """Share of a text box's edge pixels (in frame ``index``) that stay edges, with the same
+    grey level, in every frame where the text is there at all (a title may appear halfway)."""
+    strokes = a.edges[index] & inside
+    if not strokes.any():
+        return 0.0
+    present = a.edges[:, strokes].mean(axis=1) >= 0.5  # frames showing most of the strokes
+    if present.sum() < 3:
+        return 0.0
+    edges = a.edges[present][:, strokes].mean(axis=0) >= 0.85
+    unchanged = a.grey[present][:, strokes].std(axis=0) < 2 * FROZEN_STD
+    return float((edges & unchanged).mean())
 
 
 def _mask(shape: tuple[int, ...], polygons: list[np.ndarray]) -> np.ndarray:
