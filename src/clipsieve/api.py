@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from clipsieve.errors import UserError
 from clipsieve.runfolder import CLIPS_FILE, RUN_JSON, VIDEOS_FILE, clips_path
+from clipsieve.score.names import DEFAULT_SCORERS
 
 if TYPE_CHECKING:  # imported on use: `import clipsieve` stays light
     import polars as pl
@@ -58,8 +59,8 @@ def _ray(engine: str, address: str | None, workers: int | None, gpus: float = 0.
 
 
 def run(
-    inputs: Sequence[str | Path] = (),
-    out: str | Path = "run",
+    inputs: Sequence[str | Path],
+    out: str | Path,
     config: RunConfig | Mapping[str, Any] | str | Path | None = None,
     *,
     engine: str | None = None,
@@ -75,7 +76,7 @@ def run(
 
     ``config``: a RunConfig, a dict shaped like the YAML file, or the file. ``metafile`` (with
     ``videos``, the download folder, and ``select``, ``"START:END"``) takes the videos, spans and
-    captions from a metafile instead of ``inputs``."""
+    captions from a metafile instead of ``inputs`` (pass ``[]``)."""
     from clipsieve.pipeline_run import choose_engine, run_pipeline
 
     settings = _config(config)
@@ -188,7 +189,7 @@ class Run:
 
     def score(
         self,
-        scorers: str | Sequence[str] = ("static", "motion", "camera", "quality", "phash"),
+        scorers: str | Sequence[str] = DEFAULT_SCORERS,
         params: Mapping[str, Mapping[str, Any]] | None = None,
         options: Sequence[str] = (),
         engine: str = "local",
