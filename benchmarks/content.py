@@ -12,8 +12,9 @@ Two sets:
 
 A detector "fires" by the rule in :data:`RULES` (the booleans as they are; ratios above a small
 area). Labels that are null for a case are left out of that detector's scores. Cost: the seconds
-of ``--scorers content`` against the default scorer set on the same synthetic clips, each
-decoding for itself, measured in this run (the ratio is what to read on a shared machine).
+of ``--scorers content`` alone, of the default scorer set, and of both together (one decode),
+on the same synthetic clips, interleaved and repeated (``--repeats``, medians): the ratio is
+what to read on a shared machine.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -85,15 +87,21 @@ def metrics(truths: list[dict[str, bool | None]], rows: list[dict[str, Any]]) ->
     return table
 
 
-def synthetic(cases_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def synthetic(cases_dir: Path, repeats: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = make_content_cases(cases_dir)
     rows = [
         {"clip_id": c.name, "path": str(p), "status": "ok", "keep": True, "fps": 25.0}
         for c, p in zip(CASES, paths, strict=True)
     ]
-    scored, content_s = score_rows(rows, ["content"])
-    _, default_s = score_rows(rows, list(DEFAULT_SCORERS))
-    _, both_s = score_rows(rows, [*DEFAULT_SCORERS, "content"])
+    scored, _ = score_rows(rows, ["content"])
+    # the three configurations interleaved, each timed `repeats` times: the medians
+    times: dict[str, list[float]] = {"content": [], "default": [], "both": []}
+    configs = {"content": ["content"], "default": list(DEFAULT_SCORERS),
+               "both": [*DEFAULT_SCORERS, "content"]}  # fmt: skip
+    for _ in range(repeats):
+        for name, scorers in configs.items():
+            times[name].append(score_rows(rows, scorers)[1])
+    content_s, default_s, both_s = (statistics.median(times[n]) for n in configs)
     cost = {
         "content_s": round(content_s, 2), "default_s": round(default_s, 2),
         "with_default_s": round(both_s, 2), "alone_ratio": round(content_s / default_s, 3),
@@ -140,9 +148,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cases", type=Path, default=None, help="Folder for the synthetic cases.")
     parser.add_argument("--json", type=Path, default=None, help="Write the results here.")
+    parser.add_argument("--repeats", type=int, default=3, help="Timings per configuration.")
     args = parser.parse_args()
     cases = args.cases or Path(tempfile.mkdtemp(prefix="clipsieve-content-cases-"))
-    synth, cost = synthetic(cases)
+    synth, cost = synthetic(cases, args.repeats)
     show(f"synthetic cases ({len(CASES)})", synth)
     print(
         f"\ncost on the {cost['clips']} synthetic clips: default scorers {cost['default_s']} s; "

@@ -108,7 +108,9 @@ class OverlayTextScorer(_ContentScorer):
         if self._text is None:
             from clipsieve.score.ocr import TextScorer
 
-            self._text = TextScorer()
+            # a lone box is not re-read by the recogniser here (the ocr scorer does, against
+            # texture false alarms): a box only counts once its strokes are checked over frames
+            self._text = TextScorer(verify_max_boxes=0)
             self._text.setup()
 
     def teardown(self) -> None:
