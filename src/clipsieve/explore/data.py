@@ -67,16 +67,31 @@ class ExploreData:
             raise UserError(f"{self.run_dir} has no column {unknown[0]!r} to explore")
         if not names:
             raise UserError(f"{self.run_dir} has no score columns: run `clipsieve score` first")
-        table = pq.read_table(path, columns=[*names, "clip_id", "path", "keep", "status"])
+        extra = [c for c in ("clip_id", "path", "keep", "status") if c in schema.names]
+        table = pq.read_table(path, columns=[*names, *extra])
+        rows = table.num_rows
+        keep = table.column("keep") if "keep" in extra else pa.chunked_array([[True] * rows])
+        ok = (
+            pc.equal(table.column("status"), "ok")
+            if "status" in extra
+            else pa.chunked_array([[True] * rows])
+        )
         self.eligible = np.asarray(
-            pc.and_(
-                pc.fill_null(table.column("keep"), False),
-                pc.fill_null(pc.equal(table.column("status"), "ok"), False),
-            ).to_numpy(zero_copy_only=False),
+            pc.and_(pc.fill_null(keep, False), pc.fill_null(ok, False)).to_numpy(
+                zero_copy_only=False
+            ),
             bool,
         )
-        self.clip_ids = table.column("clip_id").combine_chunks()
-        self.paths = table.column("path").combine_chunks()
+        self.clip_ids = (
+            table.column("clip_id").combine_chunks()
+            if "clip_id" in extra
+            else pa.array([str(i) for i in range(rows)])
+        )
+        self.paths = (
+            table.column("path").combine_chunks()
+            if "path" in extra
+            else pa.nulls(rows, pa.string())
+        )
         self.columns = {name: _column(name, table.column(name)) for name in names}
         self.total = int(self.eligible.sum())
         self._masks: dict[str, tuple[tuple[float, float], np.ndarray]] = {}
