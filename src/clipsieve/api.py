@@ -293,10 +293,10 @@ class Run:
     ) -> ExportSummary:
         """``clipsieve export``: the kept clips as a training set (default folder
         ``RUN/export/FORMAT``)."""
-        from clipsieve.export.training import ExportStep, parse_size
+        from clipsieve.export.training import ExportStep, export_target, parse_size
         from clipsieve.steps import apply_step
 
-        target = out if out is not None else self.path / "export" / format
+        target = export_target(self.path, format, out)
         ray: RayOptions | None = _ray(engine, address, workers)
         step = ExportStep(
             target, format, link=link, shard_bytes=parse_size(shard_size),

@@ -34,16 +34,15 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from clipsieve.errors import UserError
-from clipsieve.runfolder import CLIPS_FILE, RUN_JSON
+from clipsieve.export.webdataset import INDEX_FILE
+from clipsieve.runfolder import CLIPS_FILE, RUN_JSON, resolve_clip_file
+from clipsieve.table import CAPTION_COLUMNS, caption_of
 
 try:  # torch is a dependency; the import is here so the error says what is missing
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
 except ImportError as exc:  # pragma: no cover
     raise ImportError("clipsieve.data needs PyTorch (pip install torch)") from exc
-
-INDEX_FILE = "index.json"  # the webdataset export's index (export/webdataset.py)
-CAPTION_COLUMNS = ("caption", "caption_src", "text")
 
 
 @dataclass(frozen=True)
@@ -161,12 +160,22 @@ class ClipDataset(IterableDataset):  # type: ignore[type-arg]
                 position += 1
                 if (position - 1) % count != index or not row.get("path"):
                     continue
-                clip = Path(row["path"])
-                clip = clip if clip.is_absolute() else self.source.root / clip
+                clip = self._clip_file(row["path"])
+                if clip is None:
+                    raise ValueError(f"clip {row['clip_id']}: no file at {row['path']}")
                 sample = {"frames": self.frames(clip), "clip_id": row["clip_id"],
                           "caption": _caption(row)}  # fmt: skip
                 sample.update({c: row.get(c) for c in self.columns})
                 yield sample
+
+    def _clip_file(self, stored: str) -> Path | None:
+        """A manifest's clip: relative to the export; a run folder's: as recorded, or in its
+        ``clips/`` when the folder was copied or moved."""
+        if self.run_folder:
+            found = resolve_clip_file(self.source.root.resolve(), stored)
+            return found[1] if found else None
+        path = Path(stored)
+        return path if path.is_absolute() else self.source.root / path
 
     # ------------------------------------------------------------------------ decoding
 
@@ -213,4 +222,4 @@ class ClipDataset(IterableDataset):  # type: ignore[type-arg]
 
 def _caption(row: dict[str, Any]) -> str:
     """The clip's caption, "" when it has none (so a DataLoader can batch it)."""
-    return next((row[c] for c in CAPTION_COLUMNS if row.get(c)), "")
+    return caption_of(row) or ""

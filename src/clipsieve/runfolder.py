@@ -55,3 +55,35 @@ def load_videos(run_dir: str | Path) -> pa.Table:
     if not path.is_file():
         raise RunFolderError(f"{run_dir} has no {VIDEOS_FILE}: it is not a finished clipsieve run")
     return read_parquet(path)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies under ``root`` (both resolved)."""
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_clip_file(root: Path, stored: str) -> tuple[str, Path] | None:
+    """``(key, real_path)`` of a clip file inside ``root`` (already resolved), or None.
+
+    The stored path is tried first; a run folder that was copied or moved still finds its cut
+    clips under ``clips/`` by file name. Every candidate is resolved with symlinks followed and
+    must end up inside the run folder.
+    """
+    path = Path(stored)
+    candidates = [path if path.is_absolute() else root / path, root / CLIPS_DIR / path.name]
+    for candidate in candidates:
+        real = candidate.resolve()
+        if not real.is_file() or not inside(real, root):
+            continue
+        try:
+            key = candidate.relative_to(root).as_posix()
+        except ValueError:
+            key = real.relative_to(root).as_posix()
+        if ".." in key.split("/"):
+            continue
+        return key, real
+    return None

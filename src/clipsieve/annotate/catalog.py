@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clipsieve.runfolder import load_clips
+from clipsieve.runfolder import inside, load_clips, resolve_clip_file
 from clipsieve.table import CAPTION_COLUMNS, caption_of
 
 # Bookkeeping numbers that are not scores; the page shows the rest of the numeric columns.
@@ -43,37 +43,6 @@ class ClipEntry:
     key: str | None  # path relative to the run folder, the URL and export key; None: no file
     caption: str | None
     scores: dict[str, float | int | None] = field(default_factory=dict)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
-def resolve_clip_file(root: Path, stored: str) -> tuple[str, Path] | None:
-    """``(key, real_path)`` of a clip file inside ``root`` (already resolved), or None.
-
-    The stored path is tried first; a run folder that was copied or moved still finds its cut
-    clips under ``clips/`` by file name. Every candidate is resolved with symlinks followed and
-    must end up inside the run folder.
-    """
-    path = Path(stored)
-    candidates = [path if path.is_absolute() else root / path, root / "clips" / path.name]
-    for candidate in candidates:
-        real = candidate.resolve()
-        if not real.is_file() or not _inside(real, root):
-            continue
-        try:
-            key = candidate.relative_to(root).as_posix()
-        except ValueError:
-            key = real.relative_to(root).as_posix()
-        if ".." in key.split("/"):
-            continue
-        return key, real
-    return None
 
 
 def _score_value(value: Any) -> float | int | None:
@@ -138,7 +107,7 @@ class Catalog:
         if known is None:
             return None
         real = (self.root / key).resolve()
-        if real != known or not real.is_file() or not _inside(real, self.root):
+        if real != known or not real.is_file() or not inside(real, self.root):
             return None
         return real
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from clipsieve.caption.prompts import PromptTemplate
@@ -61,18 +62,28 @@ def _caption_from(obj: Any) -> str | None:
     return None
 
 
-def parse_rewrite(answer: str) -> str:
-    """The caption inside a model's JSON-ish answer; ValueError if there is none."""
-    candidates = [m.group(1) for m in _FENCE.finditer(answer)] + [answer]
+def json_values(text: str) -> Iterator[Any]:
+    """The JSON-ish values a model put in ``text``, most likely first: code-fenced blocks, the
+    whole text, then each balanced ``{...}``; read as JSON, else as a Python literal (models
+    answer with single quotes too). Used by every pass that asks for structured answers."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     for candidate in candidates:
         for blob in [candidate.strip(), *_objects(candidate)]:
             for loader in (json.loads, ast.literal_eval):
                 try:
-                    caption = _caption_from(loader(blob))
+                    value = loader(blob)
                 except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
                     continue
-                if caption and caption.strip():
-                    return " ".join(caption.split())
+                yield value
+                break
+
+
+def parse_rewrite(answer: str) -> str:
+    """The caption inside a model's JSON-ish answer; ValueError if there is none."""
+    for value in json_values(answer):
+        caption = _caption_from(value)
+        if caption and caption.strip():
+            return " ".join(caption.split())
     match = _KEY_VALUE.search(answer)
     if match:
         try:

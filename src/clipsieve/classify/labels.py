@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from clipsieve.caption.rewrite import json_values
 from clipsieve.errors import UserError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -93,8 +94,8 @@ class LabelSet:
 
     def parse(self, text: str) -> Answer:
         """Read an answer: JSON (anywhere in the text), else the first type the text names."""
-        found = _json_object(text)
-        if isinstance(found, dict):
+        found = next((v for v in json_values(text) if isinstance(v, dict)), None)
+        if found is not None:
             kind = self._label(
                 found.get("content_type") or found.get("type") or found.get("label"), self.types
             )
@@ -150,18 +151,6 @@ def _confidence(value: Any) -> float | None:
     if number != number:  # NaN
         return None
     return min(1.0, max(0.0, number / 100 if 1 < number <= 100 else number))
-
-
-def _json_object(text: str) -> Any:
-    """The first JSON object in ``text`` (bare, in a code fence, or inside prose)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        return value
-    return None
 
 
 PRESET_PACKAGE = "clipsieve.classify.presets"

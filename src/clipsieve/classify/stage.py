@@ -48,6 +48,7 @@ class ClassifyStage(CaptionStage):
 
     labels: str = "broad"
     _labels: LabelSet | None = field(default=None, init=False, repr=False)
+    _question: tuple[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     @property
     def label_set(self) -> LabelSet:
@@ -73,7 +74,8 @@ class ClassifyStage(CaptionStage):
     def setup(self) -> None:
         """Build the backend, read the label set and the frame sampler (no request yet)."""
         backend = self.backend_instance
-        _ = self.label_set
+        # the question and its schema are the same for every clip: built once per worker
+        self._question = (self.label_set.prompt(), self.label_set.schema())
         count = self.frames or DEFAULT_FRAMES
         spec = backend.default_frames(count, self.frame_size)
         self._frames = ClipFrames(spec, exact=self.exact_frames)
@@ -92,7 +94,8 @@ class ClassifyStage(CaptionStage):
     def request_for(
         self, row: dict[str, Any], images: Any, jpegs: tuple[bytes, ...]
     ) -> CaptionRequest:
-        return CaptionRequest(self.label_set.prompt(), images, jpegs, self.label_set.schema())
+        prompt, schema = self._question or (self.label_set.prompt(), self.label_set.schema())
+        return CaptionRequest(prompt, images, jpegs, schema)
 
     def answer_columns(self, reply: CaptionReply) -> dict[str, Any]:
         labels = self.label_set

@@ -52,7 +52,7 @@ def export(
     clip files in place), which post-run steps remove when they change the table.
     """
     from clipsieve.engine.ray_pool import ray_options
-    from clipsieve.export.training import ExportStep, parse_size
+    from clipsieve.export.training import ExportStep, export_target, parse_size
     from clipsieve.steps import apply_step
 
     with user_errors():
@@ -61,7 +61,7 @@ def export(
         if fmt == VIEWS:
             _write_views(run_dir)
             return
-        target = out if out is not None else str(run_dir / "export" / fmt)
+        target = export_target(run_dir, fmt, out)
         step = ExportStep(
             target, fmt, link=link, shard_bytes=parse_size(shard_size), shard_count=shard_count,
             ray=ray,

@@ -26,7 +26,7 @@ import yaml
 
 from clipsieve.errors import UserError
 from clipsieve.export.opensora import score_columns
-from clipsieve.runfolder import CLIPS_DIR, clips_path
+from clipsieve.runfolder import clips_path, resolve_clip_file
 from clipsieve.select.expr import ident_text
 
 BINS = 40
@@ -178,17 +178,8 @@ class ExploreData:
         if not 0 <= row < len(self.paths):
             return None
         value = self.paths[row].as_py()
-        if not value:
-            return None
-        recorded = Path(value)
-        root = self.run_dir.resolve()
-        # as recorded, or in this folder's clips/ (a run folder copied or moved since)
-        for path in (recorded if recorded.is_absolute() else root / recorded,
-                     root / CLIPS_DIR / recorded.name):  # fmt: skip
-            path = path.resolve()
-            if path.is_relative_to(root) and path.is_file():
-                return path
-        return None
+        found = resolve_clip_file(self.run_dir.resolve(), value) if value else None
+        return found[1] if found else None
 
     # ------------------------------------------------------------------------ results
 

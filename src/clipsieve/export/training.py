@@ -270,6 +270,12 @@ def _write_export(
 
 
 MANIFEST_BATCH = 4096
+EXPORT_DIR = "export"
+
+
+def export_target(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> str | Path:
+    """Where an export goes: ``out`` when given (a folder or URL), else ``RUN/export/FORMAT``."""
+    return out if out is not None else Path(run_dir) / EXPORT_DIR / fmt
 
 
 def _write_shards(

@@ -33,3 +33,10 @@ def resize_short_side(image: np.ndarray, short_side: int, upscale: bool = True) 
 def fit_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
     """Shrink ``image`` so its short side is ``short_side`` (area filter); never upscale."""
     return resize_short_side(image, short_side, upscale=False)
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR order from an RGB or grey frame (ONNX detectors read numpy as BGR)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)

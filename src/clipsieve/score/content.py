@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from clipsieve.media.image import resize_short_side, to_gray
+from clipsieve.media.image import resize_short_side, to_bgr, to_gray
 from clipsieve.score.base import Frames, FrameSpec, Scorer
 
 FRAMES = 8
@@ -120,7 +120,7 @@ class OverlayTextScorer(_ContentScorer):
         if len(frames.images) < 2:
             return dict.fromkeys(self.columns)
         self.setup()
-        from clipsieve.score.ocr import _to_bgr, union_area_ratio
+        from clipsieve.score.ocr import union_area_ratio
 
         analysis = analyse(frames)
         h, w = analysis.std.shape
@@ -131,7 +131,7 @@ class OverlayTextScorer(_ContentScorer):
         image = frames.images[index]
         scale = w / image.shape[1]
         edges = analysis.edges[index]
-        boxes = [np.asarray(b, np.float64) * scale for b in self._text._detect(_to_bgr(image))]
+        boxes = [np.asarray(b, np.float64) * scale for b in self._text.detect(to_bgr(image))]
         # how many of the picture's other edges stay put (a static background: many)
         outside = edges & ~_mask(edges.shape, boxes)
         usual = float(analysis.persistent_edges[outside].mean()) if outside.sum() > 50 else 0.0

@@ -17,10 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import cv2
-import numpy as np
-
-from clipsieve.media.image import fit_short_side
+from clipsieve.media.image import fit_short_side, to_bgr
 from clipsieve.score.base import Frames, Scorer, UniformFrames
 
 EXPOSED_LABELS: frozenset[str] = frozenset(
@@ -32,12 +29,6 @@ EXPOSED_LABELS: frozenset[str] = frozenset(
         "ANUS_EXPOSED",
     }
 )
-
-
-def _to_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
 
 
 def summarize(detections: list[list[dict[str, Any]]], label_min: float) -> dict[str, Any]:
@@ -94,7 +85,7 @@ class NsfwScorer(UniformFrames, Scorer):
     def score(self, frames: Frames) -> dict[str, Any]:
         if self._detector is None:
             self.setup()
-        images = [_to_bgr(fit_short_side(img, self.short_side)) for img in frames.images]
+        images = [to_bgr(fit_short_side(img, self.short_side)) for img in frames.images]
         if not images:
             return dict.fromkeys(self.columns)
         detections = self._detector.detect_batch(images, batch_size=len(images))

@@ -31,15 +31,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from clipsieve.media.image import fit_short_side
+from clipsieve.media.image import fit_short_side, to_bgr
 from clipsieve.score.base import Frames, Scorer, UniformFrames
-
-
-def _to_bgr(image: np.ndarray) -> np.ndarray:
-    """RapidOCR treats numpy input as OpenCV BGR; our frames are RGB (or grey)."""
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
 
 
 def box_aspect(box: np.ndarray) -> float:
@@ -106,7 +99,7 @@ class TextScorer(UniformFrames, Scorer):
             intra_op_num_threads=self.threads if self.threads > 0 else -1,
         )
 
-    def _detect(self, bgr: np.ndarray) -> list[np.ndarray]:
+    def detect(self, bgr: np.ndarray) -> list[np.ndarray]:
         """Detected text boxes, the suspicious ones kept only if the recogniser reads them."""
         result, _ = self._engine(
             bgr, use_det=True, use_cls=False, use_rec=False, box_thresh=self.box_thresh
@@ -147,8 +140,8 @@ class TextScorer(UniformFrames, Scorer):
         counts: list[int] = []
         lines: dict[str, None] = {}  # ordered set
         for image in images:
-            bgr = _to_bgr(image)
-            boxes = self._detect(bgr)
+            bgr = to_bgr(image)
+            boxes = self.detect(bgr)
             ratios.append(union_area_ratio(boxes, *bgr.shape[:2]))
             counts.append(len(boxes))
             if self.recognize:

@@ -15,12 +15,11 @@ Keywords (``cluster_keywords.py``) are kept as well; the description comes first
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clipsieve.caption.rewrite import json_values
 from clipsieve.errors import UserError
 
 DEFAULT_SUMMARIZER = "facebook/bart-large-cnn"
@@ -68,14 +67,8 @@ def _lines(captions: Sequence[str]) -> list[str]:
 
 def _one_line(text: str) -> str | None:
     """The description in an answer: a JSON string value, else the first line; short."""
-    value: Any = None
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = json.JSONDecoder().raw_decode(text, match.start())
-            break
-        except ValueError:
-            continue
-    if isinstance(value, dict):
+    value = next((v for v in json_values(text) if isinstance(v, dict)), None)
+    if value is not None:
         text = next((v for v in value.values() if isinstance(v, str) and v.strip()), "")
     line = next((ln.strip(" \"'`*-") for ln in text.splitlines() if ln.strip(" `")), "")
     words = line.split()
