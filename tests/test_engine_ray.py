@@ -15,7 +15,17 @@ import pytest
 
 from clipsieve.config import RunConfig
 from clipsieve.engine.checkpoint import ShardStore
-from clipsieve.engine.ray import PRIVATE, _plan, _set_up, has_setup, uses_actors
+from clipsieve.engine.ray import (
+    PRIVATE,
+    _plan,
+    _set_up,
+    attach_stats,
+    has_setup,
+    split_clip_stages,
+    take_stats,
+    uses_actors,
+)
+from clipsieve.engine.tasks import StageStats
 from clipsieve.media.probe import ProbeStage
 from clipsieve.pipeline_run import run_pipeline
 from clipsieve.shots.policy import ClipPlanStage
@@ -42,7 +52,9 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, cap
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     local = run_pipeline([subset], local_dir, cheap_config(executor="local")).result
     ray_config = cheap_config(executor="ray")
-    ray_config.engine.clips_per_task = 2  # the long take's clips leave its task in 2 blocks
+    # the long take's clips run in chunks of 2: the first in its plan task, the others as
+    # Ray tasks of their own
+    ray_config.engine.clips_per_task = 2
     seen: list[dict] = []
     outputs = run_pipeline([subset], ray_dir, ray_config, stage_progress=seen.append)
     assert outputs.result.engine == "ray" and outputs.result.processed == len(SUBSET)
@@ -117,6 +129,10 @@ def test_gpu_stages_get_actor_pools_and_cpu_stages_are_set_up_once_per_process()
 
     assert uses_actors(GpuStage(), 1)
     assert not uses_actors(GpuStage(), 0)  # no GPU in the cluster: CPU tasks, not a hang
+    # clip stages run from the plan task up to the first actor-pool stage
+    cpu_a, gpu, cpu_b = ClipPlanStage(), GpuStage(), ClipPlanStage()
+    assert split_clip_stages([cpu_a, gpu, cpu_b], 1) == ((cpu_a,), (gpu, cpu_b))
+    assert split_clip_stages([cpu_a, gpu, cpu_b], 0) == ((cpu_a, gpu, cpu_b), ())
     first = _set_up(ShotDetectStage(detector="content"))
     assert _set_up(ShotDetectStage(detector="content")) is first
     assert _set_up(ShotDetectStage(detector="histogram")) is not first
@@ -153,3 +169,46 @@ def test_a_user_error_in_a_ray_task_comes_back_as_that_error(ray_session):
     assert isinstance(error, StorageError)
     assert str(error) == "upload of a.mp4 to s3://b/run/clips/a.mp4 failed: access denied"
     assert user_error_in(RuntimeError("ray.exceptions.RayTaskError: something else")) is None
+
+
+@dataclass
+class _Numbered(ClipPlanStage):
+    """A clip stage for the plan test: numbers the rows it gets."""
+
+    name: ClassVar[str] = "numbered"
+    table: ClassVar[str] = "clips"
+
+    def process(self, batch):
+        import pyarrow as pa
+
+        return batch.append_column("n", pa.array(range(batch.num_rows), pa.int64()))
+
+
+def test_plan_runs_the_clip_stages_on_small_plans_and_passes_markers():
+    videos = rows_to_table(
+        [
+            {"video_id": "a", "path": "a.mp4", "status": "ok", "cuts": [50], "num_frames": 100,
+             "fps": 25.0},
+            {"video_id": "b", "path": "b.mp4", "status": "error", "error": "probe: empty"},
+        ],
+        VIDEO_SCHEMA,
+    )  # fmt: skip
+    stats: dict = {}
+    out = _plan(videos, ClipPlanStage(), stats, (_Numbered(),), clips_per_task=16)
+    a = [r for r in out.to_pylist() if r["video_id"] == "a"]
+    b = [r for r in out.to_pylist() if r["video_id"] == "b"]
+    assert [r["n"] for r in a] == list(range(len(a))) and len(a) >= 2
+    assert [r["_cs_pos"] for r in a] == list(range(len(a)))
+    assert len(b) == 1 and b[0]["n"] is None and b[0]["_cs_pos"] == -1
+    assert (stats["policy"].rows_in, stats["numbered"].rows_in) == (2, len(a))
+
+
+def test_stats_ride_on_the_first_row_and_add_up():
+    videos = rows_to_table([{"video_id": "a", "path": "a.mp4"}, {"video_id": "b"}], VIDEO_SCHEMA)
+    first = attach_stats(videos, {"probe": StageStats(rows_in=2, rows_out=2, seconds=1.0)})
+    again, carried = take_stats(first)
+    assert again.column_names == videos.column_names and carried["probe"].rows_in == 2
+    both = attach_stats(again, {**carried, "shots": StageStats(rows_in=2, rows_out=2)})
+    _, total = take_stats(both)
+    assert {n: s.rows_in for n, s in total.items()} == {"probe": 2, "shots": 2}
+    assert take_stats(videos) == (videos, {})

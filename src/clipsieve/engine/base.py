@@ -109,6 +109,10 @@ class Executor(ABC):
         """Process ``job.todo`` (never empty), committing each video to :attr:`store` and adding
         to ``job.stats``; return how many videos were committed."""
 
+    def close(self) -> None:
+        """Release what :meth:`process` left running for later (called after the merge)."""
+        return None
+
     def execute(
         self,
         rows: list[dict[str, Any]],
@@ -128,8 +132,11 @@ class Executor(ABC):
         metadata: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Process (or resume) ``rows``, then stream the shards into the two merged tables."""
-        processed, skipped, stats = self.execute(rows, progress, stage_progress)
-        videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
+        try:
+            processed, skipped, stats = self.execute(rows, progress, stage_progress)
+            videos_path, clips_path, counts = self.store.merge_run(self.run_dir, rows, metadata)
+        finally:
+            self.close()
         return RunResult(
             videos_path, clips_path, processed, skipped, stats, counts,
             self.name, self.workers, self.startup_s,

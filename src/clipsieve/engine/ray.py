@@ -1,18 +1,31 @@
 """The Ray engine: the same stage objects on Ray Data, for one machine or a cluster.
 
-The pipeline becomes one Ray Data dataset, one ``map_batches`` per stage, over Arrow batches
-(``batch_format="pyarrow"``, the format :meth:`Stage.process` takes)::
+The pipeline becomes one Ray Data dataset over Arrow batches (``batch_format="pyarrow"``, the
+format :meth:`Stage.process` takes), one ``map_batches`` per video stage, which Ray Data fuses
+into one operator::
 
-    pending videos ─▶ probe ─▶ shots ─▶ plan ─▶ cut ─▶ score ─▶ driver: commit shards per video
+    pending videos ─▶ probe ─▶ shots ─▶ plan + cut + score ─▶ driver: commit shards per video
+                                         │ chunks of clips_per_task clips: the first in this
+                                         └▶ task, the others as Ray tasks of their own
 
-- Stages with ``Resources.gpus`` run in an **actor pool** (``concurrency=(1, n)``) with that many
-  ``num_gpus``, so they are placed on GPU nodes; each actor calls ``setup()`` once and keeps its
-  model. Every other stage runs as plain Ray **tasks** (``num_cpus`` from ``Resources.cpus``,
-  capped at half the cluster's CPUs). Ray reuses its worker processes, and a task sets a stage up
-  once per worker process (a per-process cache), so CPU models such as the shot detector are not
-  reloaded per video either. CPU stages are not actors on purpose: an actor holds its CPUs for
-  its whole life, and on a small machine two CPU actor pools hold every CPU while the task
-  stages before them wait forever (seen with ``ray.init(num_cpus=2)``).
+- **The clip stages run from the plan task** (:func:`_plan`), the planned clips in chunks: a
+  few short videos' clips cost no second task, and a long video's chunks spread over the
+  cluster while the plan task waits (``ray.get`` gives its CPU back), like the shot segments
+  of a long video. Measured on 192 short videos with 2 CPUs: clip stages as an operator of
+  their own cost 0.15-0.2 s of idle CPU per task (Ray Data's scheduling between two tasks) and
+  held one of the two CPUs while the shot detection waited for it (each operator keeps a
+  share), see ``docs/speed.md``.
+- Clip stages with ``Resources.gpus`` (and every clip stage after the first of them) run in an
+  **actor pool** (``concurrency=(1, n)``) with that many ``num_gpus``, on blocks of
+  ``clips_per_task`` clip rows, so they are placed on GPU nodes; each actor calls ``setup()``
+  once and keeps its model. Every other stage runs as plain Ray **tasks** (``num_cpus`` from
+  ``Resources.cpus``, capped at half the cluster's CPUs). Ray reuses its worker processes, and
+  a task sets a stage up once per worker process (a per-process cache), so CPU models such as
+  the shot detector are not reloaded per video either. CPU stages are not actors on purpose: an
+  actor holds its CPUs for its whole life, and on a small machine two CPU actor pools hold every
+  CPU while the task stages before them wait forever (seen with ``ray.init(num_cpus=2)``).
+- Per-stage stats travel in the rows (:func:`attach_stats`); the driver adds them up as
+  batches arrive.
 - Ray Data does the streaming, backpressure, object spilling and retries (failed tasks are
   retried, dead actors restarted), so nothing of that is rebuilt here.
 - **Exactly once, like the local engine.** The plan step tags each clip row with its video's
@@ -34,6 +47,7 @@ import importlib
 import logging
 import math
 import os
+import pickle
 import re
 import threading
 import time
@@ -44,13 +58,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipsieve.engine.base import Executor, Invocation, ProgressCallback, StageProgressCallback
+from clipsieve.engine.base import Executor, Invocation
 from clipsieve.engine.tasks import (
     StatsByStage,
     combine_parts,
     join_chunks,
     merge_stats,
     segment_part,
+    split_rows,
     timed,
 )
 from clipsieve.errors import UserError
@@ -68,7 +83,8 @@ from clipsieve.table import (
 VIDEO_COL = "_cs_video"  # the finished videos row of the clip's video (Arrow IPC bytes)
 POS_COL = "_cs_pos"  # the clip's position in its video's plan (-1: the marker of an empty plan)
 COUNT_COL = "_cs_count"  # how many clip rows the video's plan has
-PRIVATE = (VIDEO_COL, POS_COL, COUNT_COL)
+STATS_COL = "_cs_stats"  # per-stage stats of the tasks that made the batch (first row; pickled)
+PRIVATE = (VIDEO_COL, POS_COL, COUNT_COL, STATS_COL)
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -80,6 +96,16 @@ def _ipc(table: pa.Table) -> bytes:
 
 def _from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def split_clip_stages(
+    stages: list[Stage], cluster_gpus: float
+) -> tuple[tuple[Stage, ...], tuple[Stage, ...]]:
+    """(the clip stages run from the plan task, those from the first actor-pool stage on)."""
+    for i, stage in enumerate(stages):
+        if uses_actors(stage, cluster_gpus):
+            return tuple(stages[:i]), tuple(stages[i:])
+    return tuple(stages), ()
 
 
 def has_setup(stage: Stage) -> bool:
@@ -140,22 +166,31 @@ def _strip(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
 class StageActor:
     """An actor of a stage's pool: ``setup()`` once, then ``process`` per batch."""
 
-    def __init__(self, stage: Stage, plan: bool = False, collector: Any = None) -> None:
+    def __init__(self, stage: Stage, plan: bool = False) -> None:
         self.stage = stage
         self.plan = plan
-        self.collector = collector
         _cap_codec_threads()
         stage.setup()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return apply_stage(batch, self.stage, self.plan, self.collector)
+        return apply_stage(batch, self.stage, self.plan)
 
 
 def run_stage_task(
-    batch: pa.Table, stage: Stage, plan: bool = False, collector: Any = None
+    batch: pa.Table,
+    stage: Stage,
+    plan: bool = False,
+    clip_stages: tuple[Stage, ...] = (),
+    clips_per_task: int = 0,
 ) -> pa.Table:
-    """A stage as a Ray task, set up once per Ray worker process."""
-    return apply_stage(batch, _set_up(stage), plan, collector, original=stage)
+    """A stage as a Ray task, set up once per Ray worker process.
+
+    ``clip_stages``, ``clips_per_task``: the plan task's clip work, see :func:`_plan`.
+    """
+    return apply_stage(
+        batch, _set_up(stage), plan, original=stage,
+        clip_stages=clip_stages, clips_per_task=clips_per_task,
+    )  # fmt: skip
 
 
 def _segment_task(stage: Stage, row: dict[str, Any], segment: Segment) -> dict[str, Any]:
@@ -163,6 +198,22 @@ def _segment_task(stage: Stage, row: dict[str, Any], segment: Segment) -> dict[s
     ready = _set_up(stage)
     assert isinstance(ready, SegmentedStage)
     return segment_part(ready, row, segment)
+
+
+def _clip_chunk_task(stages: tuple[Stage, ...], clips: pa.Table) -> tuple[pa.Table, StatsByStage]:
+    """Clip stages over one chunk of a plan, as a Ray task of its own (see :func:`_plan`)."""
+    stats: StatsByStage = {}
+    for stage in stages:
+        clips = _apply_clip_stage(clips, _set_up(stage), stats)
+    return clips, stats
+
+
+@functools.cache
+def _remote_clip_chunk_task() -> Any:
+    """``_clip_chunk_task`` as a Ray remote function (registered with Ray once per process)."""
+    import ray
+
+    return ray.remote(num_cpus=1, max_retries=2)(_clip_chunk_task)
 
 
 @functools.cache
@@ -195,51 +246,54 @@ def _segmented(stage: Stage, original: Stage, batch: pa.Table) -> pa.Table:
     return stage.map_rows(batch, row_fn)
 
 
-def stats_collector() -> Any:
-    """A CPU-less actor that adds up per-stage stats sent by tasks (for the run summary)."""
-    import ray
+def attach_stats(batch: pa.Table, stats: StatsByStage) -> pa.Table:
+    """``batch`` (without stats) with ``stats`` on its first row (see :func:`take_stats`).
 
-    @ray.remote(num_cpus=0)
-    class StatsCollector:
-        def __init__(self) -> None:
-            self.stats: StatsByStage = {}
+    Stats travel with the rows to the driver, which adds them up as batches arrive: no actor
+    to call after every task, no process of its own, nothing to poll.
+    """
+    if not stats or batch.num_rows == 0:
+        return batch
+    values = [pickle.dumps(stats)] + [None] * (batch.num_rows - 1)
+    return batch.append_column(STATS_COL, pa.array(values, pa.binary()))
 
-        def add(self, stats: StatsByStage) -> None:
-            merge_stats(self.stats, stats)
 
-        def get(self) -> StatsByStage:
-            return self.stats
-
-    return StatsCollector.remote()
+def take_stats(batch: pa.Table) -> tuple[pa.Table, StatsByStage]:
+    """(``batch`` without its stats column, the stats its rows carry, added up)."""
+    total: StatsByStage = {}
+    if STATS_COL not in batch.column_names:
+        return batch, total
+    for value in batch.column(STATS_COL).to_pylist():
+        if value:
+            merge_stats(total, pickle.loads(value))
+    return batch.drop_columns([STATS_COL]), total
 
 
 def apply_stage(
     batch: pa.Table,
     stage: Stage,
     plan: bool,
-    collector: Any = None,
     original: Stage | None = None,
+    clip_stages: tuple[Stage, ...] = (),
+    clips_per_task: int = 0,
 ) -> pa.Table:
-    """Run ``stage`` on a batch; the plan stage also tags its output (see module docs).
+    """Run ``stage`` on a batch; the plan stage also tags its output (see module docs). The
+    batch's per-stage stats ride along in its rows (:func:`attach_stats`).
 
     ``original``: the stage before setup, given when a segmented stage may send segments to
-    tasks of their own.
+    tasks of their own. ``clip_stages``, ``clips_per_task``: see :func:`_plan`.
     """
-    import ray
-
-    stats: StatsByStage = {}
-    out = _apply(batch, stage, plan, stats, original)
-    if collector is not None and stats:
-        # waited for, so the sum the driver reads at the end cannot miss a late message
-        ray.get(collector.add.remote(stats))
-    return out
+    batch, stats = take_stats(batch)  # what the tasks before this one did
+    if plan:
+        out = _plan(batch, stage, stats, clip_stages, clips_per_task)
+    else:
+        out = _apply(batch, stage, stats, original)
+    return attach_stats(out, stats)
 
 
 def _apply(
-    batch: pa.Table, stage: Stage, plan: bool, stats: StatsByStage, original: Stage | None = None
+    batch: pa.Table, stage: Stage, stats: StatsByStage, original: Stage | None = None
 ) -> pa.Table:
-    if plan:
-        return _plan(batch, stage, stats)
     if batch.num_rows == 0:
         return batch
     if stage.table == "videos":
@@ -267,11 +321,27 @@ def _apply_clip_stage(batch: pa.Table, stage: Stage, stats: StatsByStage) -> pa.
     return out
 
 
-def _plan(videos: pa.Table, stage: Stage, stats: StatsByStage | None = None) -> pa.Table:
+def _plan(
+    videos: pa.Table,
+    stage: Stage,
+    stats: StatsByStage | None = None,
+    clip_stages: tuple[Stage, ...] = (),
+    clips_per_task: int = 0,
+) -> pa.Table:
+    """Plan each video's clips and tag them (see the module docs); then run ``clip_stages``.
+
+    The clip stages (CPU ones, as the driver sent them) run from this task: the planned clips
+    in chunks of ``clips_per_task``, the first chunk here and every other as a Ray task of its
+    own, so a long video's clips spread over the cluster while this task waits (``ray.get``
+    gives its CPU back). The clips of a few short videos cost no second task: Ray Data leaves
+    a CPU idle for ~0.2 s between two tasks, and an operator of their own would hold CPUs of
+    a small machine that the shot detection could use (each operator keeps a share).
+    """
+    stats = stats if stats is not None else {}
     parts = []
     for i in range(videos.num_rows):
         video = videos.slice(i, 1)
-        clips = timed(stats if stats is not None else {}, stage, video)
+        clips = timed(stats, stage, video)
         count = clips.num_rows
         if count == 0:  # one marker row, so the driver still hears of this video
             row = video.slice(0, 1).to_pylist()[0]
@@ -286,7 +356,31 @@ def _plan(videos: pa.Table, stage: Stage, stats: StatsByStage | None = None) -> 
         clips = clips.append_column(POS_COL, pa.array(positions, pa.int64()))
         clips = clips.append_column(COUNT_COL, pa.array([count] * clips.num_rows, pa.int64()))
         parts.append(clips)
-    return concat_tables(parts, CLIP_SCHEMA)
+    planned = concat_tables(parts, CLIP_SCHEMA)
+    if not clip_stages:
+        return planned
+    return _run_clip_chunks(planned, clip_stages, clips_per_task, stats)
+
+
+def _run_clip_chunks(
+    planned: pa.Table, stages: tuple[Stage, ...], size: int, stats: StatsByStage
+) -> pa.Table:
+    """The clip stages over ``planned`` (markers pass untouched), see :func:`_plan`."""
+    import ray
+
+    real = pc.greater_equal(planned.column(POS_COL), 0)
+    markers = planned.filter(pc.invert(real))
+    chunks = split_rows(planned.filter(real), size)
+    if not chunks:
+        return planned
+    remote = _remote_clip_chunk_task()
+    waiting = [remote.remote(stages, chunk) for chunk in chunks[1:]]
+    results = [_clip_chunk_task(stages, chunks[0])]
+    if waiting:
+        results += ray.get(waiting)
+    for _, chunk_stats in results:
+        merge_stats(stats, chunk_stats)
+    return concat_tables([clips for clips, _ in results] + [markers], CLIP_SCHEMA)
 
 
 @dataclass
@@ -381,41 +475,6 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     return True
 
 
-class _StatsPoller:
-    """Hands the collector's per-stage stats to ``callback`` every ``interval`` seconds.
-
-    A thread, because tasks report after each batch while the driver's loop only wakes when
-    finished rows stream out (nothing does while the first videos are still in shot detection).
-    """
-
-    def __init__(
-        self, collector: Any, callback: StageProgressCallback | None, interval: float = 0.5
-    ) -> None:
-        self.collector, self.callback, self.interval = collector, callback, interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, name="clipsieve-ray-stats", daemon=True)
-
-    def __enter__(self) -> _StatsPoller:
-        if self.callback is not None:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        if self.thread.is_alive():
-            self.thread.join()
-
-    def _poll(self) -> None:
-        import ray
-
-        assert self.callback is not None
-        while not self.stop.wait(self.interval):
-            try:
-                self.callback(ray.get(self.collector.get.remote(), timeout=10))
-            except Exception:  # progress only: a slow or stopping Ray must not end the run
-                continue
-
-
 class RayRunner(Executor):
     """Runs a pipeline on Ray Data, committing shards per video on the driver."""
 
@@ -435,15 +494,16 @@ class RayRunner(Executor):
         self.num_cpus = num_cpus
         self.workers = num_cpus or 0  # reported as asked (None: the cluster's)
         self.clips_per_task = clips_per_task  # None: sized from the input (clips_per_task())
+        self._stopping: threading.Thread | None = None  # the Ray this run started, stopping
 
     def _map(
         self,
         ds: Any,
         stage: Stage,
         cpus_cap: float,
-        collector: Any,
         batch_size: int,
         plan: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> Any:
         import ray
         from ray.data import ActorPoolStrategy
@@ -462,17 +522,17 @@ class RayRunner(Executor):
             max_actors = max(1, math.floor(gpus / resources.gpus))
             return ds.map_batches(
                 StageActor,
-                fn_constructor_args=(stage, plan, collector),
+                fn_constructor_args=(stage, plan),
                 compute=ActorPoolStrategy(min_size=1, max_size=max_actors),
                 **options,
             )
-        kwargs = {"stage": stage, "plan": plan, "collector": collector}
+        kwargs = {"stage": stage, "plan": plan, **(extra or {})}
         return ds.map_batches(run_stage_task, fn_kwargs=kwargs, **options)
 
     def process(self, job: Invocation) -> int:
         import ray
 
-        todo, skipped, stage_progress = job.todo, job.skipped, job.stage_progress
+        todo = job.todo
         began = time.perf_counter()
         started = connect(self.address, self.num_cpus)
         self.startup_s = time.perf_counter() - began
@@ -482,69 +542,78 @@ class RayRunner(Executor):
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
             context.print_on_execution_start = False
-            cpus = float(ray.cluster_resources().get("CPU", 1))
+            cluster = ray.cluster_resources()
+            cpus, gpus = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
             cpus_cap = max(1.0, cpus / 2)
             per_task = videos_per_task(len(todo), cpus)
             clip_batch = max(1, self.clips_per_task or clips_per_task(per_task))
             table = rows_to_table(todo, VIDEO_SCHEMA)
             blocks = [table.slice(i, per_task) for i in range(0, table.num_rows, per_task)]
-            ds = ray.data.from_arrow(blocks)
-            collector = stats_collector()
+            # from_blocks: block metadata from here, not from one remote task per block
+            ds = ray.data.from_blocks(blocks)
             for stage in self.pipeline.video_stages:
-                ds = self._map(ds, stage, cpus_cap, collector, per_task)
+                ds = self._map(ds, stage, cpus_cap, per_task)
             plan = self.pipeline.plan_stage
-            ds = self._map(ds, plan, cpus_cap, collector, per_task, plan=True)
-            if self.pipeline.clip_stages:
-                # Clip rows leave the video tasks in blocks of clips_per_task and the clip
-                # stages run as tasks of their own: a long video's clips spread over the
-                # cluster instead of running one after another in the task that planned them.
+            inline, pooled = split_clip_stages(self.pipeline.clip_stages, gpus)
+            clip_work = {"clip_stages": inline, "clips_per_task": clip_batch}
+            ds = self._map(ds, plan, cpus_cap, per_task, plan=True, extra=clip_work)
+            if pooled:
+                # The clip stages from the first GPU one on run in their actor pools, on
+                # blocks of clips_per_task clip rows.
                 ds = ds.repartition(target_num_rows_per_block=clip_batch)
-            for stage in self.pipeline.clip_stages:
-                ds = self._map(ds, stage, cpus_cap, collector, clip_batch)
+            for stage in pooled:
+                ds = self._map(ds, stage, cpus_cap, clip_batch)
             try:
-                with _StatsPoller(collector, stage_progress):
-                    committed = self._collect(ds, job.total, skipped, job.progress)
+                committed = self._collect(ds, job)
             except Exception as exc:
                 user_error = user_error_in(exc)
                 if user_error is None:
                     raise
                 raise user_error from None
-            final = ray.get(collector.get.remote())
-            if stage_progress is not None:
-                stage_progress(final)
-            merge_stats(job.stats, final)
-        finally:
+        except BaseException:
             if started:
                 ray.shutdown()
+            raise
+        if started:
+            # Stopping Ray takes about a second: it overlaps the merge of the shards, and
+            # close() waits for it.
+            self._stopping = threading.Thread(target=ray.shutdown, name="clipsieve-ray-stop")
+            self._stopping.start()
         return committed
 
-    def _collect(
-        self,
-        ds: Any,
-        total: int,
-        skipped: int,
-        progress: ProgressCallback | None,
-    ) -> int:
-        """Gather rows per video as Ray streams them out; commit each complete video."""
+    def close(self) -> None:
+        if self._stopping is not None:
+            self._stopping.join()
+            self._stopping = None
+
+    def _collect(self, ds: Any, job: Invocation) -> int:
+        """Gather rows per video as Ray streams them out; commit each complete video; add up
+        the per-stage stats the rows carry."""
         pending: dict[str, _Pending] = {}
         committed = 0
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            batch, stats = take_stats(batch)
+            if stats:
+                merge_stats(job.stats, stats)
+                if job.stage_progress is not None:
+                    job.stage_progress(job.stats)
             ids = batch.column("video_id").to_pylist()
             positions = batch.column(POS_COL).to_pylist()
             for i, video_id in enumerate(ids):
-                job = pending.get(video_id)
-                if job is None:
+                video = pending.get(video_id)
+                if video is None:
                     videos = _from_ipc(batch.column(VIDEO_COL)[i].as_py())
-                    job = _Pending(videos, int(batch.column(COUNT_COL)[i].as_py()))
-                    pending[video_id] = job
+                    video = _Pending(videos, int(batch.column(COUNT_COL)[i].as_py()))
+                    pending[video_id] = video
                 if positions[i] >= 0:
-                    job.rows.append((positions[i], batch.slice(i, 1)))
-                if len(job.rows) == job.count:
-                    self._commit(video_id, job)
+                    video.rows.append((positions[i], batch.slice(i, 1)))
+                if len(video.rows) == video.count:
+                    self._commit(video_id, video)
                     del pending[video_id]
                     committed += 1
-                    if progress is not None:
-                        progress(job.videos.column("path")[0].as_py(), skipped + committed, total)
+                    if job.progress is not None:
+                        path = video.videos.column("path")[0].as_py()
+                        job.progress(path, job.skipped + committed, job.total)
         if pending:
             raise RuntimeError(f"Ray returned incomplete results for {sorted(pending)[:3]}")
         return committed
