@@ -1,10 +1,11 @@
 """Synthetic clips with known content kinds, rendered by ffmpeg, for the content detectors.
 
 Each case is one short clip made from lavfi sources with ``hstack``/``vstack`` (split screen),
-``overlay`` (picture-in-picture, logos, burned-in subtitles), ``zoompan``/``crop`` over a still
-(Ken Burns, scene text that moves with the picture) and a frozen frame with something small
-moving on it (a still image with motion). ``truth`` says, per detector, whether the case shows
-that kind (None: not a fair question for that detector, left out of its scores).
+``overlay`` (picture-in-picture, opaque and see-through logos, burned-in subtitles),
+``zoompan``/``crop`` over a still (Ken Burns, scene text that moves with the picture) and a
+frozen frame with something small moving on it (a still image with motion). ``truth`` says,
+per detector, whether the case shows that kind (None: not a fair question for that detector,
+left out of its scores).
 """
 
 from __future__ import annotations
@@ -125,6 +126,21 @@ CASES: tuple[ContentCase, ...] = (
     ContentCase(
         "logo_bottom_left",
         f"{_src('spiral')}[bg];[bg][1]overlay=14:H-h-12[out]",
+        ("logo",),
+        ("overlay_text", "scene_text"),
+    ),
+    # see-through logos (35 % opaque): their pixels change with the picture behind them
+    ContentCase(
+        "logo_see_through_smooth",
+        f"[1]format=rgba,colorchannelmixer=aa=0.35[lg];{_src('gradients')}[bg];"
+        "[bg][lg]overlay=W-w-14:12[out]",
+        ("logo",),
+        ("overlay_text", "scene_text"),
+    ),
+    ContentCase(
+        "logo_see_through_busy",
+        f"[1]format=rgba,colorchannelmixer=aa=0.35[lg];{_src('life')}[bg];"
+        "[bg][lg]overlay=14:H-h-12[out]",
         ("logo",),
         ("overlay_text", "scene_text"),
     ),
