@@ -138,8 +138,9 @@ def test_gpu_stages_get_actor_pools_and_cpu_stages_are_set_up_once_per_process()
     assert _set_up(ShotDetectStage(detector="histogram")) is not first
 
 
-def test_plan_tags_every_clip_and_marks_videos_without_clips():
-    videos = rows_to_table(
+def _planned_and_failed_video():
+    """Video ``a`` with a cut at frame 50 of 100; video ``b`` failed its probe."""
+    return rows_to_table(
         [
             {"video_id": "a", "path": "a.mp4", "status": "ok", "cuts": [50], "num_frames": 100,
              "fps": 25.0},
@@ -147,6 +148,10 @@ def test_plan_tags_every_clip_and_marks_videos_without_clips():
         ],
         VIDEO_SCHEMA,
     )  # fmt: skip
+
+
+def test_plan_tags_every_clip_and_marks_videos_without_clips():
+    videos = _planned_and_failed_video()
     out = _plan(videos, ClipPlanStage()).to_pylist()
     a = [r for r in out if r["video_id"] == "a"]
     b = [r for r in out if r["video_id"] == "b"]
@@ -185,14 +190,7 @@ class _Numbered(ClipPlanStage):
 
 
 def test_plan_runs_the_clip_stages_on_small_plans_and_passes_markers():
-    videos = rows_to_table(
-        [
-            {"video_id": "a", "path": "a.mp4", "status": "ok", "cuts": [50], "num_frames": 100,
-             "fps": 25.0},
-            {"video_id": "b", "path": "b.mp4", "status": "error", "error": "probe: empty"},
-        ],
-        VIDEO_SCHEMA,
-    )  # fmt: skip
+    videos = _planned_and_failed_video()
     stats: dict = {}
     out = _plan(videos, ClipPlanStage(), stats, (_Numbered(),), clips_per_task=16)
     a = [r for r in out.to_pylist() if r["video_id"] == "a"]
