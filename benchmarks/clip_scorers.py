@@ -114,10 +114,9 @@ def time_decoded(
     specs = {s.name: s.frame_spec() for s in scorers}
     # one FFmpeg thread per decode: the threads are the parallelism
     sampler = FrameSampler(specs, decode_threads=1)
-    first = next(iter(specs))
 
-    def decode(path: Path) -> Frames:
-        return sampler.sample(path)[first]
+    def decode(path: Path) -> dict[str, Frames]:
+        return sampler.sample(path)  # each scorer's frames, as the scoring stage hands them
 
     rows = [{"caption_src": f"a photo of scene number {i % 50}"} for i in range(len(paths))]
     with ThreadPoolExecutor(threads) as pool:
@@ -130,7 +129,7 @@ def time_decoded(
         for a in range(0, len(paths), group):
             chunk = list(itertools.islice(frames, group))
             for scorer in scorers:
-                scorer.score_rows(chunk, rows[a : a + group])
+                scorer.score_rows([c[scorer.name] for c in chunk], rows[a : a + group])
         sync(device)
         both_s = time.perf_counter() - start
     return decode_s, both_s

@@ -385,7 +385,7 @@ class LogoScorer(_ContentScorer):
             (a.gradient_coherence >= self.see_through_coherence)
             & (a.steady_gradient >= self.see_through_edge)
             & (a.edges.mean(axis=0) >= 0.85)
-            & ~(a.std < 2 * FROZEN_STD)  # grey levels that change: the opaque look's are not
+            & (a.std >= 2 * FROZEN_STD)  # grey levels that change (the rest: the opaque look)
         )
         best = max(
             self._corner_patch(a, opaque, self.min_pixels, self.ring_moving),
@@ -423,7 +423,7 @@ class LogoScorer(_ContentScorer):
             if bw * bh < min_area * h * w:
                 continue
             # the picture right around it moves, or most of the picture moves and the patch is
-            # dense with unchanging edges (a static corner of a static shot is no logo)
+            # dense with persistent edges (a static corner of a static shot is no logo)
             pad = max(4, min(bw, bh) // 2)
             ring = a.std[max(0, y - pad) : y + bh + pad, max(0, x - pad) : x + bw + pad]
             around = float((ring > MOVING_STD).mean())
