@@ -42,14 +42,15 @@ def copy_subset(sample_set: Path, folder: Path, names: Sequence[str]) -> Path:
 
 
 @contextlib.contextmanager
-def local_ray(num_cpus: int = 2) -> Iterator[Any]:
+def local_ray(num_cpus: int = 2, num_gpus: int = 0) -> Iterator[Any]:
     """A private Ray instance for the test (skipped without Ray); it inherits this process's
-    environment as it is now."""
+    environment as it is now. ``num_gpus``: logical GPUs (Ray places by them; nothing needs a
+    real one unless a stage uses CUDA)."""
     ray = pytest.importorskip("ray")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(
-        address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-        configure_logging=False,
+        address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+        log_to_driver=False, configure_logging=False,
     )  # fmt: skip
     try:
         yield ray

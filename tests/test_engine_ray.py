@@ -39,7 +39,7 @@ SUBSET = ("cuts.mp4", "long_take.mp4", "empty.mp4")
 
 @pytest.fixture(scope="module")
 def ray_session():
-    with local_ray() as ray:
+    with local_ray(num_gpus=1) as ray:  # a logical GPU: the actor-pool path is placed too
         yield ray
 
 
@@ -77,6 +77,32 @@ def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, cap
     assert ShardStore(ray_dir).done_ids() == {
         r["video_id"] for r in table_rows(ray_dir, "videos.parquet", sort=True)
     }
+
+
+def test_a_gpu_clip_stage_runs_in_an_actor_pool_with_the_local_tables(
+    ray_session, subset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The score stage asks for a GPU (the driver places stages, so patching it there is
+    enough): cut runs from the plan task, score in its actor pool on repartitioned blocks,
+    and the tables, stats and markers of a video without clips come out as locally."""
+    from clipsieve.engine.ray import split_clip_stages
+    from clipsieve.pipeline import build_pipeline
+    from clipsieve.score.stage import ScoreStage
+    from clipsieve.stage import Resources
+
+    local = run_pipeline([subset], tmp_path / "local", cheap_config(executor="local")).result
+    monkeypatch.setattr(ScoreStage, "resources", lambda self: Resources(gpus=1.0))
+    ray_config = cheap_config(executor="ray")
+    ray_config.engine.clips_per_task = 2
+    inline, pooled = split_clip_stages(build_pipeline(ray_config, tmp_path).clip_stages, 1)
+    assert [s.name for s in inline] == ["cut"] and [s.name for s in pooled] == ["score"]
+    result = run_pipeline([subset], tmp_path / "ray", ray_config).result
+    summary = {n: (s.rows_in, s.rows_out) for n, s in result.stats.items()}
+    assert summary == {n: (s.rows_in, s.rows_out) for n, s in local.stats.items()}
+    for name in ("videos.parquet", "clips.parquet"):
+        assert table_rows(tmp_path / "ray", name, sort=True) == table_rows(
+            tmp_path / "local", name, sort=True
+        ), name
 
 
 def test_ray_runs_a_long_videos_shot_segments_as_tasks_with_the_whole_reads_result(

@@ -501,15 +501,16 @@ class RayRunner(Executor):
         ds: Any,
         stage: Stage,
         cpus_cap: float,
+        gpus: float,
         batch_size: int,
         plan: bool = False,
         extra: dict[str, Any] | None = None,
     ) -> Any:
-        import ray
+        """``stage`` as one ``map_batches``; ``gpus``: the cluster's, read once per run so every
+        stage is placed by the same answer."""
         from ray.data import ActorPoolStrategy
 
         resources = stage.resources()
-        gpus = float(ray.cluster_resources().get("GPU", 0))
         options: dict[str, Any] = {
             "batch_format": "pyarrow",
             "batch_size": batch_size,
@@ -552,17 +553,17 @@ class RayRunner(Executor):
             # from_blocks: block metadata from here, not from one remote task per block
             ds = ray.data.from_blocks(blocks)
             for stage in self.pipeline.video_stages:
-                ds = self._map(ds, stage, cpus_cap, per_task)
+                ds = self._map(ds, stage, cpus_cap, gpus, per_task)
             plan = self.pipeline.plan_stage
             inline, pooled = split_clip_stages(self.pipeline.clip_stages, gpus)
             clip_work = {"clip_stages": inline, "clips_per_task": clip_batch}
-            ds = self._map(ds, plan, cpus_cap, per_task, plan=True, extra=clip_work)
+            ds = self._map(ds, plan, cpus_cap, gpus, per_task, plan=True, extra=clip_work)
             if pooled:
                 # The clip stages from the first GPU one on run in their actor pools, on
                 # blocks of clips_per_task clip rows.
                 ds = ds.repartition(target_num_rows_per_block=clip_batch)
             for stage in pooled:
-                ds = self._map(ds, stage, cpus_cap, clip_batch)
+                ds = self._map(ds, stage, cpus_cap, gpus, clip_batch)
             try:
                 committed = self._collect(ds, job)
             except Exception as exc:

@@ -54,7 +54,8 @@ class ClipAnalysis:
     grey: np.ndarray  # (n, h, w) float32
     std: np.ndarray  # (h, w) per-pixel standard deviation over the frames
     edges: np.ndarray  # (n, h, w) bool
-    persistent_edges: np.ndarray  # (h, w) bool: an edge in at least 7 of 8 frames, frozen
+    steady_edges: np.ndarray  # (h, w) bool: an edge in at least 7 of 8 frames
+    persistent_edges: np.ndarray  # (h, w) bool: steady edges whose grey level is frozen
     moving_frac: float  # share of pixels that change
     # |mean of the frames' gradient vectors|: high where the same edge is in every frame
     steady_gradient: np.ndarray  # (h, w) float32
@@ -81,12 +82,13 @@ def analyse(frames: Frames) -> ClipAnalysis:
     magnitudes = np.stack([cv2.magnitude(gx, gy) for gx, gy in gradients])
     edges = magnitudes > EDGE
     needed = max(2, int(np.ceil(0.85 * len(grey))))
-    persistent = (edges.sum(axis=0) >= needed) & (std < FROZEN_STD * 2)
+    steady_edges = edges.sum(axis=0) >= needed
+    persistent = steady_edges & (std < FROZEN_STD * 2)
     steady = cv2.magnitude(
         np.mean([gx for gx, _ in gradients], axis=0), np.mean([gy for _, gy in gradients], axis=0)
     )
     analysis = ClipAnalysis(
-        grey, std, edges, persistent, float((std > MOVING_STD).mean()),
+        grey, std, edges, steady_edges, persistent, float((std > MOVING_STD).mean()),
         steady, steady / np.maximum(magnitudes.mean(axis=0), 1e-3),
     )  # fmt: skip
     frames.cache["content"] = analysis
@@ -384,7 +386,7 @@ class LogoScorer(_ContentScorer):
         see_through = (
             (a.gradient_coherence >= self.see_through_coherence)
             & (a.steady_gradient >= self.see_through_edge)
-            & (a.edges.mean(axis=0) >= 0.85)
+            & a.steady_edges
             & (a.std >= 2 * FROZEN_STD)  # grey levels that change (the rest: the opaque look)
         )
         best = max(
