@@ -410,12 +410,16 @@ def test_bfloat16_probabilities_stay_close_to_float32() -> None:
     assert np.abs(full - half).max() < 0.02 and half[38:42].max() > 0.5
 
 
-def test_bfloat16_close_calls_are_decided_in_float32(videos: dict[str, Path]) -> None:
-    """A bfloat16 probability near a threshold is recomputed in float32 with the same windows,
-    so the decision is the one a float32 run makes."""
+def test_bfloat16_close_calls_are_decided_in_float32(
+    videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bfloat16 probability near a threshold is recomputed in float32 in the same model
+    window (that window only), so the decision is the one a float32 run makes."""
+    from clipsieve.shots import transnet
     from clipsieve.shots.hybrid import HybridDetector
-    from clipsieve.shots.transnet import predict_spans
+    from clipsieve.shots.transnet import predict_spans, span_windows
 
+    monkeypatch.setattr(transnet, "MAX_PREDICTED", 40)  # several windows in this short video
     frames = np.stack([image for _, image in FrameReader(videos["cuts"], size=(48, 27))])
     mid = len(frames) // 2
     detector = HybridDetector(precision="bfloat16")
@@ -423,5 +427,10 @@ def test_bfloat16_close_calls_are_decided_in_float32(videos: dict[str, Path]) ->
     reference = predict_spans(detector._load(), frames, needs)  # float32
     fast = detector._predict_spans(frames, needs, [], [])  # nothing in doubt: all bfloat16
     assert np.abs(fast - reference).max() < 0.02
-    detector.threshold = float(reference[mid - 2 : mid + 2].max())  # a close call at mid
-    assert np.array_equal(detector._predict_spans(frames, needs, [mid], []), reference)
+    peak = mid - 2 + int(reference[mid - 2 : mid + 2].argmax())
+    detector.threshold = float(reference[peak])  # a close call at mid
+    mixed = detector._predict_spans(frames, needs, [mid], [])
+    windows = span_windows(needs, len(frames))
+    assert len(windows) > 1  # the other windows stay bfloat16
+    for a, b in windows:
+        assert np.array_equal(mixed[a:b], (reference if a <= peak < b else fast)[a:b])

@@ -51,8 +51,10 @@ CHUNK_FRAMES = 9000
 OVERLAP_FRAMES = 300
 """Frames two chunks share: each side keeps the cuts of its own half of the overlap."""
 BF16_MARGIN = 0.02
-"""A bfloat16 probability this close to a threshold is recomputed in float32 (4x the largest
-bfloat16 error seen on the dev videos, 0.005)."""
+"""A bfloat16 probability this close to a threshold is recomputed in float32: about 3x the
+largest bfloat16 error seen near the thresholds, over the 2,062 frames the detector predicts on
+the dev videos and those of ``benchmarks/peers.py`` (0.005 for probabilities of 0.05-0.15, 0.007
+for 0.4-0.6; up to 0.02 for 0.15-0.3, where no decision is made)."""
 
 
 @dataclass
@@ -154,8 +156,9 @@ class HybridDetector:
     dissolve_min: float = 12.0  # dk level that makes a dissolve candidate
     blend_max: float = 0.12  # ... whose best linear-blend residual is at most this
     use_model: bool = True  # False: cheap pass only (unsure candidates are decided by ratio)
-    precision: str = "auto"  # the model's: auto = bfloat16 where the CPU has it, close calls
-    # re-checked in float32 (same decisions as float32); float32; bfloat16
+    # the model's: auto = bfloat16 where the CPU has it natively; float32; bfloat16 = even
+    # where it is emulated. Close calls are re-checked in float32 either way (same decisions)
+    precision: str = "auto"
     threads: int = 0
     _model: Any = field(default=None, init=False, repr=False)
 
@@ -443,49 +446,50 @@ class HybridDetector:
         from 0.944 to 0.929. Long runs of doubt (dissolves, fast cutting) are predicted 125
         frames per window instead of 50 (:func:`~clipsieve.shots.transnet.predict_spans`).
 
-        In bfloat16 (``precision``), a merged range whose decision lies within
-        :data:`BF16_MARGIN` of a threshold is predicted again in float32, with the same
-        windows: bfloat16 moves a probability by at most 0.005 here, so every decision is the
-        one float32 would make, at bfloat16's speed for the rest.
+        In bfloat16 (``precision``), every model window (``transnet.span_windows``) holding a
+        frame whose probability lies within :data:`BF16_MARGIN` of a threshold it is compared
+        with is predicted again in float32. bfloat16 moves a probability near a threshold by
+        less than a third of that margin, and a window's float32 probabilities are exactly what
+        a float32 run computes, so every decision is the one float32 would make, at bfloat16's
+        speed for the rest. (Re-predicting the whole merged range instead: 396 frames in
+        float32 against 348 on the 13 videos of ``benchmarks/peers.py``, 7.4 against 6.2 CPU-s.)
         """
-        from clipsieve.shots.transnet import merge_spans, predict_spans, use_bfloat16
+        from clipsieve.shots.transnet import predict_windows, span_windows, use_bfloat16
 
         bfloat16 = use_bfloat16(self.precision)
+        windows = span_windows(needs, len(frames))
         with torch_threads(self.threads):
-            probs = predict_spans(self._load(), frames, needs, bfloat16)
+            probs = predict_windows(self._load(), frames, windows, bfloat16)
             if not bfloat16:
                 return probs
-            close = self._close_calls(probs, unsure, dissolves)
-            again = [
-                (a, b) for a, b in merge_spans(needs, len(frames)) if any(a <= c < b for c in close)
-            ]
+            close = self._close_frames(probs, unsure, dissolves)
+            again = [(a, b) for a, b in windows if any(a <= c < b for c in close)]
             if again:
-                exact = predict_spans(self._load(), frames, again, bfloat16=False)
+                exact = predict_windows(self._load(), frames, again, bfloat16=False)
                 for a, b in again:
                     probs[a:b] = exact[a:b]
         return probs
 
-    def _close_calls(
+    def _close_frames(
         self, probs: np.ndarray, unsure: list[int], dissolves: list[tuple[int, int]]
     ) -> list[int]:
-        """Frames whose decision a probability within :data:`BF16_MARGIN` of a threshold
-        could change: an unsure cut's peak near either threshold; a dissolve candidate with a
-        frame near the threshold before it is clearly crossed (the first frame above it is the
-        cut)."""
+        """Frames whose probability lies within :data:`BF16_MARGIN` of a threshold it decides
+        against, so that bfloat16's error could change a decision: near either threshold in
+        the frames around an unsure cut (their maximum is compared with both); near the
+        threshold in a dissolve candidate up to the first frame clearly above it (the first
+        frame above it is the cut)."""
         n = len(probs)
-        limits = np.array([self.threshold, self.weak_threshold])
-        close = []
+        close: list[int] = []
         for c in unsure:
-            window = probs[max(0, c - 2) : min(n, c + 2)]
-            p = float(window.max()) if window.size else 0.0
-            if np.abs(limits - p).min() < BF16_MARGIN:
-                close.append(c)
+            lo = max(0, c - 2)
+            window = probs[lo : min(n, c + 2)]
+            near = np.abs(window[:, None] - [self.threshold, self.weak_threshold]).min(axis=1)
+            close += (lo + np.flatnonzero(near < BF16_MARGIN)).tolist()
         for a, b in dissolves:
             seg = probs[a : b + 1]
             above = np.flatnonzero(seg >= self.threshold + BF16_MARGIN)
             upto = seg[: above[0] + 1] if above.size else seg  # the frames that decide the cut
-            if np.any(np.abs(upto - self.threshold) < BF16_MARGIN):
-                close.append(a)
+            close += (a + np.flatnonzero(np.abs(upto - self.threshold) < BF16_MARGIN)).tolist()
         return close
 
     # ---------------------------------------------------------------------------- merge

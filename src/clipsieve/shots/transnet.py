@@ -68,10 +68,12 @@ def use_bfloat16(precision: str = "auto") -> bool:
 
     ``bfloat16`` runs the model 1.8x faster where the CPU computes bfloat16 natively (AVX-512
     BF16 or AMX; 0.31 vs 0.55 s per 100-frame window on this machine), and its probabilities
-    move by at most 0.005 on the dev videos. That is enough to flip a candidate that sits on the
-    threshold: on the dev set the hybrid detector's F1 went from 0.944 to 0.937 (one false cut)
-    while its time fell from 30.7 to 21.0 s. So float32 is the default; ``auto`` picks bfloat16
-    only where the CPU has it natively (elsewhere it is emulated and slower). A run records the
+    move by up to 0.007 near the hybrid detector's thresholds (0.1 and 0.5) on the dev videos
+    (up to 0.02 between them, where nothing is decided). That is enough to flip a candidate
+    that sits on the threshold: on the dev set the hybrid detector's F1 went from 0.944 to
+    0.937 (one false cut) while its time fell from 30.7 to 21.0 s. So the hybrid detector
+    predicts its close calls again in float32, and ``auto`` (its default) picks bfloat16 only
+    where the CPU has it natively (elsewhere it is emulated and slower). A run records the
     precision it asked for.
     """
     if precision not in PRECISIONS:
@@ -152,19 +154,36 @@ def predict_spans(
     package's 25 frames of context; on the dev set the probabilities differ from the package's
     windowing by at most 0.05.
     """
+    return predict_windows(model, frames, span_windows(spans, len(frames)), bfloat16)
+
+
+def span_windows(spans: Iterable[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """The ``[first, last)`` frame ranges :func:`predict_spans` predicts one model window each:
+    the merged spans cut into pieces of at most :data:`MAX_PREDICTED` frames from their start.
+    A window's probabilities depend only on its own frames, so predicting some of these windows
+    again (in another precision) gives exactly what predicting them all would."""
+    return [
+        (first, min(first + MAX_PREDICTED, b))
+        for a, b in merge_spans(spans, n)
+        for first in range(a, b, MAX_PREDICTED)
+    ]
+
+
+def predict_windows(
+    model: Any, frames: np.ndarray, windows: Iterable[tuple[int, int]], bfloat16: bool = False
+) -> np.ndarray:
+    """Probabilities for the frames of each window from :func:`span_windows` (zero elsewhere),
+    each predicted with :data:`CONTEXT` frames before and after it."""
     import torch
 
     n = len(frames)
     probs = np.zeros(n, np.float32)
     with torch.inference_mode(), _autocast(bfloat16):
-        for a, b in merge_spans(spans, n):
-            for first in range(a, b, MAX_PREDICTED):
-                count = min(MAX_PREDICTED, b - first)
-                idx = np.clip(np.arange(first - CONTEXT, first + count + CONTEXT), 0, n - 1)
-                single, _ = model.predict_raw(torch.from_numpy(frames[idx][None]))
-                probs[first : first + count] = (
-                    single[0, CONTEXT : CONTEXT + count, 0].float().numpy()
-                )
+        for first, last in windows:
+            count = last - first
+            idx = np.clip(np.arange(first - CONTEXT, last + CONTEXT), 0, n - 1)
+            single, _ = model.predict_raw(torch.from_numpy(frames[idx][None]))
+            probs[first:last] = single[0, CONTEXT : CONTEXT + count, 0].float().numpy()
     return probs
 
 
