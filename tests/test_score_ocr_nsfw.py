@@ -191,3 +191,19 @@ def test_models_load_once_per_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
         nsfw.score(clip)
     ocr.setup()  # a second setup call is a no-op too
     assert created == {"ocr": 1, "nsfw": 1}
+
+
+def test_onnx_sessions_take_the_workers_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime does not read OMP_NUM_THREADS, which the engine's workers set to their
+    share of the cores; the ONNX scorers pass it on (an explicit ``threads`` wins)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    text = TextScorer()
+    text.setup()
+    assert text._engine.text_det.infer.session.get_session_options().intra_op_num_threads == 1
+    nsfw = NsfwScorer()
+    nsfw.setup()
+    assert nsfw._detector.onnx_session.get_session_options().intra_op_num_threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    explicit = TextScorer(threads=2)
+    explicit.setup()
+    assert explicit._engine.text_det.infer.session.get_session_options().intra_op_num_threads == 2

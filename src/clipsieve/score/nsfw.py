@@ -59,7 +59,7 @@ class NsfwScorer(UniformFrames, Scorer):
     count: int = 4
     short_side: int = 360  # decode size; the detector works at 320 px on the long side anyway
     label_min: float = 0.5
-    threads: int = 0  # onnxruntime intra-op threads; 0 = its default (all cores)
+    threads: int = 0  # onnxruntime intra-op threads; 0 = the worker's share of the cores
     _detector: Any = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self) -> None:
@@ -70,11 +70,14 @@ class NsfwScorer(UniformFrames, Scorer):
         import onnxruntime
         from nudenet import NudeDetector
 
+        from clipsieve.media.threads import worker_cpu_threads
+
         detector = NudeDetector()
-        if self.threads > 0:
+        threads = self.threads or worker_cpu_threads()
+        if threads > 0:
             # NudeDetector takes no session options; rebuild its session on the same model file.
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.threads
+            options.intra_op_num_threads = threads
             detector.onnx_session = onnxruntime.InferenceSession(
                 str(Path(nudenet.__file__).with_name("320n.onnx")),
                 sess_options=options,

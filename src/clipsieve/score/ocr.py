@@ -84,7 +84,7 @@ class TextScorer(UniformFrames, Scorer):
     verify_area: float = 0.02  # ... and so must boxes larger than this fraction of the frame
     verify_max_boxes: int = 4  # ... and every box of a frame with this many boxes or fewer
     min_text_score: float = 0.5  # recogniser confidence for a verified box (RapidOCR default)
-    threads: int = 0  # onnxruntime intra-op threads; 0 = its default (all cores)
+    threads: int = 0  # onnxruntime intra-op threads; 0 = the worker's share of the cores
     _engine: Any = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self) -> None:
@@ -93,10 +93,13 @@ class TextScorer(UniformFrames, Scorer):
             return
         from rapidocr_onnxruntime import RapidOCR
 
+        from clipsieve.media.threads import worker_cpu_threads
+
+        threads = self.threads or worker_cpu_threads()
         self._engine = RapidOCR(
             det_limit_type="max",
             det_box_thresh=self.box_thresh,
-            intra_op_num_threads=self.threads if self.threads > 0 else -1,
+            intra_op_num_threads=threads if threads > 0 else -1,
         )
 
     def detect(self, bgr: np.ndarray) -> list[np.ndarray]:
