@@ -6,7 +6,7 @@ then silently assumes 25 fps). We feed it 48x27 RGB frames from :mod:`clipsieve.
 
 Building the package's model has side effects on the whole process: it seeds torch/numpy/random
 with 42 and switches torch to deterministic algorithms. :func:`load_transnet` builds it without
-that step (:class:`_PlainTransNetV2`) and restores the random generators its layer set-up draws
+that step (:func:`_plain_transnet_class`) and restores the random generators its layer set-up draws
 from, so loading a shot detector does not change anyone else's randomness.
 """
 
