@@ -48,7 +48,17 @@ def subset(sample_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_subset(sample_set, tmp_path_factory.mktemp("ray_subset"), SUBSET)
 
 
-def test_ray_run_equals_local_run(ray_session, subset: Path, tmp_path: Path, capfd):
+def _not_this_path(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the pipeline took the other Ray path")
+
+
+def test_ray_run_equals_local_run(
+    ray_session, subset: Path, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+):
+    """Without GPU stages the pipeline runs as plain Ray tasks, one per block of videos."""
+    from clipsieve.engine.ray import RayRunner
+
+    monkeypatch.setattr(RayRunner, "_dataset_batches", _not_this_path)
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
     local = run_pipeline([subset], local_dir, cheap_config(executor="local")).result
     ray_config = cheap_config(executor="ray")
@@ -83,15 +93,17 @@ def test_a_gpu_clip_stage_runs_in_an_actor_pool_with_the_local_tables(
     ray_session, subset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """The score stage asks for a GPU (the driver places stages, so patching it there is
-    enough): cut runs from the plan task, score in its actor pool on repartitioned blocks,
-    and the tables, stats and markers of a video without clips come out as locally."""
-    from clipsieve.engine.ray import split_clip_stages
+    enough): the pipeline runs on Ray Data, cut from the plan task, score in its actor pool on
+    repartitioned blocks, and the tables, stats and markers of a video without clips come out
+    as locally."""
+    from clipsieve.engine.ray import RayRunner, split_clip_stages
     from clipsieve.pipeline import build_pipeline
     from clipsieve.score.stage import ScoreStage
     from clipsieve.stage import Resources
 
     local = run_pipeline([subset], tmp_path / "local", cheap_config(executor="local")).result
     monkeypatch.setattr(ScoreStage, "resources", lambda self: Resources(gpus=1.0))
+    monkeypatch.setattr(RayRunner, "_task_batches", _not_this_path)
     ray_config = cheap_config(executor="ray")
     ray_config.engine.clips_per_task = 2
     inline, pooled = split_clip_stages(build_pipeline(ray_config, tmp_path).clip_stages, 1)
