@@ -1,13 +1,21 @@
-"""The Ray engine: the same stage objects on Ray Data, for one machine or a cluster.
+"""The Ray engine: the same stage objects on Ray, for one machine or a cluster.
 
-The pipeline becomes one Ray Data dataset over Arrow batches (``batch_format="pyarrow"``, the
-format :meth:`Stage.process` takes), one ``map_batches`` per video stage, which Ray Data fuses
-into one operator::
+The pending videos go out in blocks (Arrow tables, the format :meth:`Stage.process` takes), and
+each block runs every stage in one Ray task::
 
     pending videos ─▶ probe ─▶ shots ─▶ plan + cut + score ─▶ driver: commit shards per video
                                          │ chunks of clips_per_task clips: the first in this
                                          └▶ task, the others as Ray tasks of their own
 
+- **Plain Ray tasks when no stage wants a GPU** (:meth:`RayRunner._task_batches`): two tasks per
+  CPU out at a time, results taken as they finish (``ray.wait``). Ray Data's machinery (a
+  stats actor and an autoscaling coordinator per run, a CPU share reserved per operator, a
+  scheduling loop that waits between tasks) cost 4-6 s on 24 half-second tasks on 2 CPUs,
+  and was most of this engine's overhead over the local one (``docs/speed.md``).
+- **Ray Data when a clip stage wants a GPU** (:meth:`RayRunner._dataset_batches`): the stages
+  before it as above, fused into one operator, then ``repartition`` and an actor pool per GPU
+  stage, which is what Ray Data is for (placement on GPU nodes, a model loaded once per actor,
+  streaming between the CPU and GPU parts).
 - **The clip stages run from the plan task** (:func:`_plan`), the planned clips in chunks: a
   few short videos' clips cost no second task, and a long video's chunks spread over the
   cluster while the plan task waits (``ray.get`` gives its CPU back), like the shot segments
@@ -18,7 +26,7 @@ into one operator::
 - Clip stages with ``Resources.gpus`` (and every clip stage after the first of them) run in an
   **actor pool** (``concurrency=(1, n)``) with that many ``num_gpus``, on blocks of
   ``clips_per_task`` clip rows, so they are placed on GPU nodes; each actor calls ``setup()``
-  once and keeps its model. Every other stage runs as plain Ray **tasks** (``num_cpus`` from
+  once and keeps its model. Every other stage runs in Ray **tasks** (``num_cpus`` from
   ``Resources.cpus``, capped at half the cluster's CPUs). Ray reuses its worker processes, and
   a task sets a stage up once per worker process (a per-process cache), so CPU models such as
   the shot detector are not reloaded per video either. CPU stages are not actors on purpose: an
@@ -26,8 +34,9 @@ into one operator::
   CPU while the task stages before them wait forever (seen with ``ray.init(num_cpus=2)``).
 - Per-stage stats travel in the rows (:func:`attach_stats`); the driver adds them up as
   batches arrive.
-- Ray Data does the streaming, backpressure, object spilling and retries (failed tasks are
-  retried, dead actors restarted), so nothing of that is rebuilt here.
+- Ray does the object spilling and the retries (a task whose worker dies is retried, a dead
+  actor restarted); backpressure is the bounded number of tasks out (or Ray Data's, on the
+  GPU path), so nothing of that is rebuilt here.
 - **Exactly once, like the local engine.** The plan step tags each clip row with its video's
   finished ``videos`` row (as Arrow IPC bytes), its position in the plan and the plan's size; a
   video with no clips emits one marker row. The driver collects rows per video and commits the
@@ -443,9 +452,10 @@ def user_error_in(exc: BaseException) -> UserError | None:
 def videos_per_task(videos: int, cpus: float) -> int:
     """Videos probed and shot-detected per Ray task: several when there are many videos.
 
-    Ray Data spends ~0.15-0.2 s between one task of an operator finishing and the next starting
-    on that CPU (its scheduling loop waits up to 0.1 s for the other running tasks), so a task
-    should be seconds of work; keeping at least ~8 tasks per CPU keeps the end of the run
+    A task should be seconds of work: every task pays for its arguments and result through the
+    object store, and Ray Data (the GPU path) spends ~0.15-0.2 s between one task of an
+    operator finishing and the next starting on that CPU (its scheduling loop waits up to 0.1 s
+    for the other running tasks). Keeping at least ~8 tasks per CPU keeps the end of the run
     balanced.
     """
     return max(1, min(MAX_VIDEOS_PER_TASK, int(videos // (8 * max(cpus, 1.0)))))
