@@ -640,10 +640,14 @@ class RayRunner(Executor):
             ]
 
         running = submit(max(2, math.ceil(2 * cpus)))
-        while running:
-            done, running = ray.wait(running, num_returns=1)
-            running += submit(1)
-            yield ray.get(done[0])
+        try:
+            while running:
+                done, running = ray.wait(running, num_returns=1)
+                running += submit(1)
+                yield ray.get(done[0])
+        finally:  # a failed task or Ctrl-C: what is still out would only cost a cluster's CPUs
+            for ref in running:
+                ray.cancel(ref)
 
     def _dataset_batches(
         self,
