@@ -16,10 +16,13 @@ Tools:
   policy), 2 workers; J2 adds the ``motion`` scorer (Farneback flow on the decoded clip);
 * the **PySceneDetect CLI** (``scenedetect -i V detect-adaptive split-video``), two files at a
   time as a user scripts it on 2 cores; J2 adds a Farneback script (OpenCV, the clips decoded
-  once each, two at a time), as the notebooks it replaces did.
+  once each, two at a time), as the notebooks it replaces did;
+* J1 only: **PySceneDetect's API** in one process with 2 worker processes, as Data-Juicer's
+  ``video_split_by_scene_mapper`` calls it (``detect`` with a ``ContentDetector`` at its
+  defaults, ``split_video_ffmpeg``): Data-Juicer's J1 without its dataset machinery.
 
-Data-Juicer and video2dataset are not installed here (their pins conflict with this
-environment); their numbers from the issue are quoted, not measured.
+Data-Juicer and video2dataset are not installed in this environment (their pins conflict with
+it); their numbers from the issue are quoted, not measured.
 
 Reported per job and tool: CPU seconds (the command and every process it waited for, from
 ``getrusage``), wall seconds, and peak memory of the process tree (PSS). Read the ratios: the
@@ -156,6 +159,45 @@ for path in sys.argv[1:]:
 """
 
 
+SCENEDETECT_API = r"""
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+from scenedetect import ContentDetector, detect, split_video_ffmpeg
+
+def one(job):
+    index, path, out, args = job
+    # Data-Juicer's defaults (threshold 27, scenes of 15 frames or more); a video without a cut
+    # is one scene, so that every shot becomes a clip as in the other tools' J1
+    scenes = detect(path, ContentDetector(), start_in_scene=True)
+    split_video_ffmpeg(path, scenes, output_dir=f"{out}/{index:02d}", arg_override=args)
+    return len(scenes)
+
+if __name__ == "__main__":
+    out, args, videos = sys.argv[1], sys.argv[2], sys.argv[3:]
+    with ProcessPoolExecutor(2) as pool:
+        print(sum(pool.map(one, [(i, v, out, args) for i, v in enumerate(videos)])))
+"""
+
+
+def scenedetect_api_job(videos: list[Path], tmp: Path) -> dict[str, Any]:
+    """PySceneDetect's API in one process with 2 worker processes (J1 only): what Data-Juicer's
+    ``video_split_by_scene_mapper`` runs (``detect`` with a ``ContentDetector`` at its defaults,
+    then ``split_video_ffmpeg``), without Data-Juicer's dataset machinery around it, and without
+    the CLI's Python process per file."""
+    env = _ffmpeg_path(tmp)
+    out = tmp / "scenedetect-api"
+    out.mkdir()
+    script = tmp / "scenedetect_api.py"
+    script.write_text(SCENEDETECT_API)
+    args = f"-map 0:v:0 {' '.join(X264)} -an"
+    with Measured() as measured:
+        _run([sys.executable, str(script), str(out), args, *map(str, videos)], measured, env)
+    clips_made = len(list(out.rglob("*.mp4")))
+    shutil.rmtree(out)
+    return measured.row(clips=clips_made)
+
+
 def scenedetect_job(videos: list[Path], tmp: Path, motion: bool) -> dict[str, Any]:
     """The PySceneDetect CLI, two files at a time; J2 adds the Farneback script."""
     env = _ffmpeg_path(tmp)
@@ -207,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                 "clipsieve": clipsieve_job(videos, tmp, motion, args.precision),
                 "PySceneDetect CLI": scenedetect_job(videos, tmp, motion),
             }
+            if not motion:
+                rows["PySceneDetect API (Data-Juicer's mapper)"] = scenedetect_api_job(videos, tmp)
             cheapest = min(r["cpu_s"] for r in rows.values())
             quoted = QUOTED.get(job, {})
             cheapest_all = min([cheapest, *(cpu for cpu, _ in quoted.values())])
