@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from engine import TreeRss  # noqa: E402 - the benchmarks folder is on the path above
 
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18"]
+SPLIT_ARGS = f"-map 0:v:0 {' '.join(X264)} -an"  # PySceneDetect's ffmpeg arguments for a clip
 DEFAULT_VIDEOS = [
     "counter.mp4", "laion_talk_slides.mp4", "issue-236-split-copy.mkv", "testvideo.mp4",
     "issue-195-aspect-ratio.mp4", "panda70m/8glWcEuxw3U.1.mp4", "panda70m/a3B-hWLnsTM.7.mp4",
@@ -190,9 +191,9 @@ def scenedetect_api_job(videos: list[Path], tmp: Path) -> dict[str, Any]:
     out.mkdir()
     script = tmp / "scenedetect_api.py"
     script.write_text(SCENEDETECT_API)
-    args = f"-map 0:v:0 {' '.join(X264)} -an"
     with Measured() as measured:
-        _run([sys.executable, str(script), str(out), args, *map(str, videos)], measured, env)
+        cmd = [sys.executable, str(script), str(out), SPLIT_ARGS, *map(str, videos)]
+        _run(cmd, measured, env)
     clips_made = len(list(out.rglob("*.mp4")))
     shutil.rmtree(out)
     return measured.row(clips=clips_made)
@@ -204,13 +205,12 @@ def scenedetect_job(videos: list[Path], tmp: Path, motion: bool) -> dict[str, An
     out = tmp / f"scenedetect-{motion}"
     out.mkdir()
     exe = str(Path(sys.executable).with_name("scenedetect"))
-    args = f"-map 0:v:0 {' '.join(X264)} -an"
 
     def one(index_video: tuple[int, Path]) -> None:
         index, video = index_video
         folder = out / f"{index:02d}"
         cmd = [exe, "-q", "-i", str(video), "-o", str(folder), "detect-adaptive"]
-        _run([*cmd, "split-video", "-q", "-a", args], measured, env)
+        _run([*cmd, "split-video", "-q", "-a", SPLIT_ARGS], measured, env)
 
     with Measured() as measured, ThreadPoolExecutor(2) as pool:
         list(pool.map(one, enumerate(videos)))

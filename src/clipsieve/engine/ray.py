@@ -208,13 +208,14 @@ def _video_block_task(
     stages: tuple[tuple[Stage, ...], Stage, tuple[Stage, ...]], clips_per_task: int, block: pa.Table
 ) -> pa.Table:
     """The video stages, the plan and the CPU clip stages (``stages``) over one block of
-    videos, as one plain Ray task (see :meth:`RayRunner._task_batches`)."""
+    videos, as one plain Ray task (see :meth:`RayRunner._task_batches`); the per-stage stats
+    are added up here and ride on the result's rows once."""
     video_stages, plan, clip_stages = stages
+    stats: StatsByStage = {}
     for stage in video_stages:
-        block = run_stage_task(block, stage)
-    return run_stage_task(
-        block, plan, plan=True, clip_stages=clip_stages, clips_per_task=clips_per_task
-    )
+        block = _apply(block, _set_up(stage), stats, original=stage)
+    out = _plan(block, _set_up(plan), stats, clip_stages, clips_per_task)
+    return attach_stats(out, stats)
 
 
 @functools.cache
@@ -509,7 +510,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
 
 
 class RayRunner(Executor):
-    """Runs a pipeline on Ray Data, committing shards per video on the driver."""
+    """Runs a pipeline on Ray (tasks; Ray Data for GPU stages), committing shards per video on
+    the driver."""
 
     name = "ray"
 
