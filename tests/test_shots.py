@@ -383,6 +383,43 @@ def test_span_predictions_match_the_package_windows() -> None:
     assert merge_spans([(5, 10), (40, 50), (200, 210), (-3, 2)], 205) == [(0, 50), (200, 205)]
 
 
+def test_faster_layers_give_the_package_model_s_probabilities() -> None:
+    """The swapped temporal convolutions and pools compute what the package's layers do, on one
+    thread (where PyTorch would take its slow convolution path) and in bfloat16 autocast."""
+    import torch
+
+    from clipsieve.shots.transnet import _plain_transnet_class, load_transnet
+    from clipsieve.shots.transnet_layers import HalveSpatially, TemporalConv, use_fast_cpu_layers
+
+    conv = torch.nn.Conv3d(6, 4, (3, 1, 1), dilation=(2, 1, 1), padding=(2, 0, 0))
+    pool = torch.nn.AvgPool3d((1, 2, 2))
+    x = torch.randn(1, 6, 9, 7, 5)  # odd height and width: the pool drops the last row/column
+    with torch.inference_mode():
+        assert torch.allclose(TemporalConv(conv)(x), conv(x), atol=1e-5)
+        assert torch.equal(HalveSpatially()(x), pool(x))
+    with pytest.raises(ValueError, match="k, 1, 1"):
+        TemporalConv(torch.nn.Conv3d(6, 4, 3))
+
+    package = _plain_transnet_class()(device="cpu").eval()
+    assert use_fast_cpu_layers(_plain_transnet_class()(device="cpu")) == 27  # 24 convs, 3 pools
+    model = load_transnet()
+    assert use_fast_cpu_layers(model) == 0  # already swapped
+    frames = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (1, 60, 27, 48, 3)))
+    frames = frames.to(torch.uint8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            fast, _ = model.predict_raw(frames)
+            slow, _ = package.predict_raw(frames)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                fast_half, _ = model.predict_raw(frames)
+    finally:
+        torch.set_num_threads(threads)
+    assert (fast - slow).abs().max() < 1e-5
+    assert (fast_half.float() - slow).abs().max() < 0.02
+
+
 def test_model_precision_is_a_recorded_choice() -> None:
     """The hybrid detector asks for bfloat16 where the CPU has it (close calls re-checked in
     float32), the full TransNetV2 pass for float32; a bad value is refused when the detector is

@@ -7,7 +7,8 @@ then silently assumes 25 fps). We feed it 48x27 RGB frames from :mod:`clipsieve.
 Building the package's model has side effects on the whole process: it seeds torch/numpy/random
 with 42 and switches torch to deterministic algorithms. :func:`load_transnet` builds it without
 that step (:func:`_plain_transnet_class`) and restores the random generators its layer set-up draws
-from, so loading a shot detector does not change anyone else's randomness.
+from, so loading a shot detector does not change anyone else's randomness. Two kinds of its layers
+are swapped for equivalents PyTorch runs faster on a CPU (:mod:`clipsieve.shots.transnet_layers`).
 """
 
 from __future__ import annotations
@@ -63,9 +64,13 @@ def _plain_transnet_class() -> type:
 
 
 def load_transnet() -> Any:
-    """The pretrained TransNetV2 model on CPU, in eval mode, global torch state untouched."""
+    """The pretrained TransNetV2 model on CPU, in eval mode, global torch state untouched, with
+    the layers :mod:`clipsieve.shots.transnet_layers` runs faster swapped in."""
+    from clipsieve.shots.transnet_layers import use_fast_cpu_layers
+
     with _LOCK, _preserve_random_state():
         model = _plain_transnet_class()(device="cpu")
+    use_fast_cpu_layers(model)
     model.eval()
     return model
 
