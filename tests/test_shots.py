@@ -388,20 +388,26 @@ def test_faster_layers_give_the_package_model_s_probabilities() -> None:
     thread (where PyTorch would take its slow convolution path) and in bfloat16 autocast."""
     import torch
 
-    from clipsieve.shots.transnet import _plain_transnet_class, load_transnet
+    from clipsieve.shots.transnet import (
+        _plain_transnet_class,
+        _preserve_random_state,
+        load_transnet,
+    )
     from clipsieve.shots.transnet_layers import HalveSpatially, TemporalConv, use_fast_cpu_layers
 
-    conv = torch.nn.Conv3d(6, 4, (3, 1, 1), dilation=(2, 1, 1), padding=(2, 0, 0))
+    with _preserve_random_state():  # building layers draws from torch's global generator
+        conv = torch.nn.Conv3d(6, 4, (3, 1, 1), dilation=(2, 1, 1), padding=(2, 0, 0))
+        package = _plain_transnet_class()(device="cpu").eval()
+        assert use_fast_cpu_layers(_plain_transnet_class()(device="cpu")) == 27  # 24 convs, 3 pools
     pool = torch.nn.AvgPool3d((1, 2, 2))
-    x = torch.randn(1, 6, 9, 7, 5)  # odd height and width: the pool drops the last row/column
+    # odd height and width: the pool drops the last row/column
+    x = torch.randn(1, 6, 9, 7, 5, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         assert torch.allclose(TemporalConv(conv)(x), conv(x), atol=1e-5)
         assert torch.equal(HalveSpatially()(x), pool(x))
     with pytest.raises(ValueError, match="k, 1, 1"):
         TemporalConv(torch.nn.Conv3d(6, 4, 3))
 
-    package = _plain_transnet_class()(device="cpu").eval()
-    assert use_fast_cpu_layers(_plain_transnet_class()(device="cpu")) == 27  # 24 convs, 3 pools
     model = load_transnet()
     assert use_fast_cpu_layers(model) == 0  # already swapped
     frames = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (1, 60, 27, 48, 3)))
