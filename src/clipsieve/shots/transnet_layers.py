@@ -36,10 +36,8 @@ class TemporalConv(nn.Module):
 
     def __init__(self, conv: nn.Conv3d) -> None:
         super().__init__()
-        if conv.kernel_size[1:] != (1, 1) or conv.stride != (1, 1, 1) or conv.groups != 1:
-            raise ValueError(f"not a (k, 1, 1) convolution with stride 1: {conv}")
-        if conv.padding_mode != "zeros" or conv.padding[1:] != (0, 0):  # type: ignore[index]
-            raise ValueError(f"padding other than zeros in time only: {conv}")
+        if not _is_temporal_conv(conv):
+            raise ValueError(f"not a (k, 1, 1) convolution, stride 1, zero time padding: {conv}")
         self.weight = conv.weight
         self.bias = conv.bias
         self.padding = (int(conv.padding[0]), 0)  # type: ignore[index]
